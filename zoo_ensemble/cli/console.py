@@ -1,0 +1,60 @@
+"""Shared console output: rich consoles, logging, progress and result tables."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ..evaluation import Report, Stat
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logger = logging.getLogger("zoo_ensemble")
+    if not any(isinstance(h, RichHandler) for h in logger.handlers):
+        logger.addHandler(RichHandler(console=err_console, show_time=False, show_path=False, markup=False))
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.propagate = False
+
+
+def progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+        console=err_console,
+    )
+
+
+def _fmt(st: Stat, digits: int) -> str:
+    if st.n == 0 or math.isnan(st.mean):
+        return "-"
+    return f"{st.mean:.{digits}f}±{st.std:.{digits}f}" if st.n > 1 else f"{st.mean:.{digits}f}"
+
+
+def report_table(report: Report, title: str = "Evaluation") -> Table:
+    """The paper's layout: one row per organ, then the mean over labels; mean ± std over patients."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("Organ")
+    for name in ("Dice", "Precision", "Recall", "HD95 (mm)"):
+        table.add_column(name, justify="right")
+    table.add_column("n", justify="right")
+    for organ in report.organs:
+        st = report.organ_stats(organ)
+        table.add_row(organ, _fmt(st["dice"], 3), _fmt(st["precision"], 3), _fmt(st["recall"], 3), _fmt(st["hd95"], 2), str(st["dice"].n))
+    st = report.mean_stats()
+    table.add_row("[b]mean[/b]", _fmt(st["dice"], 3), _fmt(st["precision"], 3), _fmt(st["recall"], 3), _fmt(st["hd95"], 2), str(st["dice"].n), end_section=True)
+    if report.missed():
+        table.caption = f"{report.missed()} organ(s) missed or spurious: HD95 set to the grid diagonal"
+    return table

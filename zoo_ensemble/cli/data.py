@@ -1,0 +1,83 @@
+"""``zoo data``: synthetic cohorts and previews."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import ZooError
+from . import app
+from .console import console, progress
+
+data_app = typer.Typer(help="Generate and look at CT data.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("phantom")
+def phantom(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the cohort into (generic layout).")],
+    cases: Annotated[int, typer.Option(help="Number of patients.")] = 10,
+    source: Annotated[str, typer.Option(help="A: StructSeg-like; B: SegTHOR-like.")] = "A",
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same cohort.")] = 0,
+    scale: Annotated[float, typer.Option(help="In-plane spacing multiplier: 2 = CPU-sized slices, 1 = native size.")] = 2.0,
+) -> None:
+    """Generate a deterministic synthetic thoracic CT cohort with organ labels."""
+    from ..data.cohort import write_cohort
+
+    with progress() as bar:
+        task = bar.add_task(f"phantom source {source}", total=cases)
+        ds = write_cohort(out, source.upper(), cases, seed, scale, progress=lambda i, n: bar.update(task, completed=i))
+    console.print(f"wrote {len(ds.cases)} cases of [b]{ds.name}[/b] to {out} (annotated: {', '.join(ds.organs)})")
+
+
+def _find_labels(image: Path) -> Path | None:
+    """The label map beside an image in the generic (images/ -> labels/) or challenge layouts."""
+    if image.parent.name == "images":
+        candidate = image.parent.parent / "labels" / image.name
+        if candidate.exists():
+            return candidate
+    for name in ("label.nii.gz", "label.nii", "GT.nii.gz", "GT.nii", "labels.nii.gz"):
+        if (image.parent / name).exists() and (image.parent / name) != image:
+            return image.parent / name
+    return None
+
+
+@data_app.command("preview")
+def preview(
+    case: Annotated[Path, typer.Argument(help="CT image file or DICOM folder.")],
+    labels: Annotated[Path | None, typer.Option("--labels", "-l", help="Label map file (found automatically in dataset layouts).")] = None,
+    label_map: Annotated[str | None, typer.Option("--label-map", help="Label map name or 1=heart,... (default: the dataset's, else 'zoo').")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="PNG to write (default: CASE name + .png in the current folder).")] = None,
+    slices: Annotated[int, typer.Option(help="Number of axial slices.")] = 4,
+    window: Annotated[str, typer.Option(help="Display window WIDTH/LEVEL in HU.")] = "1600/-300",
+) -> None:
+    """Render a PNG of a few axial slices with organ contours."""
+    from ..data.dataset import open_dataset
+    from ..data.preview import render_preview
+    from ..io import read_ct, read_labels, strip_image_suffix
+    from ..labelmaps import get_label_map
+    from ..organs import Window
+
+    try:
+        w, lvl = (float(v) for v in window.split("/"))
+        win = Window(w, lvl)
+    except ValueError:
+        raise ZooError(f"--window {window!r}: expected WIDTH/LEVEL, e.g. 400/40") from None
+    volume = read_ct(case)
+    labels = labels or _find_labels(case)
+    masks = {}
+    if labels is not None:
+        lm_spec = label_map
+        if lm_spec is None and case.parent.name == "images":
+            try:
+                lm_spec = open_dataset(case.parent.parent).label_map
+            except ZooError:
+                lm_spec = None
+        lm = get_label_map(lm_spec or "zoo")
+        lab = read_labels(labels, like=volume)
+        masks = {o: m for o, m in lm.masks(lab.array).items() if m.any()}
+    out = out or Path(f"{strip_image_suffix(case.name)}.png")
+    render_preview(volume, masks, out, slices=slices, window=win, title=strip_image_suffix(case.name))
+    console.print(f"wrote {out}")

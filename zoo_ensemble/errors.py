@@ -1,0 +1,45 @@
+"""Errors the toolkit raises on bad input.
+
+Every error a user can cause is a :class:`ZooError` subclass whose message names the problem in
+one line; the CLI prints that line and exits non-zero without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class ZooError(Exception):
+    """Base class of every error caused by input the user can fix."""
+
+    exit_code: int = 2
+
+
+class ImageReadError(ZooError):
+    """A path that is not a readable image (or DICOM folder with no readable series)."""
+
+
+class ImageDimensionError(ZooError):
+    """An image with the wrong number of dimensions (e.g. 2D where a volume is needed)."""
+
+
+class NotHounsfieldError(ZooError):
+    """Intensities that do not look like Hounsfield units."""
+
+
+class GeometryMismatchError(ZooError):
+    """Two images that must share a voxel grid do not."""
+
+
+class LabelMapError(ZooError):
+    """An unknown or malformed label map, or labels that contradict it."""
+
+
+class UnknownOrganError(ZooError):
+    """An organ name that is not in the vocabulary."""
+
+
+class DatasetError(ZooError):
+    """A dataset folder that cannot be read as one of the supported layouts."""
+
+
+class MetricError(ZooError):
+    """Inputs that a metric cannot compare (shape or spacing mismatch)."""

@@ -1,0 +1,148 @@
+"""Evaluation reports: per-case, per-organ scores, their summary, and JSON / CSV output.
+
+Summaries follow the paper's tables: each organ's mean and standard deviation over test
+patients, and a mean row that averages each patient's organ scores and then reports mean and
+standard deviation over patients.
+"""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import write_text
+from .errors import ZooError
+from .io import Volume, read_labels, strip_image_suffix
+from .labelmaps import LabelMap
+from .metrics import OrganScore, score
+
+METRICS = ("dice", "precision", "recall", "hd95")
+
+
+@dataclass
+class Stat:
+    mean: float
+    std: float
+    n: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"mean": self.mean, "std": self.std, "n": self.n}
+
+
+def _stat(values: Iterable[float]) -> Stat:
+    arr = np.array([v for v in values if not math.isnan(v)], dtype=np.float64)
+    if arr.size == 0:
+        return Stat(math.nan, math.nan, 0)
+    return Stat(float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0, int(arr.size))
+
+
+@dataclass
+class Report:
+    organs: list[str]
+    scores: list[OrganScore] = field(default_factory=list)
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def cases(self) -> list[str]:
+        return list(dict.fromkeys(s.case for s in self.scores))
+
+    def organ_stats(self, organ: str) -> dict[str, Stat]:
+        rows = [s for s in self.scores if s.organ == organ]
+        return {m: _stat(getattr(s, m) for s in rows) for m in METRICS}
+
+    def mean_stats(self) -> dict[str, Stat]:
+        """Per patient: the mean over its organs; then mean and std over patients."""
+        out = {}
+        for m in METRICS:
+            per_case = []
+            for case in self.cases:
+                vals = [getattr(s, m) for s in self.scores if s.case == case and not math.isnan(getattr(s, m))]
+                if vals:
+                    per_case.append(float(np.mean(vals)))
+            out[m] = _stat(per_case)
+        return out
+
+    def missed(self) -> int:
+        """How many (case, organ) pairs had exactly one empty mask (HD95 set to the grid diagonal)."""
+        return sum(s.hd95_empty for s in self.scores)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "organs": {o: {m: st.as_dict() for m, st in self.organ_stats(o).items()} for o in self.organs},
+            "mean": {m: st.as_dict() for m, st in self.mean_stats().items()},
+            "cases": [s.as_dict() for s in self.scores],
+            "missed": self.missed(),
+            **self.extra,
+        }
+
+    def to_csv(self) -> str:
+        buf = _io.StringIO()
+        fields = list(OrganScore.__dataclass_fields__)
+        writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        for s in self.scores:
+            writer.writerow(s.as_dict())
+        return buf.getvalue()
+
+    def write(self, out_dir: str | Path, stem: str = "evaluation") -> tuple[Path, Path]:
+        """Write ``<stem>.json`` and ``<stem>.csv`` into ``out_dir`` (atomically)."""
+        out_dir = Path(out_dir)
+        j = write_text(out_dir / f"{stem}.json", json.dumps(self.as_dict(), indent=2, allow_nan=True) + "\n")
+        c = write_text(out_dir / f"{stem}.csv", self.to_csv())
+        return j, c
+
+
+def score_masks(pred: dict[str, np.ndarray], ref: dict[str, np.ndarray], spacing_zyx: tuple[float, float, float], case: str, organs: Sequence[str]) -> list[OrganScore]:
+    """Scores for every organ that the reference annotates (others are unknown, not scored)."""
+    return [score(pred[o], ref[o], spacing_zyx, case=case, organ=o) for o in organs if o in ref]
+
+
+def _pairs(pred: Path, gt: Path) -> list[tuple[str, Path, Path]]:
+    if pred.is_dir() != gt.is_dir():
+        raise ZooError(f"--pred {pred} and --gt {gt} must both be files or both be folders")
+    if pred.is_file():
+        return [(strip_image_suffix(gt.name), pred, gt)]
+    from .io import IMAGE_SUFFIXES
+
+    def index(folder: Path) -> dict[str, Path]:
+        return {strip_image_suffix(p.name): p for p in sorted(folder.iterdir()) if p.name.lower().endswith(IMAGE_SUFFIXES)}
+
+    p_idx, g_idx = index(pred), index(gt)
+    common = sorted(set(p_idx) & set(g_idx))
+    if not common:
+        raise ZooError(f"no file names in common between {pred} and {gt}")
+    missing = sorted(set(g_idx) - set(p_idx))
+    if missing:
+        raise ZooError(f"{pred}: no prediction for {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+    return [(c, p_idx[c], g_idx[c]) for c in common]
+
+
+def evaluate_label_files(
+    pred: str | Path,
+    gt: str | Path,
+    gt_map: LabelMap,
+    pred_map: LabelMap | None = None,
+    organs: Sequence[str] | None = None,
+) -> Report:
+    """Compare predicted label maps with reference label maps (files, or folders matched by name)."""
+    pred_map = pred_map or gt_map
+    organs = list(organs or [o for o in gt_map.organs if o in pred_map.values])
+    for o in organs:
+        for lm in (gt_map, pred_map):
+            if o not in lm.values:
+                raise ZooError(f"organ {o!r} is not in label map {lm.name!r}")
+    report = Report(organs=organs)
+    for case, p_path, g_path in _pairs(Path(pred), Path(gt)):
+        ref_vol: Volume = read_labels(g_path)
+        pred_vol = read_labels(p_path, like=ref_vol)
+        ref = gt_map.masks(ref_vol.array, organs)
+        prd = pred_map.masks(pred_vol.array, organs)
+        report.scores.extend(score_masks(prd, ref, ref_vol.spacing_zyx, case, organs))
+    return report

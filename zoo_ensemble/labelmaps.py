@@ -1,0 +1,196 @@
+"""Dataset label maps: which integer values of a label image mean which organ.
+
+A label map says nothing about which organs a dataset *annotates*; a dataset states that
+separately (see :mod:`zoo_ensemble.data.dataset`), because an organ that is not annotated is
+unknown, not background.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import LabelMapError
+from .organs import get_organ
+
+
+@dataclass(frozen=True)
+class LabelMap:
+    """``organ -> label values``; several values may make one organ (TotalSegmentator lobes)."""
+
+    name: str
+    values: Mapping[str, tuple[int, ...]]
+    description: str = ""
+    source: str = field(default="zoo_ensemble", compare=False)
+
+    def __post_init__(self) -> None:
+        seen: dict[int, str] = {}
+        for organ, vals in self.values.items():
+            get_organ(organ)
+            if not vals:
+                raise LabelMapError(f"label map {self.name!r}: organ {organ!r} has no value")
+            for v in vals:
+                if not 0 < int(v) < 65536:
+                    raise LabelMapError(f"label map {self.name!r}: value {v} of {organ!r} is not in 1..65535")
+                if v in seen:
+                    raise LabelMapError(
+                        f"label map {self.name!r}: value {v} is given to both {seen[v]!r} and {organ!r}"
+                    )
+                seen[v] = organ
+
+    @property
+    def organs(self) -> list[str]:
+        return list(self.values)
+
+    def mask(self, labels: np.ndarray, organ: str) -> np.ndarray:
+        """Boolean mask of ``organ`` in a label array."""
+        if organ not in self.values:
+            raise LabelMapError(f"label map {self.name!r} has no organ {organ!r} (it has {', '.join(self.values)})")
+        vals = self.values[organ]
+        if len(vals) == 1:
+            return labels == vals[0]
+        return np.isin(labels, vals)
+
+    def masks(self, labels: np.ndarray, organs: list[str] | None = None) -> dict[str, np.ndarray]:
+        """One boolean mask per organ (all organs of the map by default)."""
+        return {o: self.mask(labels, o) for o in (organs or self.organs)}
+
+    def encode(self, masks: Mapping[str, np.ndarray], dtype: type = np.uint8) -> np.ndarray:
+        """Write masks into one label array with this map's (first) value per organ.
+
+        Where masks overlap, the organ later in ``masks`` wins.
+        """
+        if not masks:
+            raise LabelMapError("nothing to encode")
+        shape = next(iter(masks.values())).shape
+        out = np.zeros(shape, dtype=dtype)
+        for organ, m in masks.items():
+            if organ not in self.values:
+                raise LabelMapError(f"label map {self.name!r} has no value for organ {organ!r}")
+            out[m] = self.values[organ][0]
+        return out
+
+    def as_dict(self) -> dict[str, list[int]]:
+        return {o: list(v) for o, v in self.values.items()}
+
+
+def _lm(name: str, description: str, **values: int | tuple[int, ...]) -> LabelMap:
+    return LabelMap(
+        name,
+        {o: (v,) if isinstance(v, int) else tuple(v) for o, v in values.items()},
+        description,
+    )
+
+
+_BUILTIN: tuple[LabelMap, ...] = (
+    _lm(
+        "structseg",
+        "StructSeg 2019 task 3 thoracic OARs, as MultiTalent converts them",
+        lung_left=1, lung_right=2, heart=3, esophagus=4, trachea=5, spinal_cord=6,
+    ),
+    _lm(
+        "structseg_thesis",
+        "StructSeg 2019 thoracic OARs in the order of Crespi et al.'s code (lungs and trachea/esophagus swapped)",
+        lung_right=1, lung_left=2, heart=3, trachea=4, esophagus=5, spinal_cord=6,
+    ),
+    _lm("segthor", "SegTHOR (ISBI 2019)", esophagus=1, heart=2, trachea=3, aorta=4),
+    _lm(
+        "totalsegmentator",
+        "TotalSegmentator v2 'total' task ids (lung lobes merged)",
+        lung_left=(10, 11), lung_right=(12, 13, 14), esophagus=15, trachea=16,
+        heart=51, aorta=52, spinal_cord=79,
+    ),
+    _lm(
+        "zoo",
+        "zoo-ensemble's own order (also the LIDC-IDRI-0001 sample's)",
+        lung_left=1, lung_right=2, heart=3, trachea=4, esophagus=5, spinal_cord=6, aorta=7,
+    ),
+)
+
+_REGISTRY: dict[str, LabelMap] = {lm.name: lm for lm in _BUILTIN}
+
+
+def register_label_map(label_map: LabelMap) -> None:
+    """Add a named label map; a name taken by a different map is an error naming both sources."""
+    existing = _REGISTRY.get(label_map.name)
+    if existing is not None and existing != label_map:
+        raise LabelMapError(
+            f"label map {label_map.name!r} is registered by both {existing.source!r} and {label_map.source!r}"
+        )
+    _REGISTRY[label_map.name] = label_map
+
+
+def label_map_names() -> list[str]:
+    return list(_REGISTRY)
+
+
+_CUSTOM_ITEM = re.compile(r"^\s*(\d+)\s*=\s*([a-z0-9_]+)\s*$")
+
+
+def parse_custom(text: str, name: str = "custom") -> LabelMap:
+    """Parse a user-declared map such as ``"1=heart,2=aorta"`` (``"10=lung_left,11=lung_left"``
+    gives one organ two values)."""
+    values: dict[str, list[int]] = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        m = _CUSTOM_ITEM.match(item)
+        if not m:
+            raise LabelMapError(f"cannot read label map item {item.strip()!r}: expected VALUE=organ, e.g. 1=heart")
+        values.setdefault(m.group(2), []).append(int(m.group(1)))
+    if not values:
+        raise LabelMapError(f"empty label map {text!r}")
+    return LabelMap(name, {o: tuple(v) for o, v in values.items()}, f"declared: {text}")
+
+
+def get_label_map(spec: str | Mapping[str, object] | LabelMap) -> LabelMap:
+    """Resolve a label map from a registered name, a ``1=heart,...`` string or a mapping.
+
+    A mapping may be ``{"heart": 1}`` / ``{"lung_left": [10, 11]}`` or ``{"1": "heart"}``.
+    """
+    if isinstance(spec, LabelMap):
+        return spec
+    if isinstance(spec, Mapping):
+        return _from_mapping(spec)
+    if spec in _REGISTRY:
+        return _REGISTRY[spec]
+    if "=" in spec:
+        return parse_custom(spec)
+    raise LabelMapError(
+        f"unknown label map {spec!r}: use one of {', '.join(_REGISTRY)} or declare one like 1=heart,2=aorta"
+    )
+
+
+def _from_mapping(spec: Mapping[str, object]) -> LabelMap:
+    values: dict[str, list[int]] = {}
+    for key, val in spec.items():
+        if str(key).isdigit() and isinstance(val, str):
+            values.setdefault(val, []).append(int(key))
+        elif isinstance(val, int):
+            values.setdefault(str(key), []).append(val)
+        elif isinstance(val, (list, tuple)) and all(isinstance(v, int) for v in val):
+            values.setdefault(str(key), []).extend(val)
+        else:
+            raise LabelMapError(f"cannot read label map entry {key!r}: {val!r}")
+    return LabelMap("custom", {o: tuple(v) for o, v in values.items()}, "declared in a manifest")
+
+
+def check_laterality(masks: Mapping[str, np.ndarray], min_voxels: int = 50) -> None:
+    """Refuse masks whose left lung lies on the patient's right (a swapped label map).
+
+    Masks must be in the canonical LPS orientation of :mod:`zoo_ensemble.io`, where the x index
+    grows towards the patient's left.
+    """
+    left, right = masks.get("lung_left"), masks.get("lung_right")
+    if left is None or right is None or left.sum() < min_voxels or right.sum() < min_voxels:
+        return
+    x_left = np.nonzero(left)[-1].mean()
+    x_right = np.nonzero(right)[-1].mean()
+    if x_left < x_right:
+        raise LabelMapError(
+            "the label called lung_left lies on the patient's right: the label map probably swaps "
+            "left and right (for StructSeg try --labels structseg_thesis)"
+        )
