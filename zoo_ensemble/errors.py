@@ -43,3 +43,15 @@ class DatasetError(ZooError):
 
 class MetricError(ZooError):
     """Inputs that a metric cannot compare (shape or spacing mismatch)."""
+
+
+class ModelFormatError(ZooError):
+    """A model folder whose config, card or weights are missing, damaged or inconsistent."""
+
+
+class UnknownModelError(ZooError):
+    """A model id or architecture that nothing registers."""
+
+
+class TrainingError(ZooError):
+    """Training cannot start or continue with the given data and settings."""

@@ -1,0 +1,158 @@
+"""What every zoo model is: raw HU in, its own window(s) inside, logits out.
+
+``features(x)`` is the last feature map before the final 1 x 1 convolution (``head``), at full
+input resolution: what layer fusion concatenates across members.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ModelFormatError
+from ..organs import Window, default_window, get_organ
+from ..preprocess import WindowLayer
+
+CONFIG_FORMAT = 1
+
+
+@dataclass
+class ModelConfig:
+    """Constructor arguments of a zoo model, stored as ``config.json``."""
+
+    architecture: str
+    organs: list[str]
+    windows: list[Window]
+    variant: str = "tiny"
+    widths: list[int] = field(default_factory=list)
+    encoder: str | None = None
+    encoder_layers: list[int] = field(default_factory=list)
+    decoder_widths: list[int] = field(default_factory=list)
+    aspp_rates: list[int] = field(default_factory=list)
+    output_stride: int = 8
+    input_size: list[int] = field(default_factory=lambda: [160, 160])
+    crop: str = "center"  # "center": centre crop/pad to input_size; "none": the whole slice
+    spacing: list[float] | None = None  # in-plane (x, y) mm the model expects; None = native
+    threshold: float = 0.5
+    format: int = CONFIG_FORMAT
+
+    @property
+    def out_channels(self) -> int:
+        return len(self.organs)
+
+    @property
+    def kind(self) -> str:
+        return "binary" if len(self.organs) == 1 else "multiclass"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["windows"] = [w.as_dict() for w in self.windows]
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Parse and validate ``config.json``; a bad field is an error that names it."""
+        if not isinstance(data, dict):
+            raise ModelFormatError("config.json: expected a JSON object")
+        known = {f.name for f in fields(cls)}
+        for required in ("architecture", "organs", "windows"):
+            if required not in data:
+                raise ModelFormatError(f"config.json: missing field {required!r}")
+        unknown = set(data) - known
+        if unknown:
+            raise ModelFormatError(f"config.json: unknown field(s) {', '.join(sorted(unknown))}")
+        args = dict(data)
+        try:
+            args["windows"] = [Window(float(w["width"]), float(w["level"])) for w in data["windows"]]
+        except (TypeError, KeyError, ValueError) as exc:
+            raise ModelFormatError(f"config.json: field 'windows' is invalid ({exc})") from None
+        cfg = cls(**args)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if not self.organs or not isinstance(self.organs, list):
+            raise ModelFormatError("config.json: field 'organs' must be a non-empty list")
+        for organ in self.organs:
+            try:
+                get_organ(organ)
+            except Exception as exc:
+                raise ModelFormatError(f"config.json: field 'organs': {exc}") from None
+        if len(set(self.organs)) != len(self.organs):
+            raise ModelFormatError("config.json: field 'organs' repeats an organ")
+        if not self.windows:
+            raise ModelFormatError("config.json: field 'windows' must name at least one window")
+        if len(self.input_size) != 2 or min(self.input_size) < 16:
+            raise ModelFormatError(f"config.json: field 'input_size' must be [height, width] >= 16, got {self.input_size}")
+        if self.crop not in ("center", "none"):
+            raise ModelFormatError(f"config.json: field 'crop' must be 'center' or 'none', got {self.crop!r}")
+        if not 0 < self.threshold < 1:
+            raise ModelFormatError(f"config.json: field 'threshold' must be in (0, 1), got {self.threshold}")
+
+
+def default_windows(organs: list[str]) -> list[Window]:
+    """One window per distinct default window of the organs (a multiclass model stacks them)."""
+    out: list[Window] = []
+    for organ in organs:
+        w = default_window(organ)
+        if w not in out:
+            out.append(w)
+    return out
+
+
+class WindowStack(nn.Module):
+    """Raw HU ``(B, 1, H, W)`` -> one windowed channel per window ``(B, K, H, W)``."""
+
+    def __init__(self, windows: list[Window]):
+        super().__init__()
+        self.layers = nn.ModuleList(WindowLayer.of(w) for w in windows)
+
+    def forward(self, hu: torch.Tensor) -> torch.Tensor:
+        if hu.ndim != 4 or hu.shape[1] != 1:
+            raise ValueError(f"expected raw HU slices shaped (B, 1, H, W), got {tuple(hu.shape)}")
+        return torch.cat([layer(hu) for layer in self.layers], dim=1)
+
+
+class SegmentationModel(nn.Module):
+    """Base of every zoo model: ``forward(hu) = head(features(hu))``."""
+
+    def __init__(self, config: ModelConfig, feature_channels: int):
+        super().__init__()
+        self.config = config
+        self.window = WindowStack(config.windows)
+        self.feature_channels = feature_channels
+        self.head = nn.Conv2d(feature_channels, config.out_channels, kernel_size=1)
+
+    @property
+    def organs(self) -> list[str]:
+        return list(self.config.organs)
+
+    @property
+    def in_channels(self) -> int:
+        return len(self.config.windows)
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """Windowed input ``(B, K, H, W)`` -> full-resolution features ``(B, F, H, W)``."""
+        raise NotImplementedError
+
+    def features(self, hu: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.window(hu))
+
+    def forward(self, hu: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(hu))
+
+
+def conv_bn_relu(cin: int, cout: int, kernel: int = 3, dilation: int = 1) -> nn.Sequential:
+    pad = dilation * (kernel // 2)
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, padding=pad, dilation=dilation, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+def upsample_to(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    return nn.functional.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=False)
