@@ -1,0 +1,108 @@
+"""``zoo train``, ``zoo predict`` and model evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import ZooError
+from . import app
+from .console import console, progress
+
+
+def _datasets(paths: list[Path], labels: str | None) -> list:
+    from ..data.dataset import open_dataset
+
+    return [open_dataset(p, label_map=labels) for p in paths]
+
+
+@app.command("train")
+def train(
+    organ: Annotated[list[str], typer.Option("--organ", help="Organ to segment; repeat for a multiclass model.")],
+    data: Annotated[list[Path], typer.Option("--data", help="Dataset folder; repeat to pool datasets.")],
+    arch: Annotated[str, typer.Option("--arch", help="unet, se_resunet or deeplabv3.")] = "unet",
+    variant: Annotated[str, typer.Option(help="Model size: tiny (CPU), small, paper (GPU).")] = "tiny",
+    name: Annotated[str | None, typer.Option("--name", help="Model id (default <organ>-<arch>).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Model folder (default: the local zoo).")] = None,
+    size: Annotated[int, typer.Option(help="Training crop size in pixels (the paper: 320 at native resolution).")] = 160,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = 40,
+    steps: Annotated[int, typer.Option(help="Batches per epoch.")] = 40,
+    batch_size: Annotated[int, typer.Option(help="Slices per batch.")] = 8,
+    lr: Annotated[float, typer.Option(help="Initial learning rate (Adam).")] = 1e-3,
+    minutes: Annotated[float | None, typer.Option(help="Wall-clock budget; stops after the epoch that crosses it.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed for initialisation, sampling and augmentation.")] = 0,
+    split_seed: Annotated[int, typer.Option(help="Seed of the patient-level train/val/test split.")] = 0,
+    labels: Annotated[str | None, typer.Option("--labels", help="Label map override for the datasets.")] = None,
+    no_augment: Annotated[bool, typer.Option("--no-augment", help="Train without augmentation.")] = False,
+    workers: Annotated[int, typer.Option(help="Data-loader worker processes.")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run of this model id.")] = False,
+) -> None:
+    """Train a binary (one --organ) or multiclass (several) model and save it as a zoo model."""
+    from ..organs import parse_organs
+    from ..training.fit import train_model
+    from ..training.trainer import TrainConfig
+    from .train_progress import RichReporter
+
+    organs = parse_organs(organ)
+    datasets = _datasets(data, labels)
+    config = TrainConfig(
+        epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, lr=lr, max_minutes=minutes,
+        seed=seed, device=device, augment=not no_augment, num_workers=workers,
+    )
+    bar, task = progress(), None
+
+    def prep(i: int, n: int) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task("prepare slices", total=n)
+        bar.update(task, completed=i)
+        if i == n:
+            bar.stop()
+
+    folder, result = train_model(
+        organs, arch, datasets, out=out, model_id=name, variant=variant, input_size=(size, size), config=config,
+        split_seed=split_seed, resume=resume, prepare_progress=prep, reporter=RichReporter(name or "/".join(organs)),
+    )
+    console.print(
+        f"saved [b]{folder.name}[/b] to {folder} (best epoch {result.best_epoch} of {result.epochs_run}, "
+        f"val loss {result.best_val_loss:.4f}, {result.stopped})"
+    )
+
+
+@app.command("predict")
+def predict(
+    model: Annotated[str, typer.Argument(help="Model id, local-dir:PATH or a model folder.")],
+    ct: Annotated[Path, typer.Argument(help="CT file or DICOM folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Label map to write (.nii.gz, .nrrd, .mha).")] = Path("labels.nii.gz"),
+    probabilities: Annotated[bool, typer.Option("--probabilities", help="Also write one probability map per organ.")] = False,
+    label_map: Annotated[str, typer.Option("--label-map", help="Values to write: zoo, structseg, segthor, ... or 1=heart,...")] = "zoo",
+    organs: Annotated[str | None, typer.Option("--organs", help="Only these organs (ensembles run only the members they need).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Slices per forward pass.")] = 16,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+) -> None:
+    """Segment a CT volume; the label map is written on the input's exact grid."""
+    from ..io import read_ct, strip_image_suffix, write_labels, write_volume
+    from ..labelmaps import get_label_map
+    from ..predict import load_for_prediction
+
+    lm = get_label_map(label_map)
+    predictor, loaded = load_for_prediction(model, device=device, batch_size=batch_size, organs=organs)
+    missing = [o for o in predictor.organs if o not in lm.values]
+    if missing:
+        raise ZooError(f"label map {lm.name!r} has no value for {', '.join(missing)}; choose another --label-map")
+    volume = read_ct(ct)
+    with progress() as bar:
+        task = bar.add_task(f"{loaded.card.model_id}", total=volume.shape[0])
+        pred = predictor.predict(volume, probabilities=probabilities, progress=lambda i, n: bar.update(task, completed=i))
+    write_labels(lm.encode(pred.masks()), volume, out)
+    console.print(f"wrote {out} ({', '.join(f'{o}={lm.values[o][0]}' for o in pred.organs)}; {pred.contested} contested voxels)")
+    if pred.probabilities:
+        stem = strip_image_suffix(out.name)
+        for organ, p in pred.probabilities.items():
+            path = out.with_name(f"{stem}_prob_{organ}.nii.gz")
+            write_volume(p, volume, path)
+            console.print(f"wrote {path}")

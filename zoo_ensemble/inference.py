@@ -1,0 +1,113 @@
+"""Whole-volume prediction: slices in batches, crop/pad and paste back, one label map.
+
+Memory stays bounded: the CT (int16), the label map (uint8) and, only when asked for, one
+float32 probability volume per output channel; everything else lives one batch of slices at a
+time. One interface serves binary, multiclass and ensemble models: anything that maps raw HU
+slices to per-organ logits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from .io import Volume
+from .preprocess import AIR_HU, ResampleInPlane, centre_box, crop_or_pad, paste_back
+
+
+def labels_from_probabilities(probs: torch.Tensor, threshold: float = 0.5) -> tuple[torch.Tensor, int]:
+    """One label per pixel from multi-label probabilities ``(B, C, H, W)``.
+
+    0 (background) where no channel passes ``threshold``; otherwise ``1 + argmax`` over the
+    channels that pass, i.e. the most confident organ. Also returns how many pixels were
+    contested (more than one channel passed).
+    """
+    passing = probs > threshold
+    masked = torch.where(passing, probs, torch.full_like(probs, -1.0))
+    label = torch.where(passing.any(dim=1), masked.argmax(dim=1) + 1, torch.zeros_like(masked[:, 0], dtype=torch.long))
+    contested = int((passing.sum(dim=1) > 1).sum())
+    return label, contested
+
+
+@dataclass
+class Prediction:
+    labels: np.ndarray  # (Z, Y, X) uint8: 0 background, i + 1 for organs[i]
+    organs: list[str]
+    probabilities: dict[str, np.ndarray] | None = None  # organ -> (Z, Y, X) float32
+    contested: int = 0
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def masks(self) -> dict[str, np.ndarray]:
+        return {o: self.labels == i + 1 for i, o in enumerate(self.organs)}
+
+
+class Predictor:
+    """Run a model over a whole volume.
+
+    ``input_size`` and ``crop`` follow the model card: ``crop="center"`` centre-crops (or pads)
+    every slice to ``input_size`` as in training, and pastes the output back (outside the crop
+    is background); ``crop="none"`` feeds whole slices. ``spacing`` (x, y mm), when the model
+    records one, resamples slices in-plane before the model and back after it.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        organs: Sequence[str],
+        input_size: Sequence[int] = (160, 160),
+        crop: str = "center",
+        spacing: Sequence[float] | None = None,
+        threshold: float = 0.5,
+        batch_size: int = 16,
+        device: str | torch.device = "cpu",
+    ):
+        self.model = model.eval()
+        self.organs = list(organs)
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.crop = crop
+        self.spacing = tuple(spacing) if spacing else None
+        self.threshold = threshold
+        self.batch_size = max(1, int(batch_size))
+        self.device = torch.device(device)
+        self.model.to(self.device)
+
+    def _forward_batch(self, hu: torch.Tensor, volume_spacing: tuple[float, float]) -> torch.Tensor:
+        """``(b, 1, H, W)`` HU -> ``(b, C, H, W)`` probabilities on the input slice grid."""
+        h, w = hu.shape[-2:]
+        x = hu
+        if self.spacing is not None:
+            x = ResampleInPlane((self.spacing[1], self.spacing[0]))(x, (volume_spacing[1], volume_spacing[0]))
+        box = centre_box(*x.shape[-2:], self.input_size) if self.crop == "center" else None
+        if box is not None:
+            x = crop_or_pad(x, box, AIR_HU)
+        logits = self.model(x.to(self.device)).float()
+        probs = torch.sigmoid(logits).cpu()
+        if box is not None:
+            probs = paste_back(probs, box, 0.0)
+        if probs.shape[-2:] != (h, w):
+            probs = nn.functional.interpolate(probs, size=(h, w), mode="bilinear", align_corners=False)
+        return probs
+
+    @torch.no_grad()
+    def predict(self, volume: Volume, probabilities: bool = False, progress: Callable[[int, int], None] | None = None) -> Prediction:
+        z_count = volume.shape[0]
+        labels = np.zeros(volume.shape, dtype=np.uint8)
+        probs_out = {o: np.zeros(volume.shape, dtype=np.float32) for o in self.organs} if probabilities else None
+        contested = 0
+        for z0 in range(0, z_count, self.batch_size):
+            z1 = min(z0 + self.batch_size, z_count)
+            hu = torch.from_numpy(volume.array[z0:z1].astype(np.float32))[:, None]
+            probs = self._forward_batch(hu, (volume.spacing[0], volume.spacing[1]))
+            lab, n = labels_from_probabilities(probs, self.threshold)
+            labels[z0:z1] = lab.numpy().astype(np.uint8)
+            contested += n
+            if probs_out is not None:
+                for c, organ in enumerate(self.organs):
+                    probs_out[organ][z0:z1] = probs[:, c].numpy()
+            if progress:
+                progress(z1, z_count)
+        return Prediction(labels, self.organs, probs_out, contested)

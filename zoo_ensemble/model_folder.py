@@ -1,0 +1,183 @@
+"""Zoo model folders: ``model.safetensors`` + ``config.json`` + ``README.md`` (the card).
+
+Loading checks everything before a model is used: the card validates, the config builds, the
+weights are safetensors (pickles are never loaded), are intact, match the card's sha256 when it
+records one, and fit the built model key by key and shape by shape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .architectures import ModelConfig, SegmentationModel, build_model
+from .atomic import write_text
+from .cards import Card
+from .errors import ModelFormatError
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+CARD = "README.md"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module
+    card: Card
+    config: dict[str, Any]
+    folder: Path
+
+    @property
+    def organs(self) -> list[str]:
+        return list(self.card.organs)
+
+
+def write_folder(folder: str | Path, state: dict[str, torch.Tensor], config: dict[str, Any], card: Card) -> Path:
+    """Write a complete model folder, replacing ``folder`` only once everything is on disk."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp / WEIGHTS), metadata={"format": "pt"})
+        card.weights_sha256 = sha256_file(tmp / WEIGHTS)
+        write_text(tmp / CONFIG, json.dumps(config, indent=2) + "\n")
+        card.write(tmp)
+        os.chmod(tmp, 0o755)
+        _swap_in(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def _swap_in(new: Path, target: Path) -> None:
+    if target.exists():
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+        os.replace(new, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(new, target)
+
+
+def card_for(model: SegmentationModel, model_id: str, **fields: Any) -> Card:
+    """A card describing a single (binary or multiclass) model from its config."""
+    cfg = model.config
+    return Card(
+        model_id=model_id,
+        kind=cfg.kind,
+        organs=list(cfg.organs),
+        windows=list(cfg.windows),
+        architecture=cfg.architecture,
+        encoder=cfg.encoder,
+        variant=cfg.variant,
+        input_size=list(cfg.input_size),
+        crop=cfg.crop,
+        spacing=cfg.spacing,
+        threshold=cfg.threshold,
+        **fields,
+    )
+
+
+def save_model(model: SegmentationModel, folder: str | Path, card: Card) -> Path:
+    return write_folder(folder, model.state_dict(), model.config.to_dict(), card)
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    path = folder / CONFIG
+    if not path.is_file():
+        raise ModelFormatError(f"{folder}: no {CONFIG}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ModelFormatError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ModelFormatError(f"{path}: expected a JSON object")
+    return data
+
+
+def read_weights(folder: Path, card: Card | None = None) -> dict[str, torch.Tensor]:
+    """The folder's safetensors weights, checked against the card's sha256 when it has one."""
+    path = folder / WEIGHTS
+    if not path.is_file():
+        pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES) if folder.is_dir() else []
+        if pickles:
+            raise ModelFormatError(
+                f"{folder}: offers only pickled weights ({', '.join(pickles)}); zoo-ensemble loads safetensors only, never pickles"
+            )
+        raise ModelFormatError(f"{folder}: no {WEIGHTS}")
+    if card is not None and card.weights_sha256:
+        actual = sha256_file(path)
+        if actual != card.weights_sha256:
+            raise ModelFormatError(
+                f"{path}: sha256 {actual[:12]}... differs from the card's {card.weights_sha256[:12]}...; the weights were changed or damaged"
+            )
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFormatError(f"{path}: damaged or truncated safetensors file ({exc})") from None
+
+
+def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
+    """Strictly load ``state``, naming the first missing, unexpected or misshapen key."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} tensor(s), e.g. {missing[0]!r}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected, e.g. {unexpected[0]!r}")
+        raise ModelFormatError(f"{where}: weights do not fit the config ({'; '.join(parts)})")
+    for k, v in expected.items():
+        if tuple(state[k].shape) != tuple(v.shape):
+            raise ModelFormatError(f"{where}: weight {k!r} has shape {tuple(state[k].shape)}, the config's model needs {tuple(v.shape)}")
+    model.load_state_dict(state, strict=True)
+
+
+def load_single(folder: Path, card: Card, config: dict[str, Any]) -> SegmentationModel:
+    cfg = ModelConfig.from_dict(config)
+    if cfg.organs != card.organs:
+        raise ModelFormatError(f"{folder}: card organs {card.organs} disagree with config.json organs {cfg.organs}")
+    if cfg.architecture != card.architecture:
+        raise ModelFormatError(f"{folder}: card architecture {card.architecture!r} disagrees with config.json's {cfg.architecture!r}")
+    model = build_model(cfg)
+    load_state(model, read_weights(folder, card), str(folder / WEIGHTS))
+    return model.eval()
+
+
+def load_folder(folder: str | Path) -> LoadedModel:
+    """Load and check a model folder (binary, multiclass or ensemble)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelFormatError(f"{folder}: no such model folder")
+    card = Card.read(folder)
+    config = read_config(folder)
+    if card.kind == "ensemble":
+        from .ensembles.io import load_ensemble
+
+        model = load_ensemble(folder, card, config)
+    else:
+        model = load_single(folder, card, config)
+    return LoadedModel(model, card, config, folder)

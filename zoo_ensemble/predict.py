@@ -1,0 +1,74 @@
+"""Loading a model for prediction, and evaluating a model on a dataset split."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from .data.dataset import Dataset
+from .errors import ZooError
+from .evaluation import Report, score_masks
+from .inference import Predictor
+from .model_folder import LoadedModel, load_folder
+from .organs import parse_organs
+from .registry import resolve_folder
+from .training.trainer import resolve_device
+
+
+def load_model(spec: str) -> LoadedModel:
+    """Resolve a model id or folder and load it (checked: card, config, weights)."""
+    return load_folder(resolve_folder(spec))
+
+
+def predictor_for(loaded: LoadedModel, device: str = "auto", batch_size: int = 16, organs: str | Sequence[str] | None = None) -> Predictor:
+    model = loaded.model
+    wanted = loaded.organs
+    if organs:
+        wanted = parse_organs(organs)
+        unknown = [o for o in wanted if o not in loaded.organs]
+        if unknown:
+            raise ZooError(f"model {loaded.card.model_id!r} does not segment {', '.join(unknown)} (it segments {', '.join(loaded.organs)})")
+        if hasattr(model, "restricted_to"):
+            model = model.restricted_to(wanted)
+        else:
+            from .ensembles.select import ChannelSelect
+
+            model = ChannelSelect(model, [loaded.organs.index(o) for o in wanted])
+    card = loaded.card
+    return Predictor(model, wanted, card.input_size, card.crop, card.spacing, card.threshold, batch_size, resolve_device(device))
+
+
+def load_for_prediction(spec: str, device: str = "auto", batch_size: int = 16, organs: str | Sequence[str] | None = None) -> tuple[Predictor, LoadedModel]:
+    loaded = load_model(spec)
+    return predictor_for(loaded, device, batch_size, organs), loaded
+
+
+def evaluate_model(
+    predictor: Predictor,
+    dataset: Dataset,
+    split: str = "test",
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> Report:
+    """Predict every case of ``split`` and score each organ the dataset annotates and the model segments."""
+    if split == "all":
+        cases = list(dataset.cases)
+    else:
+        splits = dataset.split(seed)
+        if split not in splits:
+            raise ZooError(f"unknown split {split!r}: use train, val, test or all")
+        cases = splits[split]
+    cases = [c for c in cases if c.labels is not None]
+    organs = [o for o in predictor.organs if dataset.annotates(o)]
+    if not organs:
+        raise ZooError(f"dataset {dataset.name!r} annotates none of the model's organs ({', '.join(predictor.organs)})")
+    if not cases:
+        raise ZooError(f"dataset {dataset.name!r} has no labelled cases in split {split!r}")
+    report = Report(organs=organs, extra={"dataset": dataset.name, "split": split, "contested": 0})
+    for i, case in enumerate(cases, start=1):
+        volume, ref = dataset.load(case, organs)
+        pred = predictor.predict(volume)
+        report.extra["contested"] = int(report.extra["contested"]) + pred.contested
+        report.scores.extend(score_masks(pred.masks(), ref, volume.spacing_zyx, case.case_id, organs))
+        if progress:
+            progress(i, len(cases))
+    return report

@@ -1,0 +1,1 @@
+"""Training: losses, schedule, resumable checkpoints, the trainer, and model fitting."""

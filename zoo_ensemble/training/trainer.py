@@ -1,0 +1,279 @@
+"""The trainer every model goes through: organ models, multiclass models and ensembles.
+
+A model here is any ``nn.Module`` mapping raw HU slices ``(B, 1, H, W)`` to logits
+``(B, C, H, W)``; only parameters with ``requires_grad`` are optimised (ensembles freeze their
+members). Each epoch draws ``steps_per_epoch`` batches from a sampler seeded by (seed, epoch)
+and augments each slice with a seed of its own, so resuming from an epoch checkpoint continues
+exactly as the uninterrupted run would have. For data-parallel training the model can be
+wrapped (DistributedDataParallel) and the sampler given a rank; nothing else here assumes one
+process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ..data.augment import Augmenter
+from ..data.slices import CaseSlices, EpochSampler, SliceDataset, slice_weights
+from ..errors import TrainingError
+from .checkpoint import TrainingState, load_checkpoint, save_checkpoint
+from .losses import MaskedDiceBCELoss
+from .schedule import Schedule, ScheduleConfig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 40
+    steps_per_epoch: int = 40
+    batch_size: int = 8
+    lr: float = 1e-3
+    schedule: ScheduleConfig = ScheduleConfig()
+    max_minutes: float | None = None  # wall-clock budget; stops after the epoch that crosses it
+    seed: int = 0
+    device: str = "auto"
+    amp: bool | None = None  # None: on for CUDA, off on CPU
+    augment: bool = True
+    num_workers: int = 0
+    val_batch_size: int = 16
+    small_boost: float = 3.0
+
+    def fingerprint(self) -> str:
+        """What must match for a checkpoint to be resumed (time budget and device may change)."""
+        d = asdict(self)
+        for k in ("max_minutes", "device", "num_workers", "val_batch_size", "epochs"):
+            d.pop(k)
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise TrainingError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainingError(f"device {name!r} asked for, but CUDA is not available on this machine")
+    return device
+
+
+class Reporter(Protocol):
+    def start(self, epochs: int, steps: int, start_epoch: int) -> None: ...
+    def step(self, epoch: int, step: int, loss: float, lr: float) -> None: ...
+    def epoch_end(self, epoch: int, record: dict[str, Any], seconds_left: float | None) -> None: ...
+    def finish(self, reason: str) -> None: ...
+
+
+class NullReporter:
+    def start(self, epochs: int, steps: int, start_epoch: int) -> None:
+        pass
+
+    def step(self, epoch: int, step: int, loss: float, lr: float) -> None:
+        pass
+
+    def epoch_end(self, epoch: int, record: dict[str, Any], seconds_left: float | None) -> None:
+        pass
+
+    def finish(self, reason: str) -> None:
+        pass
+
+
+@dataclass
+class TrainResult:
+    best_state: dict[str, torch.Tensor]
+    best_val_loss: float
+    best_epoch: int
+    epochs_run: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    stopped: str = "epochs"
+    seconds: float = 0.0
+    device: str = "cpu"
+
+
+class Trainer:
+    def __init__(
+        self,
+        model: nn.Module,
+        train_cases: Sequence[CaseSlices],
+        val_cases: Sequence[CaseSlices],
+        organs: Sequence[str],
+        config: TrainConfig = TrainConfig(),
+        checkpoint: str | Path | None = None,
+        reporter: Reporter | None = None,
+    ):
+        if not train_cases:
+            raise TrainingError("no training cases")
+        if not val_cases:
+            raise TrainingError("no validation cases: training needs a patient-level validation split")
+        self.model, self.organs, self.config = model, list(organs), config
+        self.device = resolve_device(config.device)
+        self.amp = config.amp if config.amp is not None else self.device.type == "cuda"
+        self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.reporter = reporter or NullReporter()
+        self.train_set = SliceDataset(train_cases, Augmenter() if config.augment else None, seed=config.seed)
+        self.val_set = SliceDataset(val_cases)
+        weights = slice_weights(train_cases, self.organs, small_boost=config.small_boost)
+        self.sampler = EpochSampler(weights, config.steps_per_epoch * config.batch_size, seed=config.seed)
+        self.loss_fn = MaskedDiceBCELoss()
+        self.model.to(self.device)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if not params:
+            raise TrainingError("the model has no trainable parameters")
+        self.optimizer = torch.optim.Adam(params, lr=config.lr)
+        self.schedule = Schedule(self.optimizer, config.schedule)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+
+    # --- one epoch -----------------------------------------------------------------------
+    def _loader(self, dataset: SliceDataset, sampler: EpochSampler | None, batch: int) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch,
+            sampler=sampler,
+            shuffle=False,
+            num_workers=self.config.num_workers,
+            drop_last=False,
+            persistent_workers=False,
+        )
+
+    def _autocast(self) -> Any:
+        return torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp)
+
+    def train_epoch(self, epoch: int) -> float:
+        self.model.train()
+        self.sampler.set_epoch(epoch)
+        self.train_set.set_epoch(epoch)
+        total, n = 0.0, 0
+        for step, batch in enumerate(self._loader(self.train_set, self.sampler, self.config.batch_size), start=1):
+            image = batch["image"].to(self.device, non_blocking=True)
+            mask = batch["mask"].to(self.device, non_blocking=True)
+            annotated = batch["annotated"].to(self.device)
+            self.optimizer.zero_grad(set_to_none=True)
+            with self._autocast():
+                logits = self.model(image)
+            loss = self.loss_fn(logits, mask, annotated)
+            if not torch.isfinite(loss):
+                raise TrainingError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step}; lower the learning rate")
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            total += loss.item()
+            n += 1
+            self.reporter.step(epoch, step, loss.item(), self.schedule.lr)
+        return total / max(n, 1)
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, Any]:
+        """Validation loss over every slice of the validation patients, and each organ's 3D Dice
+        per patient (from voxel counts accumulated over its slices), averaged over patients."""
+        self.model.eval()
+        n_case, n_org = len(self.val_set.cases), len(self.organs)
+        counts = np.zeros((n_case, n_org, 3))  # tp, fp, fn
+        case_index = {f"{c.dataset}/{c.case_id}": i for i, c in enumerate(self.val_set.cases)}
+        loss_sum, n = 0.0, 0
+        for batch in self._loader(self.val_set, None, self.config.val_batch_size):
+            image = batch["image"].to(self.device)
+            mask = batch["mask"].to(self.device)
+            annotated = batch["annotated"].to(self.device)
+            with self._autocast():
+                logits = self.model(image)
+            loss_sum += self.loss_fn(logits, mask, annotated).item() * image.shape[0]
+            n += image.shape[0]
+            pred = logits.float() > 0
+            truth = mask > 0.5
+            tp = (pred & truth).flatten(2).sum(-1).cpu().numpy()
+            fp = (pred & ~truth).flatten(2).sum(-1).cpu().numpy()
+            fn = (~pred & truth).flatten(2).sum(-1).cpu().numpy()
+            for b, key in enumerate(batch["case"]):
+                counts[case_index[key]] += np.stack([tp[b], fp[b], fn[b]], axis=-1)
+        dice = {}
+        for j, organ in enumerate(self.organs):
+            vals = []
+            for i, case in enumerate(self.val_set.cases):
+                if case.annotated[j]:
+                    tp, fp, fn = counts[i, j]
+                    vals.append(1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn))
+            if vals:
+                dice[organ] = float(np.mean(vals))
+        return {"val_loss": loss_sum / max(n, 1), "val_dice": dice, "val_dice_mean": float(np.mean(list(dice.values()))) if dice else math.nan}
+
+    # --- the run -------------------------------------------------------------------------
+    def _state(self, epoch: int, best: dict[str, torch.Tensor], best_loss: float, best_epoch: int, history: list[dict[str, Any]], elapsed: float) -> TrainingState:
+        return TrainingState(
+            epoch=epoch,
+            model=self.model.state_dict(),
+            best=best,
+            optimizer=self.optimizer.state_dict(),
+            meta={
+                "schedule": self.schedule.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "best_val_loss": best_loss,
+                "best_epoch": best_epoch,
+                "history": history,
+                "elapsed": elapsed,
+                "fingerprint": self.config.fingerprint(),
+                "torch_rng": torch.get_rng_state().tolist(),
+            },
+        )
+
+    def _restore(self) -> tuple[int, dict[str, torch.Tensor], float, int, list[dict[str, Any]], float]:
+        assert self.checkpoint is not None
+        st = load_checkpoint(self.checkpoint)
+        if st.meta.get("fingerprint") != self.config.fingerprint():
+            raise TrainingError(f"{self.checkpoint}: made with different training settings; start a new run instead of --resume")
+        try:
+            self.model.load_state_dict(st.model)
+            self.optimizer.load_state_dict(st.optimizer)
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise TrainingError(f"{self.checkpoint}: does not fit this model ({str(exc).splitlines()[0]})") from None
+        self.schedule.load_state_dict(st.meta["schedule"])
+        self.scaler.load_state_dict(st.meta["scaler"])
+        torch.set_rng_state(torch.tensor(st.meta["torch_rng"], dtype=torch.uint8))
+        return st.epoch, st.best, st.meta["best_val_loss"], st.meta["best_epoch"], st.meta["history"], st.meta["elapsed"]
+
+    def fit(self, resume: bool = False) -> TrainResult:
+        start_epoch, best, best_loss, best_epoch, history, elapsed = 0, {}, math.inf, -1, [], 0.0
+        if resume:
+            start_epoch, best, best_loss, best_epoch, history, elapsed = self._restore()
+        cfg = self.config
+        self.reporter.start(cfg.epochs, cfg.steps_per_epoch, start_epoch)
+        reason = "epochs"
+        if history and history[-1].get("stop"):
+            reason = history[-1]["stop"]
+        t0 = time.monotonic() - elapsed
+        for epoch in range(start_epoch, cfg.epochs):
+            if reason != "epochs":
+                break
+            train_loss = self.train_epoch(epoch)
+            record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss, "lr": self.schedule.lr, **self.validate()}
+            if record["val_loss"] < best_loss:
+                best_loss, best_epoch = record["val_loss"], epoch + 1
+                best = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+            if self.schedule.step(record["val_loss"]):
+                reason = record["stop"] = "early stopping"
+            elapsed = time.monotonic() - t0
+            if cfg.max_minutes is not None and elapsed > cfg.max_minutes * 60 and reason == "epochs":
+                reason = record["stop"] = "time budget"
+            history.append(record)
+            if self.checkpoint is not None:
+                save_checkpoint(self.checkpoint, self._state(epoch + 1, best, best_loss, best_epoch, history, elapsed))
+            per_epoch = elapsed / max(epoch + 1 - start_epoch, 1) if epoch + 1 > start_epoch else None
+            left = per_epoch * (cfg.epochs - epoch - 1) if per_epoch else None
+            if cfg.max_minutes is not None and left is not None:
+                left = min(left, max(cfg.max_minutes * 60 - elapsed, 0.0))
+            self.reporter.epoch_end(epoch, record, left)
+        self.reporter.finish(reason)
+        if not best:
+            raise TrainingError("training ran no epoch")
+        return TrainResult(best, best_loss, best_epoch, len(history), history, reason, time.monotonic() - t0, str(self.device))
