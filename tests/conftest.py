@@ -35,3 +35,67 @@ def cohort_b(tmp_path_factory):
     from zoo_ensemble.data.cohort import write_cohort
 
     return write_cohort(tmp_path_factory.mktemp("cohort-b"), "B", cases=3, seed=3, scale=4.0)
+
+
+@pytest.fixture(scope="session")
+def tiny_slices(cohort_a):
+    """Prepared 64 x 64 slices of cohort A (train: 2 cases, val: 1) for fast training tests."""
+    from zoo_ensemble.data.slices import load_cases
+
+    organs = ["heart", "trachea"]
+    cases = load_cases(cohort_a, cohort_a.cases[:3], organs, 64)
+    return cases[:2], cases[2:], organs
+
+
+@pytest.fixture(scope="session")
+def trained_heart(cohort_a, tmp_path_factory):
+    """A tiny heart model trained for a few steps and saved as a zoo model folder."""
+    import os
+
+    from zoo_ensemble.training.fit import train_model
+    from zoo_ensemble.training.trainer import TrainConfig
+
+    home = tmp_path_factory.mktemp("trained-home")
+    old = os.environ.get("ZOO_HOME")
+    os.environ["ZOO_HOME"] = str(home)
+    try:
+        folder, result = train_model(
+            ["heart"], "unet", [cohort_a], out=home / "heart-unet", input_size=(64, 64),
+            config=TrainConfig(epochs=2, steps_per_epoch=3, batch_size=4, seed=0), split_seed=0,
+        )
+    finally:
+        if old is None:
+            os.environ.pop("ZOO_HOME")
+        else:
+            os.environ["ZOO_HOME"] = old
+    return folder
+
+
+@pytest.fixture(scope="session")
+def hub_server():
+    from hub_server import HubServer
+
+    with HubServer() as server:
+        yield server
+
+
+@pytest.fixture
+def hub(hub_server, tmp_path, monkeypatch):
+    """huggingface_hub pointed at the local test Hub, with a fresh cache and a dummy token."""
+    from huggingface_hub import constants
+
+    hf_home = tmp_path / "hf-home"
+    monkeypatch.setenv("HF_ENDPOINT", hub_server.url)
+    monkeypatch.setenv("HF_HOME", str(hf_home))
+    monkeypatch.setenv("HF_HUB_CACHE", str(hf_home / "hub"))
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.setenv("HF_TOKEN", "hf_dummy_token_for_tests")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "ENDPOINT", hub_server.url)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub_server.url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hf_home / "hub"))
+    monkeypatch.setattr(constants, "HF_HOME", str(hf_home))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    return hub_server

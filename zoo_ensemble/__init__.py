@@ -1,0 +1,53 @@
+"""zoo-ensemble: compose single-organ CT segmentation models into multi-organ ensembles.
+
+Public API::
+
+    from zoo_ensemble import load_model, list_models, hookimpl, ModelSpec, ZooError
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import ZooError
+from .hookspecs import hookimpl
+
+__version__ = "0.1.0.dev0"
+
+
+def load_model(spec: str) -> Any:
+    """Load a model by id, ``hf-hub:org/name@rev``, ``local-dir:PATH`` or folder (checked)."""
+    from .predict import load_model as _load
+
+    return _load(spec)
+
+
+def list_models(organ: str | None = None) -> list[Any]:
+    """Every model this installation knows (plugins, local zoo, pulled from the Hub)."""
+    from .registry import list_models as _list
+
+    return _list(organ)
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy re-exports keep `import zoo_ensemble` light (no torch import for the CLI's --help).
+    if name == "ModelSpec":
+        from .plugins import ModelSpec
+
+        return ModelSpec
+    if name in ("ArchitectureSpec",):
+        from .architectures import ArchitectureSpec
+
+        return ArchitectureSpec
+    if name == "LabelMap":
+        from .labelmaps import LabelMap
+
+        return LabelMap
+    if name in ("Organ", "Window"):
+        from . import organs
+
+        return getattr(organs, name)
+    raise AttributeError(name)
+
+
+__all__ = ["ArchitectureSpec", "LabelMap", "ModelSpec", "Organ", "Window", "ZooError", "hookimpl", "list_models", "load_model"]

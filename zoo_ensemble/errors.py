@@ -55,3 +55,7 @@ class UnknownModelError(ZooError):
 
 class TrainingError(ZooError):
     """Training cannot start or continue with the given data and settings."""
+
+
+class HubError(ZooError):
+    """The Hub could not be reached, refused a request, or lacks what was asked for."""

@@ -85,7 +85,7 @@ def _lm(name: str, description: str, **values: int | tuple[int, ...]) -> LabelMa
     )
 
 
-_BUILTIN: tuple[LabelMap, ...] = (
+BUILTIN_LABEL_MAPS: tuple[LabelMap, ...] = (
     _lm(
         "structseg",
         "StructSeg 2019 task 3 thoracic OARs, as MultiTalent converts them",
@@ -110,21 +110,15 @@ _BUILTIN: tuple[LabelMap, ...] = (
     ),
 )
 
-_REGISTRY: dict[str, LabelMap] = {lm.name: lm for lm in _BUILTIN}
+def _registered() -> dict[str, LabelMap]:
+    from .plugins import get_registry
 
-
-def register_label_map(label_map: LabelMap) -> None:
-    """Add a named label map; a name taken by a different map is an error naming both sources."""
-    existing = _REGISTRY.get(label_map.name)
-    if existing is not None and existing != label_map:
-        raise LabelMapError(
-            f"label map {label_map.name!r} is registered by both {existing.source!r} and {label_map.source!r}"
-        )
-    _REGISTRY[label_map.name] = label_map
+    reg = get_registry()
+    return {name: reg.get("label_maps", name) for name in reg.names("label_maps")}
 
 
 def label_map_names() -> list[str]:
-    return list(_REGISTRY)
+    return list(_registered())
 
 
 _CUSTOM_ITEM = re.compile(r"^\s*(\d+)\s*=\s*([a-z0-9_]+)\s*$")
@@ -155,12 +149,13 @@ def get_label_map(spec: str | Mapping[str, object] | LabelMap) -> LabelMap:
         return spec
     if isinstance(spec, Mapping):
         return _from_mapping(spec)
-    if spec in _REGISTRY:
-        return _REGISTRY[spec]
+    registered = _registered()
+    if spec in registered:
+        return registered[spec]
     if "=" in spec:
         return parse_custom(spec)
     raise LabelMapError(
-        f"unknown label map {spec!r}: use one of {', '.join(_REGISTRY)} or declare one like 1=heart,2=aorta"
+        f"unknown label map {spec!r}: use one of {', '.join(registered)} or declare one like 1=heart,2=aorta"
     )
 
 

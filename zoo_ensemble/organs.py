@@ -54,7 +54,7 @@ def register_organ(organ: Organ) -> None:
     _ORGANS[organ.name] = organ
 
 
-for _organ in (
+_BUILTIN_ORGANS = (
     Organ("lung_left", Window(1500, -600), "left lung"),
     Organ("lung_right", Window(1500, -600), "right lung"),
     Organ("heart", Window(350, 50), "heart"),
@@ -62,8 +62,13 @@ for _organ in (
     Organ("trachea", Window(1200, -440), "trachea", small=True),
     Organ("spinal_cord", Window(600, 0), "spinal cord", small=True),
     Organ("aorta", Window(400, 40), "aorta"),
-):
+)
+for _organ in _BUILTIN_ORGANS:
     register_organ(_organ)
+
+
+def builtin_organs() -> tuple[Organ, ...]:
+    return _BUILTIN_ORGANS
 
 #: The organs of the paper, in the channel order its multi-organ models use.
 THORACIC_ORGANS: tuple[str, ...] = (
@@ -77,12 +82,19 @@ THORACIC_ORGANS: tuple[str, ...] = (
 
 
 def organ_names() -> list[str]:
-    """All known organ names, in registration order."""
+    """All known organ names (plugins' included), in registration order."""
+    from .plugins import ensure_loaded
+
+    ensure_loaded()
     return list(_ORGANS)
 
 
 def get_organ(name: str) -> Organ:
     """Look an organ up by name; an unknown name is an error that suggests close matches."""
+    if name not in _ORGANS:
+        from .plugins import ensure_loaded
+
+        ensure_loaded()  # a plugin may define it
     try:
         return _ORGANS[name]
     except KeyError:

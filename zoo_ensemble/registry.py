@@ -1,20 +1,45 @@
-"""What model ids exist and where their folders are.
+"""What model ids exist and where their folders are: plugins, the local zoo, pulled Hub models.
 
-Explicit sources take a prefix, as timm does: ``local-dir:PATH``. A plain path to a model folder
-works too. A bare name is looked up in the local zoo (``<zoo home>/models/<name>``). A bare
-name containing ``/`` is an error: it is neither a name nor, without a prefix, a path we guess.
+Explicit sources take a prefix, as timm does: ``hf-hub:org/name@revision`` and ``local-dir:PATH``.
+A plain path to a model folder works too. A bare name is looked up among plugin models, the
+local zoo (``<zoo home>/models/<name>``, where ``zoo train`` saves) and models pulled from the
+Hub; a name found in two of them is refused rather than guessed. A bare name with ``/`` in it is
+an error that names both prefixes.
 """
 
 from __future__ import annotations
 
 import difflib
+import logging
+from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
-from .errors import UnknownModelError
+from .cards import Card
+from .errors import UnknownModelError, ZooError
+from .organs import Window
 from .paths import zoo_home
+from .plugins import ModelSpec, get_registry
+
+log = logging.getLogger("zoo_ensemble")
 
 LOCAL_PREFIX = "local-dir:"
 HUB_PREFIX = "hf-hub:"
+
+
+@dataclass
+class Listed:
+    model_id: str
+    kind: str
+    organs: list[str]
+    design: str  # architecture or ensemble method
+    windows: list[Window]
+    source: str  # "plugin <name>", "local" or "hub <repo>"
+    downloaded: bool
+    headline: float | None = None
+    folder: Path | None = None
+    spec: ModelSpec | None = None
+    card: Card | None = field(default=None, repr=False)
 
 
 def local_zoo() -> Path:
@@ -28,8 +53,82 @@ def local_ids() -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "config.json").exists())
 
 
+def spec_folder(spec: ModelSpec) -> Path | None:
+    """Where a plugin model's files are now: inside its package, or in the Hub cache (or None)."""
+    if spec.path is not None:
+        return Path(str(spec.path))
+    from . import hub
+
+    return hub.cached(spec.hub_repo, spec.revision)  # type: ignore[arg-type]
+
+
+def package_path(package: str, *parts: str) -> Path:
+    """A folder shipped inside an installed package (for plugins that ship weights)."""
+    return Path(str(resources.files(package).joinpath(*parts)))
+
+
+def _from_card(card: Card, source: str, folder: Path) -> Listed:
+    return Listed(
+        card.model_id, card.kind, list(card.organs), card.architecture or card.method or "?", list(card.windows),
+        source, True, card.headline(), folder, None, card,
+    )
+
+
+def _from_spec(spec: ModelSpec, plugin: str) -> Listed:
+    folder = spec_folder(spec)
+    card = None
+    if folder is not None:
+        try:
+            card = Card.read(folder)
+        except ZooError as exc:
+            log.warning("plugin model %s has an invalid card: %s", spec.model_id, exc)
+    windows = list(spec.windows) or (list(card.windows) if card else [])
+    headline = spec.headline if spec.headline is not None else (card.headline() if card else None)
+    return Listed(
+        spec.model_id, spec.kind, list(spec.organs), spec.architecture or spec.method or "?", windows,
+        f"plugin {plugin}", folder is not None, headline, folder, spec, card,
+    )
+
+
+def list_models(organ: str | None = None) -> list[Listed]:
+    """Every model this installation knows: plugin models, the local zoo, pulled Hub models."""
+    from . import hub
+
+    rows: list[Listed] = []
+    reg = get_registry()
+    for model_id in reg.names("models"):
+        rows.append(_from_spec(reg.get("models", model_id), reg.source("models", model_id) or "?"))
+    for model_id in local_ids():
+        folder = local_zoo() / model_id
+        try:
+            rows.append(_from_card(Card.read(folder), "local", folder))
+        except ZooError as exc:
+            log.warning("local model %s is skipped: %s", model_id, exc)
+    plugin_repos = {(r.spec.hub_repo, r.spec.revision) for r in rows if r.spec and r.spec.hub_repo}
+    for model_id, entry in sorted(hub.index().items()):
+        folder = Path(entry.get("folder", ""))
+        if (entry.get("repo"), entry.get("revision")) in plugin_repos or not folder.is_dir():
+            continue
+        try:
+            rows.append(_from_card(Card.read(folder), f"hub {entry['repo']}", folder))
+        except ZooError as exc:
+            log.warning("pulled model %s is skipped: %s", model_id, exc)
+    if organ:
+        rows = [r for r in rows if organ in r.organs]
+    return rows
+
+
+def all_ids() -> list[str]:
+    return sorted({r.model_id for r in list_models()})
+
+
 def resolve_folder(spec: str) -> Path:
-    """The model folder for ``spec`` (``local-dir:PATH``, a folder path, or a local zoo id)."""
+    """The model folder for ``spec``, downloading a Hub model when it is not cached."""
+    from . import hub
+
+    if spec.startswith(HUB_PREFIX):
+        repo, revision = hub.parse_spec(spec[len(HUB_PREFIX) :])
+        return hub.pull(repo, revision).folder
     if spec.startswith(LOCAL_PREFIX):
         path = Path(spec[len(LOCAL_PREFIX) :]).expanduser()
         if not path.is_dir():
@@ -40,13 +139,39 @@ def resolve_folder(spec: str) -> Path:
         return path
     if "/" in spec or "\\" in spec:
         raise UnknownModelError(
-            f"{spec!r} is neither a model id nor a model folder; for a folder use local-dir:PATH, "
-            f"for a Hub repo use hf-hub:org/name"
+            f"{spec!r} is neither a model id nor a model folder: for a folder write local-dir:{spec}, "
+            f"for a Hub repo write hf-hub:{spec}"
         )
-    candidate = local_zoo() / spec
-    if candidate.is_dir():
-        return candidate
-    known = local_ids()
-    close = difflib.get_close_matches(spec, known, n=3)
+    return _resolve_name(spec)
+
+
+def _resolve_name(name: str) -> Path:
+    from . import hub
+
+    reg = get_registry()
+    found: list[tuple[str, Path | ModelSpec]] = []
+    spec = reg.get("models", name)
+    if spec is not None:
+        found.append((f"plugin {reg.source('models', name)}", spec))
+    if (local_zoo() / name / "config.json").exists():
+        found.append(("the local zoo", local_zoo() / name))
+    pulled = hub.index().get(name)
+    if pulled and not (spec is not None and spec.hub_repo == pulled.get("repo")):
+        found.append((f"hub repo {pulled['repo']}", Path(pulled["folder"])))
+    if len(found) > 1:
+        raise UnknownModelError(
+            f"model id {name!r} is provided by both {found[0][0]} and {found[1][0]}; "
+            "name the one you mean with local-dir:PATH or hf-hub:org/name"
+        )
+    if found:
+        target = found[0][1]
+        if isinstance(target, ModelSpec):
+            if target.path is not None:
+                return Path(str(target.path))
+            return hub.pull(target.hub_repo, target.revision).folder  # type: ignore[arg-type]
+        if not target.is_dir():
+            raise UnknownModelError(f"model {name!r} was pulled to {target}, which no longer exists; pull it again")
+        return target
+    close = difflib.get_close_matches(name, all_ids(), n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise UnknownModelError(f"unknown model {spec!r}{hint}")
+    raise UnknownModelError(f"unknown model {name!r}{hint} (see zoo list)")

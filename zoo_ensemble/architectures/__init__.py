@@ -21,41 +21,32 @@ class ArchitectureSpec:
     source: str = field(default="zoo_ensemble", compare=False)
 
 
-_ARCHITECTURES: dict[str, ArchitectureSpec] = {}
-
-
-def register_architecture(spec: ArchitectureSpec) -> None:
-    existing = _ARCHITECTURES.get(spec.name)
-    if existing is not None and existing.build is not spec.build:
-        raise UnknownModelError(f"architecture {spec.name!r} is registered by both {existing.source!r} and {spec.source!r}")
-    _ARCHITECTURES[spec.name] = spec
-
-
-def _builtin() -> None:
+def builtin_architectures() -> list[ArchitectureSpec]:
     from . import deeplabv3, se_resunet, unet
 
-    for name, mod, desc in (
-        ("unet", unet, "U-Net (Ronneberger et al.)"),
-        ("se_resunet", se_resunet, "SE-ResUNet (Cao et al.), timm SE-ResNet encoder"),
-        ("deeplabv3", deeplabv3, "DeepLabV3 (Chen et al.), timm ResNet encoder, ASPP"),
-    ):
-        register_architecture(ArchitectureSpec(name, mod.build, mod.PRESETS, desc))
-
-
-_builtin()
+    return [
+        ArchitectureSpec("unet", unet.build, unet.PRESETS, "U-Net (Ronneberger et al.)"),
+        ArchitectureSpec("se_resunet", se_resunet.build, se_resunet.PRESETS, "SE-ResUNet (Cao et al.), timm SE-ResNet encoder"),
+        ArchitectureSpec("deeplabv3", deeplabv3.build, deeplabv3.PRESETS, "DeepLabV3 (Chen et al.), timm ResNet encoder, ASPP"),
+    ]
 
 
 def architecture_names() -> list[str]:
-    return list(_ARCHITECTURES)
+    from ..plugins import get_registry
+
+    return get_registry().names("architectures")
 
 
 def get_architecture(name: str) -> ArchitectureSpec:
-    try:
-        return _ARCHITECTURES[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, _ARCHITECTURES, n=2)
+    from ..plugins import get_registry
+
+    spec = get_registry().get("architectures", name)
+    if spec is None:
+        known = architecture_names()
+        close = difflib.get_close_matches(name, known, n=2)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise UnknownModelError(f"unknown architecture {name!r}{hint} (registered: {', '.join(_ARCHITECTURES)})") from None
+        raise UnknownModelError(f"unknown architecture {name!r}{hint} (registered: {', '.join(known)})")
+    return spec
 
 
 def make_config(
@@ -87,6 +78,6 @@ __all__ = [
     "architecture_names",
     "build_model",
     "get_architecture",
+    "builtin_architectures",
     "make_config",
-    "register_architecture",
 ]

@@ -18,22 +18,21 @@ class MethodSpec:
     source: str = field(default="zoo_ensemble", compare=False)
 
 
-_METHODS: dict[str, MethodSpec] = {}
-
-
-def register_method(spec: MethodSpec) -> None:
-    existing = _METHODS.get(spec.name)
-    if existing is not None and existing.build is not spec.build:
-        raise UnknownModelError(f"ensemble method {spec.name!r} is registered by both {existing.source!r} and {spec.source!r}")
-    _METHODS[spec.name] = spec
+def builtin_methods() -> list[MethodSpec]:
+    """The paper's four methods (registered by the core plugin)."""
+    return []
 
 
 def method_names() -> list[str]:
-    return list(_METHODS)
+    from ..plugins import get_registry
+
+    return get_registry().names("ensemble_methods")
 
 
 def get_method(name: str) -> MethodSpec:
-    try:
-        return _METHODS[name]
-    except KeyError:
-        raise UnknownModelError(f"unknown ensemble method {name!r} (registered: {', '.join(_METHODS) or 'none'})") from None
+    from ..plugins import get_registry
+
+    spec = get_registry().get("ensemble_methods", name)
+    if spec is None:
+        raise UnknownModelError(f"unknown ensemble method {name!r} (registered: {', '.join(method_names()) or 'none'})")
+    return spec

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from zoo_ensemble.cli import main
+
+
+def test_train_predict_evaluate_from_the_command_line(cohort_a, tmp_path, capsys):
+    out = tmp_path / "trachea-se"
+    main([
+        "train", "--organ", "trachea", "--arch", "se_resunet", "--data", str(cohort_a.root), "--out", str(out),
+        "--size", "64", "--epochs", "1", "--steps", "2", "--batch-size", "4", "--device", "cpu",
+    ])
+    assert (out / "model.safetensors").exists() and (out / "config.json").exists() and (out / "README.md").exists()
+    assert "trachea" in (out / "README.md").read_text()
+
+    ct = cohort_a.cases[0].image
+    pred_path = tmp_path / "pred" / "labels.nrrd"
+    main(["predict", f"local-dir:{out}", str(ct), "-o", str(pred_path), "--probabilities", "--label-map", "structseg"])
+    src, pred = sitk.ReadImage(str(ct)), sitk.ReadImage(str(pred_path))
+    assert pred.GetSize() == src.GetSize() and pred.GetOrigin() == src.GetOrigin() and pred.GetDirection() == src.GetDirection()
+    assert set(np.unique(sitk.GetArrayFromImage(pred))) <= {0, 5}  # trachea is 5 in StructSeg's map
+    prob = sitk.ReadImage(str(tmp_path / "pred" / "labels_prob_trachea.nii.gz"))
+    assert prob.GetPixelIDTypeAsString() == "32-bit float" and prob.GetSize() == src.GetSize()
+
+    main(["evaluate", str(out), "--data", str(cohort_a.root), "--split", "all", "--out", str(tmp_path / "ev")])
+    data = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
+    assert data["split"] == "all" and len(data["cases"]) == len(cohort_a.cases)
+    assert set(data["organs"]) == {"trachea"}
+    assert "trachea" in capsys.readouterr().out
+
+
+def test_training_an_organ_no_dataset_annotates_fails_before_training(cohort_a, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--organ", "aorta", "--data", str(cohort_a.root), "--out", str(tmp_path / "x")])
+    assert exc.value.code == 2
+    assert "no dataset annotates 'aorta'" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_unknown_model_suggests(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path))
+    (tmp_path / "models" / "heart-unet").mkdir(parents=True)
+    (tmp_path / "models" / "heart-unet" / "config.json").write_text("{}")
+    with pytest.raises(SystemExit):
+        main(["predict", "heart-unett", str(tmp_path / "ct.nii.gz")])
+    assert "did you mean heart-unet" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["predict", "org/heart", str(tmp_path / "ct.nii.gz")])
+    err = capsys.readouterr().err
+    assert "local-dir:" in err and "hf-hub:" in err

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from zoo_ensemble.inference import Predictor, labels_from_probabilities
+from zoo_ensemble.io import Geometry, Volume
+
+
+def test_labels_from_probabilities():
+    probs = torch.tensor([[0.2, 0.6, 0.9, 0.7], [0.1, 0.4, 0.95, 0.8]]).T.reshape(1, 4, 2, 1).permute(0, 2, 1, 3)
+    # pixels: (0.2,0.1) none; (0.6,0.4) organ 1; (0.9,0.95) both -> organ 2; (0.7,0.8) both -> organ 2
+    label, contested = labels_from_probabilities(probs, 0.5)
+    assert label.flatten().tolist() == [0, 1, 2, 2]
+    assert contested == 2
+
+
+class Brightness(nn.Module):
+    """A stand-in model: organ 1 where HU > 0, organ 2 where HU > 500; records its input sizes."""
+
+    def __init__(self):
+        super().__init__()
+        self.sizes = []
+
+    def forward(self, hu):
+        self.sizes.append(tuple(hu.shape))
+        return torch.cat([(hu > 0).float() * 20 - 10, (hu > 500).float() * 20 - 10], dim=1)
+
+
+def _volume(array, spacing=(1.0, 1.0, 3.0)):
+    g = Geometry(array.shape[::-1], spacing, (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    return Volume(array, spacing, (0.0, 0.0, 0.0), g.direction, g)
+
+
+@pytest.mark.parametrize("shape, size", [((3, 40, 40), (32, 32)), ((1, 20, 24), (32, 32)), ((5, 50, 30), (40, 40))])
+def test_crop_pad_and_paste_back(shape, size):
+    arr = np.full(shape, -1000, dtype=np.int16)
+    arr[:, 10:18, 12:20] = 100
+    arr[:, 12:14, 14:16] = 800
+    model = Brightness()
+    pred = Predictor(model, ["heart", "aorta"], size, "center", batch_size=4).predict(_volume(arr), probabilities=True)
+    assert pred.labels.shape == shape
+    assert all(s[-2:] == size for s in model.sizes)  # every batch was cropped or padded to the input size
+    assert max(s[0] for s in model.sizes) <= 4
+    expected = np.zeros(shape, np.uint8)
+    expected[:, 10:18, 12:20] = 1
+    expected[:, 12:14, 14:16] = 2
+    assert np.array_equal(pred.labels, expected)
+    assert pred.contested == shape[0] * 4  # the bright core passes both channels
+    assert pred.probabilities["heart"].dtype == np.float32 and pred.probabilities["heart"].shape == shape
+
+
+def test_outside_the_crop_is_background():
+    arr = np.full((2, 64, 64), 100, dtype=np.int16)  # everything would be "heart"
+    pred = Predictor(Brightness(), ["heart", "aorta"], (32, 32), "center").predict(_volume(arr))
+    assert pred.labels[:, 16:48, 16:48].min() == 1 and pred.labels.sum() == 2 * 32 * 32
+
+
+def test_spacing_resamples_in_and_out():
+    arr = np.full((2, 40, 60), -1000, dtype=np.int16)
+    arr[:, 10:30, 20:40] = 100
+    model = Brightness()
+    pred = Predictor(model, ["heart", "aorta"], (64, 64), "none", spacing=(2.0, 2.0)).predict(_volume(arr, (1.0, 1.0, 2.5)))
+    assert model.sizes[0][-2:] == (20, 30)  # resampled to 2 mm before the model
+    assert pred.labels.shape == (2, 40, 60)
+    assert pred.labels[:, 12:28, 22:38].min() == 1 and pred.labels[:, :8].max() == 0

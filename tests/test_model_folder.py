@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from zoo_ensemble.cards import Card
+from zoo_ensemble.errors import ModelFormatError
+from zoo_ensemble.model_folder import load_folder
+
+
+def _copy(src, tmp_path, name="m"):
+    dst = tmp_path / name
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_saved_model_loads_back_with_identical_outputs(trained_heart):
+    a, b = load_folder(trained_heart), load_folder(trained_heart)
+    x = torch.randn(2, 1, 64, 64) * 300
+    with torch.no_grad():
+        assert torch.equal(a.model(x), b.model(x))
+    card = a.card
+    assert card.kind == "binary" and card.organs == ["heart"] and card.architecture == "unet"
+    assert (card.windows[0].width, card.windows[0].level) == (350, 50)
+    assert card.training["cases_train"] >= 1 and card.training["datasets"][0]["cases_val"]
+    assert "dice" in card.metrics["val"]["heart"]
+    assert len(card.weights_sha256) == 64
+
+
+def test_missing_and_pickled_weights(trained_heart, tmp_path):
+    m = _copy(trained_heart, tmp_path)
+    (m / "model.safetensors").unlink()
+    with pytest.raises(ModelFormatError, match="no model.safetensors"):
+        load_folder(m)
+    torch.save({"w": torch.zeros(1)}, m / "pytorch_model.bin")
+    with pytest.raises(ModelFormatError, match="only pickled weights"):
+        load_folder(m)
+
+
+def test_truncated_weights(trained_heart, tmp_path):
+    m = _copy(trained_heart, tmp_path)
+    data = (m / "model.safetensors").read_bytes()
+    (m / "model.safetensors").write_bytes(data[: len(data) // 2])
+    card = Card.read(m)
+    card.weights_sha256 = None  # without the hash check the damage must still be caught
+    card.write(m)
+    with pytest.raises(ModelFormatError, match="damaged or truncated"):
+        load_folder(m)
+
+
+def test_tampered_weights_fail_the_hash(trained_heart, tmp_path):
+    m = _copy(trained_heart, tmp_path)
+    state = load_file(str(m / "model.safetensors"))
+    state["head.bias"] = state["head.bias"] + 1
+    save_file(state, str(m / "model.safetensors"))
+    with pytest.raises(ModelFormatError, match="sha256"):
+        load_folder(m)
+
+
+def test_wrong_shape_and_missing_tensor(trained_heart, tmp_path):
+    m = _copy(trained_heart, tmp_path)
+    config = json.loads((m / "config.json").read_text())
+    config["widths"] = [4, 8, 16, 32, 32]
+    (m / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFormatError, match="has shape"):
+        load_folder(m)
+    m2 = _copy(trained_heart, tmp_path, "m2")
+    state = load_file(str(m2 / "model.safetensors"))
+    del state["head.weight"]
+    save_file(state, str(m2 / "model.safetensors"))
+    card = Card.read(m2)
+    card.weights_sha256 = None
+    card.write(m2)
+    with pytest.raises(ModelFormatError, match="missing 1 tensor"):
+        load_folder(m2)
+
+
+def test_card_and_config_must_agree(trained_heart, tmp_path):
+    m = _copy(trained_heart, tmp_path)
+    config = json.loads((m / "config.json").read_text())
+    config["organs"] = ["aorta"]
+    (m / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFormatError, match="disagree"):
+        load_folder(m)
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda t: t.replace("kind: binary", "kind: trinary"), "zoo.kind"),
+        (lambda t: t.replace("- heart\n  architecture", "- hearts\n  architecture"), "zoo.organs"),
+        (lambda t: t.replace("width: 350", "width: 0"), "zoo.window"),
+        (lambda t: t.replace("architecture: unet", "architecture: resnet"), "zoo.architecture"),
+        (lambda t: t.replace("format: 1", "format: 7"), "zoo.format"),
+    ],
+)
+def test_bad_cards_name_the_field(trained_heart, tmp_path, edit, message):
+    m = _copy(trained_heart, tmp_path)
+    text = (m / "README.md").read_text()
+    (m / "README.md").write_text(edit(text))
+    with pytest.raises(ModelFormatError, match=message.replace(".", r"\.")):
+        load_folder(m)

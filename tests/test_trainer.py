@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from zoo_ensemble.architectures import build_model, make_config
+from zoo_ensemble.errors import TrainingError
+from zoo_ensemble.training.checkpoint import load_checkpoint
+from zoo_ensemble.training.trainer import Trainer, TrainConfig
+
+CFG = TrainConfig(epochs=4, steps_per_epoch=3, batch_size=4, seed=1)
+
+
+def _trainer(slices, config=CFG, checkpoint=None, reporter=None):
+    train, val, organs = slices
+    torch.manual_seed(0)
+    model = build_model(make_config("unet", organs, "tiny", input_size=[64, 64]))
+    return Trainer(model, train, val, organs, config, checkpoint, reporter)
+
+
+class StopAt:
+    """Interrupts training like Ctrl-C in the middle of an epoch."""
+
+    def __init__(self, epoch, step):
+        self.at = (epoch, step)
+
+    def start(self, *a):
+        pass
+
+    def step(self, epoch, step, loss, lr):
+        if (epoch, step) == self.at:
+            raise KeyboardInterrupt
+
+    def epoch_end(self, *a):
+        pass
+
+    def finish(self, reason):
+        pass
+
+
+def test_resume_reaches_the_uninterrupted_result(tiny_slices, tmp_path):
+    straight = _trainer(tiny_slices, checkpoint=tmp_path / "a.safetensors").fit()
+
+    ckpt = tmp_path / "b.safetensors"
+    with pytest.raises(KeyboardInterrupt):
+        _trainer(tiny_slices, checkpoint=ckpt, reporter=StopAt(epoch=2, step=2)).fit()
+    assert load_checkpoint(ckpt).epoch == 2  # the last complete epoch survived the interrupt
+    resumed_trainer = _trainer(tiny_slices, checkpoint=ckpt)
+    resumed = resumed_trainer.fit(resume=True)
+
+    assert resumed.epochs_run == straight.epochs_run == 4
+    assert [h["val_loss"] for h in resumed.history] == [h["val_loss"] for h in straight.history]
+    for key, value in straight.best_state.items():
+        assert torch.equal(value, resumed.best_state[key]), key
+    final_a = load_checkpoint(tmp_path / "a.safetensors").model
+    for key, value in resumed_trainer.model.state_dict().items():
+        assert torch.equal(value.cpu(), final_a[key]), key
+
+
+def test_checkpoint_is_plain_safetensors(tiny_slices, tmp_path):
+    ckpt = tmp_path / "c.safetensors"
+    _trainer(tiny_slices, TrainConfig(epochs=1, steps_per_epoch=2, batch_size=4), ckpt).fit()
+    with safe_open(str(ckpt), framework="pt") as fh:
+        keys = list(fh.keys())
+        assert "training_state" in fh.metadata()
+    assert any(k.startswith("model.") for k in keys) and any(k.startswith("optim.") for k in keys)
+    assert not list(tmp_path.glob(".*"))  # no temporary file left behind
+
+
+def test_resume_refuses_other_settings(tiny_slices, tmp_path):
+    ckpt = tmp_path / "d.safetensors"
+    _trainer(tiny_slices, TrainConfig(epochs=1, steps_per_epoch=2, batch_size=4), ckpt).fit()
+    with pytest.raises(TrainingError, match="different training settings"):
+        _trainer(tiny_slices, TrainConfig(epochs=2, steps_per_epoch=2, batch_size=4, lr=0.1), ckpt).fit(resume=True)
+    with pytest.raises(TrainingError, match="no checkpoint"):
+        _trainer(tiny_slices, CFG, tmp_path / "none.safetensors").fit(resume=True)
+
+
+def test_training_lowers_the_loss_and_tracks_the_best_epoch(tiny_slices):
+    result = _trainer(tiny_slices, TrainConfig(epochs=5, steps_per_epoch=6, batch_size=6, seed=0, augment=False)).fit()
+    losses = [h["val_loss"] for h in result.history]
+    assert min(losses[1:]) < losses[0]
+    assert result.best_val_loss == min(losses)
+    assert result.best_epoch == losses.index(min(losses)) + 1
+    assert set(result.history[-1]["val_dice"]) == {"heart", "trachea"}
+
+
+def test_early_stopping(tiny_slices):
+    from zoo_ensemble.training.schedule import ScheduleConfig
+
+    cfg = TrainConfig(epochs=30, steps_per_epoch=1, batch_size=2, lr=1e-7, schedule=ScheduleConfig(early_stop_patience=2, min_delta=1.0))
+    result = _trainer(tiny_slices, cfg).fit()
+    assert result.stopped == "early stopping" and result.epochs_run == 3
+
+
+def test_no_validation_patients_is_an_error(tiny_slices):
+    train, _, organs = tiny_slices
+    with pytest.raises(TrainingError, match="validation"):
+        Trainer(build_model(make_config("unet", organs)), train, [], organs, CFG)

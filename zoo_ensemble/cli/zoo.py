@@ -1,0 +1,128 @@
+"""``zoo list``, ``zoo info``, ``zoo plugins``, ``zoo pull`` and ``zoo push``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markdown import Markdown
+from rich.table import Table
+
+from . import app
+from .console import console
+
+
+def _windows(ws) -> str:
+    return ", ".join(f"{w.width:g}/{w.level:g}" for w in ws) or "-"
+
+
+@app.command("list")
+def list_(
+    organ: Annotated[str | None, typer.Option("--organ", help="Only models that segment this organ.")] = None,
+    hub: Annotated[bool, typer.Option("--hub", help="Search the Hub for models tagged zoo-ensemble instead.")] = False,
+    query: Annotated[str | None, typer.Option("--search", help="With --hub: a text to search for.")] = None,
+) -> None:
+    """Models this installation knows (plugins, local zoo, pulled), or those on the Hub."""
+    if hub:
+        _list_hub(organ, query)
+        return
+    from ..organs import get_organ
+    from ..registry import list_models
+
+    if organ:
+        get_organ(organ)
+    rows = list_models(organ)
+    table = Table(title="zoo models", title_justify="left")
+    for col in ("id", "kind", "organs", "architecture / method", "window W/L", "source", "downloaded", "val Dice"):
+        table.add_column(col, justify="right" if col == "val Dice" else "left")
+    for r in rows:
+        table.add_row(
+            r.model_id, r.kind, ", ".join(r.organs), r.design, _windows(r.windows), r.source,
+            "yes" if r.downloaded else "no", "-" if r.headline is None else f"{r.headline:.3f}",
+        )
+    console.print(table if rows else "no models yet: train one (zoo train), pull one (zoo pull), or install a plugin")
+
+
+def _list_hub(organ: str | None, query: str | None) -> None:
+    from .. import hub
+
+    found = hub.search(query, organ)
+    table = Table(title=f"models tagged zoo-ensemble on {hub.endpoint()}", title_justify="left")
+    for col in ("repo", "kind", "organs", "architecture / method", "commit"):
+        table.add_column(col)
+    for m in found:
+        z = m["zoo"] or {}
+        table.add_row(f"hf-hub:{m['repo']}", str(z.get("kind", "?")), ", ".join(z.get("organs", [])), str(z.get("architecture") or z.get("method") or "?"), (m["sha"] or "")[:10])
+    console.print(table if found else "no zoo-ensemble models found on the Hub")
+
+
+@app.command("info")
+def info(model: Annotated[str, typer.Argument(help="Model id, hf-hub:org/name, local-dir:PATH or a folder.")]) -> None:
+    """Print a model's card (and, for learned ensembles, what the method learned)."""
+    from ..model_folder import load_folder
+    from ..registry import resolve_folder
+
+    folder = resolve_folder(model)
+    loaded = load_folder(folder)
+    console.print(f"[b]{loaded.card.model_id}[/b] in {folder}")
+    console.print(Markdown((folder / "README.md").read_text(encoding="utf-8").split("---", 2)[-1]))
+    describe = getattr(loaded.model, "describe", None)
+    if describe is not None:
+        console.print(describe())
+
+
+@app.command("plugins")
+def plugins() -> None:
+    """Installed plugins and what each registered."""
+    from ..plugins import get_registry
+
+    reg = get_registry()
+    table = Table(title="plugins", title_justify="left")
+    for col in ("plugin", "distribution", "version", "registered"):
+        table.add_column(col)
+    for p in reg.plugins:
+        what = "; ".join(f"{kind.replace('_', ' ')}: {', '.join(names)}" for kind, names in p.registered.items()) or "nothing"
+        table.add_row(p.name, p.distribution, p.version, what)
+    console.print(table)
+
+
+@app.command("pull")
+def pull(
+    model: Annotated[str, typer.Argument(help="A plugin model id, or hf-hub:org/name, or org/name.")],
+    revision: Annotated[str | None, typer.Option("--revision", help="Branch, tag or commit (default: the pinned one, else main).")] = None,
+) -> None:
+    """Download a model into the Hugging Face cache and check its card and weights."""
+    from .. import hub
+    from ..errors import UnknownModelError
+    from ..plugins import get_registry
+
+    spec = get_registry().get("models", model)
+    if spec is not None:
+        if spec.path is not None:
+            console.print(f"{model} ships inside its plugin ({spec.path}); nothing to download")
+            return
+        repo, rev = spec.hub_repo, revision or spec.revision
+    else:
+        text = model[len("hf-hub:") :] if model.startswith("hf-hub:") else model
+        if "/" not in text:
+            raise UnknownModelError(f"{model!r} is not a plugin model; give a Hub repo as hf-hub:org/name")
+        repo, rev = hub.parse_spec(text)
+        rev = revision or rev
+    pulled = hub.pull(repo, rev)
+    console.print(f"pulled [b]{pulled.loaded.card.model_id}[/b] from {repo} at commit {pulled.commit} into {pulled.folder}")
+
+
+@app.command("push")
+def push(
+    folder: Annotated[Path, typer.Argument(help="Model folder (README.md, config.json, model.safetensors).")],
+    repo: Annotated[str, typer.Option("--repo", help="Hub repo id, org/name.")],
+    private: Annotated[bool, typer.Option("--private", help="Create the repo as private.")] = False,
+    create_pr: Annotated[bool, typer.Option("--create-pr", help="Open a pull request instead of committing to main.")] = False,
+) -> None:
+    """Publish a model folder to the Hub (refused if its card, config or weights fail the checks)."""
+    from .. import hub
+
+    info = hub.push(folder, repo, private=private, create_pr=create_pr)
+    url = getattr(info, "pr_url", None) or getattr(info, "commit_url", None) or str(info)
+    console.print(f"pushed {folder} to {repo}: {url}")

@@ -1,0 +1,183 @@
+"""The only module that talks to the Hugging Face Hub (or a self-hosted one via ``HF_ENDPOINT``).
+
+``pull`` downloads a model's card, config and weights into the Hugging Face cache and checks
+them before reporting success; ``push`` publishes a checked model folder; ``search`` lists
+models tagged ``zoo-ensemble``. ``HF_HUB_OFFLINE=1`` works from the cache. The token comes from
+wherever huggingface_hub looks for it (``HF_TOKEN``, ``hf auth login``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .atomic import write_text
+from .errors import HubError, ModelFormatError, UnknownModelError
+from .model_folder import CARD, CONFIG, PICKLE_SUFFIXES, WEIGHTS, LoadedModel, load_folder
+from .paths import zoo_home
+
+MODEL_FILES = [CARD, CONFIG, WEIGHTS]
+TAG = "zoo-ensemble"
+_REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass
+class Pulled:
+    repo: str
+    revision: str | None
+    commit: str
+    folder: Path
+    loaded: LoadedModel
+
+
+def endpoint() -> str:
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+def offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """``org/name@revision`` -> (repo, revision)."""
+    repo, _, rev = spec.partition("@")
+    if not _REPO.match(repo):
+        raise UnknownModelError(f"{spec!r} is not a Hub repo id (expected org/name[@revision])")
+    return repo, rev or None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _translate(exc: BaseException, repo: str, revision: str | None) -> Exception:
+    from huggingface_hub import errors as hf
+
+    where = f"{repo}@{revision}" if revision else repo
+    if isinstance(exc, hf.RevisionNotFoundError):
+        return UnknownModelError(f"hub repo {repo!r} has no revision {revision!r}")
+    if isinstance(exc, hf.RepositoryNotFoundError):
+        return UnknownModelError(f"hub repo {repo!r} not found at {endpoint()} (or it is private and no token allows it)")
+    if isinstance(exc, (hf.LocalEntryNotFoundError, hf.OfflineModeIsEnabled)) and offline():
+        return HubError(f"{where} is not in the local cache and HF_HUB_OFFLINE is set; pull it once while online")
+    if isinstance(exc, hf.RemoteEntryNotFoundError):
+        return ModelFormatError(f"hub repo {where} lacks a file zoo-ensemble needs ({_one_line(exc)})")
+    if isinstance(exc, hf.HfHubHTTPError):
+        return HubError(f"the Hub refused the request for {where}: {_one_line(exc)}")
+    return HubError(f"cannot reach the Hub at {endpoint()} for {where} ({_one_line(exc)}); retry, or set HF_HUB_OFFLINE=1 to use the cache")
+
+
+def _check_remote_files(repo: str, revision: str | None) -> None:
+    from huggingface_hub import HfApi
+
+    info = HfApi().model_info(repo, revision=revision)
+    names = {s.rfilename for s in (info.siblings or [])}
+    if WEIGHTS not in names:
+        pickles = sorted(n for n in names if n.endswith(PICKLE_SUFFIXES))
+        if pickles:
+            raise ModelFormatError(
+                f"hub repo {repo!r} offers only pickled weights ({', '.join(pickles)}); zoo-ensemble loads safetensors only, never pickles"
+            )
+        raise ModelFormatError(f"hub repo {repo!r} has no {WEIGHTS}")
+    missing = [f for f in (CARD, CONFIG) if f not in names]
+    if missing:
+        raise ModelFormatError(f"hub repo {repo!r} lacks {', '.join(missing)}; it is not a zoo-ensemble model")
+
+
+def pull(repo: str, revision: str | None = None) -> Pulled:
+    """Download (or find in the cache) a model repo and check card and weights."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        if not offline():
+            _check_remote_files(repo, revision)
+        folder = Path(snapshot_download(repo, revision=revision, allow_patterns=MODEL_FILES, local_files_only=offline()))
+    except (UnknownModelError, ModelFormatError):
+        raise
+    except Exception as exc:  # huggingface_hub and httpx raise many types; each becomes one clear line
+        raise _translate(exc, repo, revision) from None
+    if not (folder / WEIGHTS).is_file():
+        raise ModelFormatError(f"hub repo {repo!r}: no {WEIGHTS} in the downloaded snapshot")
+    loaded = load_folder(folder)
+    pulled = Pulled(repo, revision, folder.name, folder, loaded)
+    _record(pulled)
+    return pulled
+
+
+def cached(repo: str, revision: str | None = None) -> Path | None:
+    """The cached snapshot folder of ``repo`` at ``revision``, without any network access."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = Path(snapshot_download(repo, revision=revision, allow_patterns=MODEL_FILES, local_files_only=True))
+    except Exception:  # not cached (huggingface_hub raises several error types for that)
+        return None
+    return folder if (folder / WEIGHTS).is_file() else None
+
+
+def push(folder: str | Path, repo: str, private: bool = False, create_pr: bool = False, message: str | None = None) -> Any:
+    """Publish a model folder; a folder whose card, config or weights fail the checks is refused."""
+    from huggingface_hub import HfApi
+
+    loaded = load_folder(folder)
+    parse_spec(repo)
+    api = HfApi()
+    try:
+        api.create_repo(repo, private=private, exist_ok=True)
+        return api.upload_folder(
+            folder_path=str(folder),
+            repo_id=repo,
+            allow_patterns=MODEL_FILES,
+            commit_message=message or f"Upload {loaded.card.model_id} with zoo-ensemble",
+            create_pr=create_pr,
+        )
+    except Exception as exc:
+        raise _translate(exc, repo, None) from None
+
+
+def search(query: str | None = None, organ: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """Models on the Hub tagged ``zoo-ensemble`` (optionally with an organ tag)."""
+    from huggingface_hub import HfApi
+
+    tags = [TAG] + ([organ] if organ else [])
+    try:
+        found = list(HfApi().list_models(filter=tags, search=query, limit=limit))
+    except Exception as exc:
+        raise _translate(exc, "models tagged zoo-ensemble", None) from None
+    out = []
+    for m in found:
+        card = getattr(m, "card_data", None)
+        zoo = (card.to_dict() if card is not None else {}).get("zoo", {}) if card is not None else {}
+        out.append({"repo": m.id, "sha": getattr(m, "sha", None), "tags": list(m.tags or []), "zoo": zoo})
+    return out
+
+
+# --- the index of pulled models ------------------------------------------------------------
+def _index_path() -> Path:
+    return zoo_home() / "hub-index.json"
+
+
+def index() -> dict[str, dict[str, Any]]:
+    """model id -> {repo, revision, commit, folder} of every model pulled into this zoo."""
+    path = _index_path()
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _record(p: Pulled) -> None:
+    data = index()
+    data[p.loaded.card.model_id] = {"repo": p.repo, "revision": p.revision, "commit": p.commit, "folder": str(p.folder)}
+    write_text(_index_path(), json.dumps(data, indent=2, sort_keys=True) + "\n")
