@@ -99,3 +99,34 @@ def hub(hub_server, tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
     return hub_server
+
+
+@pytest.fixture(scope="session")
+def member_zoo(cohort_a, tmp_path_factory):
+    """A zoo home with three tiny binary members (trained a few steps on cohort A, 64 x 64)."""
+    import os
+
+    from zoo_ensemble.training.fit import train_model
+    from zoo_ensemble.training.trainer import TrainConfig
+
+    home = tmp_path_factory.mktemp("member-zoo")
+    old = os.environ.get("ZOO_HOME")
+    os.environ["ZOO_HOME"] = str(home)
+    try:
+        for organ, arch in (("heart", "unet"), ("trachea", "se_resunet"), ("lung_left", "deeplabv3")):
+            train_model(
+                [organ], arch, [cohort_a], input_size=(64, 64),
+                config=TrainConfig(epochs=2, steps_per_epoch=2, batch_size=4, seed=0),
+            )
+    finally:
+        if old is None:
+            os.environ.pop("ZOO_HOME")
+        else:
+            os.environ["ZOO_HOME"] = old
+    return home
+
+
+@pytest.fixture
+def in_member_zoo(member_zoo, monkeypatch):
+    monkeypatch.setenv("ZOO_HOME", str(member_zoo))
+    return member_zoo

@@ -138,6 +138,10 @@ class SegmentationModel(nn.Module):
         """Windowed input ``(B, K, H, W)`` -> full-resolution features ``(B, F, H, W)``."""
         raise NotImplementedError
 
+    def last_layer(self) -> nn.Module:
+        """The block that produces ``features`` (what layer fusion keeps trainable)."""
+        raise NotImplementedError
+
     def features(self, hu: torch.Tensor) -> torch.Tensor:
         return self.decode(self.window(hu))
 

@@ -48,6 +48,9 @@ class DeepLabV3(SegmentationModel):
         y = self.refine(self.aspp(self.encoder(x)[-1]))
         return upsample_to(y, x)
 
+    def last_layer(self) -> nn.Module:
+        return self.refine
+
 
 def build(config: ModelConfig) -> DeepLabV3:
     return DeepLabV3(config)

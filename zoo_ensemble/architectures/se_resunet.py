@@ -100,6 +100,9 @@ class SEResUNet(SegmentationModel):
         full = self.full(x)
         return self.last(torch.cat([upsample_to(y, full), full], dim=1))
 
+    def last_layer(self) -> nn.Module:
+        return self.last
+
 
 def build(config: ModelConfig) -> SEResUNet:
     return SEResUNet(config)

@@ -24,20 +24,18 @@ def double_conv(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(conv_bn_relu(cin, cout), conv_bn_relu(cout, cout))
 
 
-class UNet(SegmentationModel):
-    def __init__(self, config: ModelConfig):
-        widths = config.widths or PRESETS["tiny"]["widths"]
-        super().__init__(config, feature_channels=widths[0])
-        self.inc = double_conv(self.in_channels, widths[0])
+class UNetCore(nn.Module):
+    """Encoder-decoder on any input channels; the meta U-Net of the ensembles reuses it."""
+
+    def __init__(self, in_channels: int, widths: list[int]):
+        super().__init__()
+        self.inc = double_conv(in_channels, widths[0])
         self.down = nn.ModuleList(double_conv(widths[i], widths[i + 1]) for i in range(len(widths) - 1))
         self.pool = nn.MaxPool2d(2)
-        ups = []
-        for i in range(len(widths) - 1, 0, -1):
-            # the deeper map (widths[i]) is upsampled and concatenated with the skip (widths[i-1])
-            ups.append(double_conv(widths[i] + widths[i - 1], widths[i - 1]))
-        self.up = nn.ModuleList(ups)
+        # each decoder block takes the deeper map (widths[i]) upsampled plus the skip (widths[i-1])
+        self.up = nn.ModuleList(double_conv(widths[i] + widths[i - 1], widths[i - 1]) for i in range(len(widths) - 1, 0, -1))
 
-    def decode(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = [self.inc(x)]
         for block in self.down:
             skips.append(block(self.pool(skips[-1])))
@@ -46,6 +44,19 @@ class UNet(SegmentationModel):
             skip = skips.pop()
             y = block(torch.cat([upsample_to(y, skip), skip], dim=1))
         return y
+
+
+class UNet(SegmentationModel):
+    def __init__(self, config: ModelConfig):
+        widths = config.widths or PRESETS["tiny"]["widths"]
+        super().__init__(config, feature_channels=widths[0])
+        self.core = UNetCore(self.in_channels, widths)
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.core(x)
+
+    def last_layer(self) -> nn.Module:
+        return self.core.up[-1]
 
 
 def build(config: ModelConfig) -> UNet:

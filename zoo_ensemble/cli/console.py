@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -35,6 +36,22 @@ def progress() -> Progress:
         TimeRemainingColumn(),
         console=err_console,
     )
+
+
+def progress_callback(description: str) -> Callable[[int, int], None]:
+    """A ``(done, total)`` callback that shows a progress bar from its first call to its last."""
+    bar, task = progress(), None
+
+    def update(done: int, total: int) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task(description, total=total)
+        bar.update(task, completed=done, total=total)
+        if done >= total:
+            bar.stop()
+
+    return update
 
 
 def _fmt(st: Stat, digits: int) -> str:

@@ -9,7 +9,7 @@ import typer
 
 from ..errors import ZooError
 from . import app
-from .console import console, progress
+from .console import console, progress, progress_callback
 
 
 def _datasets(paths: list[Path], labels: str | None) -> list:
@@ -52,20 +52,9 @@ def train(
         epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, lr=lr, max_minutes=minutes,
         seed=seed, device=device, augment=not no_augment, num_workers=workers,
     )
-    bar, task = progress(), None
-
-    def prep(i: int, n: int) -> None:
-        nonlocal task
-        if task is None:
-            bar.start()
-            task = bar.add_task("prepare slices", total=n)
-        bar.update(task, completed=i)
-        if i == n:
-            bar.stop()
-
     folder, result = train_model(
         organs, arch, datasets, out=out, model_id=name, variant=variant, input_size=(size, size), config=config,
-        split_seed=split_seed, resume=resume, prepare_progress=prep, reporter=RichReporter(name or "/".join(organs)),
+        split_seed=split_seed, resume=resume, prepare_progress=progress_callback("prepare slices"), reporter=RichReporter(name or "/".join(organs)),
     )
     console.print(
         f"saved [b]{folder.name}[/b] to {folder} (best epoch {result.best_epoch} of {result.epochs_run}, "

@@ -20,7 +20,14 @@ class MethodSpec:
 
 def builtin_methods() -> list[MethodSpec]:
     """The paper's four methods (registered by the core plugin)."""
-    return []
+    from . import argmax, layer_fusion, logits_conv, meta_unet
+
+    return [
+        MethodSpec("argmax", argmax.build, False, "most confident member above threshold; nothing trained"),
+        MethodSpec("logits_conv", logits_conv.build, True, "1 x 1 convolution over the member logits"),
+        MethodSpec("meta_unet", meta_unet.build, True, "U-Net on the stacked member logits"),
+        MethodSpec("layer_fusion", layer_fusion.build, True, "members' last feature layers fused by a 1 x 1 convolution"),
+    ]
 
 
 def method_names() -> list[str]:

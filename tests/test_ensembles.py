@@ -1,0 +1,185 @@
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from zoo_ensemble.compose import ComposeError, compose
+from zoo_ensemble.errors import ZooError
+from zoo_ensemble.model_folder import load_folder
+from zoo_ensemble.predict import load_model, predictor_for
+from zoo_ensemble.training.trainer import TrainConfig
+
+MEMBERS = ["heart-unet", "trachea-se_resunet", "lung_left-deeplabv3"]
+QUICK = TrainConfig(epochs=2, steps_per_epoch=2, batch_size=4, seed=0, lr=5e-3)
+
+
+def _frozen_snapshot(ensemble):
+    trainable = {id(p) for p in ensemble.parameters() if p.requires_grad}
+    return {
+        f"{i}.{name}": p.detach().clone()
+        for i, m in enumerate(ensemble.members)
+        for name, p in m.named_parameters()
+        if id(p) not in trainable
+    } | {f"{i}.{name}": b.detach().clone() for i, m in enumerate(ensemble.members) for name, b in m.named_buffers()}
+
+
+@pytest.mark.parametrize("method", ["logits_conv", "meta_unet", "layer_fusion"])
+def test_learned_methods_keep_members_frozen(in_member_zoo, cohort_a, tmp_path, method):
+    before = {m: load_folder(in_member_zoo / "models" / m).model.state_dict() for m in MEMBERS}
+    result = compose(method, "all", MEMBERS, [cohort_a], out=tmp_path / method, config=QUICK)
+    ens = load_folder(result.folder).model
+    assert ens.organs == ["heart", "trachea", "lung_left"]
+    changed_last = False
+    for i, model_id in enumerate(MEMBERS):
+        member = ens.members[i]
+        last = {id(p) for p in member.last_layer().parameters()} if method == "layer_fusion" else set()
+        for name, value in member.state_dict().items():
+            param = dict(member.named_parameters()).get(name)
+            if param is not None and id(param) in last:
+                changed_last |= not torch.equal(value, before[model_id][name])
+            else:
+                assert torch.equal(value, before[model_id][name]), f"{model_id}.{name} moved"
+    if method == "layer_fusion":
+        assert changed_last  # the last feature layers were trained
+    assert result.report is not None and set(result.report.organs) == {"heart", "trachea", "lung_left"}
+    assert result.train_result.epochs_run == 2
+
+
+def test_argmax_reproduces_members_where_they_do_not_overlap(in_member_zoo, tmp_path):
+    result = compose("argmax", "all", MEMBERS, [], out=tmp_path / "argmax")
+    ens = load_folder(result.folder).model
+    torch.manual_seed(1)
+    x = torch.randn(2, 1, 64, 64) * 400
+    with torch.no_grad():
+        probs = torch.sigmoid(ens(x))
+        member_masks = [torch.sigmoid(load_folder(in_member_zoo / "models" / m).model(x))[:, 0] > 0.5 for m in MEMBERS]
+    from zoo_ensemble.inference import labels_from_probabilities
+
+    label, _ = labels_from_probabilities(probs, 0.5)
+    stacked = torch.stack(member_masks, dim=1)
+    alone = stacked.sum(1) == 1
+    for o in range(3):
+        assert torch.equal(label[alone & stacked[:, o]], torch.full_like(label[alone & stacked[:, o]], o + 1))
+    assert (label[stacked.sum(1) == 0] == 0).all()
+
+
+def test_saved_ensemble_is_self_contained_and_reloads_identically(in_member_zoo, cohort_a, tmp_path):
+    result = compose("logits_conv", "all", MEMBERS, [cohort_a], out=tmp_path / "lc", config=QUICK)
+    x = torch.randn(1, 1, 64, 64) * 300
+    with torch.no_grad():
+        a = load_folder(result.folder).model(x)
+    moved = tmp_path / "elsewhere"
+    shutil.move(str(in_member_zoo / "models"), str(moved))  # members gone
+    try:
+        with torch.no_grad():
+            b = load_folder(result.folder).model(x)
+    finally:
+        shutil.move(str(moved), str(in_member_zoo / "models"))
+    assert torch.equal(a, b)
+    card = load_folder(result.folder).card
+    assert [m["model_id"] for m in card.members] == MEMBERS
+    assert all(len(m["sha256"]) == 64 and m["license"] == "apache-2.0" for m in card.members)
+    assert card.method == "logits_conv" and card.organs == ["heart", "trachea", "lung_left"]
+    assert "dice" in card.metrics["test"]["mean"]
+
+
+def test_logits_conv_info_shows_the_learned_weights(in_member_zoo, cohort_a, tmp_path, capsys):
+    from zoo_ensemble.cli import main
+
+    result = compose("logits_conv", "all", MEMBERS, [cohort_a], out=tmp_path / "lc2", config=QUICK)
+    main(["info", f"local-dir:{result.folder}"])
+    out = capsys.readouterr().out
+    assert "learned weight" in out and "heart-unet:heart" in out and "bias" in out
+    w = load_folder(result.folder).model.weights()
+    assert w.shape == (3, 3)
+
+
+def test_predict_only_the_members_an_organ_needs(in_member_zoo, tmp_path):
+    result = compose("argmax", "all", MEMBERS, [], out=tmp_path / "am")
+    loaded = load_model(f"local-dir:{result.folder}")
+    calls = []
+    for i, m in enumerate(loaded.model.members):
+        m.register_forward_hook(lambda mod, inp, out, i=i: calls.append(i))
+    predictor = predictor_for(loaded, "cpu", organs="trachea")
+    assert predictor.organs == ["trachea"]
+    from zoo_ensemble.io import Geometry, Volume
+
+    arr = np.full((3, 64, 64), -1000, dtype=np.int16)
+    g = Geometry((64, 64, 3), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    predictor.predict(Volume(arr, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), g.direction, g))
+    assert set(calls) == {1}  # only the trachea member ran
+    with pytest.raises(ZooError, match="does not segment"):
+        predictor_for(loaded, "cpu", organs="aorta")
+
+
+def test_redundant_and_multiclass_members(in_member_zoo, cohort_a, tmp_path, monkeypatch):
+    from zoo_ensemble.training.fit import train_model
+
+    train_model(["heart", "trachea"], "unet", [cohort_a], model_id="multi-unet", input_size=(64, 64), config=TrainConfig(epochs=1, steps_per_epoch=1, batch_size=2))
+    try:
+        result = compose("layer_fusion", "heart,trachea", ["heart-unet", "trachea-se_resunet", "multi-unet"], [cohort_a], out=tmp_path / "lf", config=QUICK)
+        ens = load_folder(result.folder).model
+        assert ens.channel_names() == ["heart-unet:heart", "trachea-se_resunet:trachea", "multi-unet:heart", "multi-unet:trachea"]
+        assert ens.fuse.in_channels == sum(m.feature_channels for m in ens.members)
+    finally:
+        shutil.rmtree(in_member_zoo / "models" / "multi-unet")
+
+
+def test_bad_input_fails_before_training(in_member_zoo, cohort_a, cohort_b, tmp_path, monkeypatch):
+    from zoo_ensemble.training import trainer
+
+    def no_training(*a, **k):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(trainer.Trainer, "fit", no_training)
+    with pytest.raises(ComposeError, match="no member covers aorta"):
+        compose("logits_conv", "heart,aorta", MEMBERS, [cohort_a])
+    with pytest.raises(ZooError, match="no dataset annotates 'lung_left'"):
+        compose("logits_conv", "all", MEMBERS, [cohort_b])
+    with pytest.raises(ComposeError, match="give data"):
+        compose("meta_unet", "all", MEMBERS, [])
+    odd = in_member_zoo / "models" / "odd-size"
+    shutil.copytree(in_member_zoo / "models" / "heart-unet", odd)
+    try:
+        text = (odd / "README.md").read_text().replace("model_id: heart-unet", "model_id: odd-size")
+        assert "size:\n    - 64\n    - 64\n" in text
+        (odd / "README.md").write_text(text.replace("size:\n    - 64\n    - 64\n", "size:\n    - 96\n    - 96\n", 1))
+        with pytest.raises(ComposeError, match="disagree on input size"):
+            compose("argmax", "all", ["heart-unet", "odd-size"], [])
+        (odd / "README.md").write_text(text.replace("kind: binary", "kind: what"))
+        with pytest.raises(ZooError, match="zoo.kind"):
+            compose("argmax", "all", ["odd-size"], [])
+    finally:
+        shutil.rmtree(odd)
+
+
+def test_leakage_is_reported_and_strict_refuses(in_member_zoo, cohort_a, tmp_path):
+    result = compose("argmax", "all", MEMBERS, [cohort_a], out=tmp_path / "leaky")
+    assert result.leakage == []  # argmax trains nothing and the test split is unseen by the members
+    with pytest.raises(ComposeError, match="--strict"):
+        compose("logits_conv", "all", MEMBERS, [cohort_a], strict=True, config=QUICK)
+    leaky = compose("logits_conv", "all", MEMBERS, [cohort_a], out=tmp_path / "leaky2", config=QUICK)
+    assert any("seen by member heart-unet" in line for line in leaky.leakage)
+    assert load_folder(leaky.folder).card.training["leakage"]
+    with pytest.raises(ComposeError, match="--fresh-cases"):
+        compose("logits_conv", "all", MEMBERS, [cohort_a], fresh_cases=True, config=QUICK)
+
+
+def test_default_members_are_the_best_per_organ(in_member_zoo):
+    from zoo_ensemble.compose import choose_members
+
+    members, organs = choose_members("heart,trachea")
+    assert [m.model_id for m in members] == ["heart-unet", "trachea-se_resunet"] and organs == ["heart", "trachea"]
+    members, organs = choose_members("all")
+    assert set(organs) == {"heart", "trachea", "lung_left"}
+
+
+def test_compose_and_push(in_member_zoo, hub, tmp_path):
+    from zoo_ensemble import hub as zhub
+
+    compose("argmax", "all", MEMBERS, [], out=tmp_path / "pushed", push="zoo-test/argmax-ens")
+    pulled = zhub.pull("zoo-test/argmax-ens")
+    assert pulled.loaded.card.kind == "ensemble" and len(pulled.loaded.card.members) == 3

@@ -1,0 +1,313 @@
+"""The composer: chosen zoo models become one multi-organ ensemble, trained, evaluated, saved.
+
+Steps, each checked before any training starts: choose members (by default the best binary
+model per organ by the validation result on its card), check that they agree on input size and
+grid handling, check that the data annotate what must be learned, report (or refuse, with
+``strict``) cases the members were trained on; then build the method's ensemble, train what it
+needs through the common trainer, evaluate on the test split and save a self-contained zoo model
+whose card keeps every member's provenance.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .cards import Card
+from .data.dataset import Case, Dataset
+from .ensembles import get_method
+from .ensembles.base import MemberInfo
+from .ensembles.io import build_ensemble, ensemble_config
+from .errors import ZooError
+from .evaluation import Report
+from .inference import Predictor
+from .model_folder import LoadedModel, load_folder, sha256_file, write_folder
+from .organs import parse_organs
+from .paths import slice_cache_dir, zoo_home
+from .registry import list_models, resolve_folder
+
+log = logging.getLogger("zoo_ensemble")
+
+#: Licences from least to most restrictive; anything unknown counts as most restrictive.
+LICENCE_ORDER = ["cc0-1.0", "mit", "bsd-3-clause", "bsd-2-clause", "apache-2.0", "cc-by-4.0", "cc-by-sa-4.0", "gpl-3.0", "agpl-3.0", "cc-by-nc-4.0", "cc-by-nc-sa-4.0"]
+
+
+class ComposeError(ZooError):
+    """The chosen members, organs or data cannot make the requested ensemble."""
+
+
+@dataclass
+class Member:
+    spec: str
+    loaded: LoadedModel
+    source: str
+
+    @property
+    def model_id(self) -> str:
+        return self.loaded.card.model_id
+
+    @property
+    def card(self) -> Card:
+        return self.loaded.card
+
+    def provenance(self) -> dict[str, Any]:
+        from . import hub
+
+        card = self.card
+        entry: dict[str, Any] = {"model_id": card.model_id, "source": self.source, "kind": card.kind, "organs": list(card.organs)}
+        if card.architecture:
+            entry["architecture"] = card.architecture
+        pulled = hub.index().get(card.model_id)
+        if pulled and Path(pulled.get("folder", "")) == self.loaded.folder:
+            entry["repo"], entry["revision"] = pulled["repo"], pulled["commit"]
+        entry["sha256"] = card.weights_sha256 or sha256_file(self.loaded.folder / "model.safetensors")
+        entry["license"] = card.license
+        datasets = card.training.get("datasets") or []
+        if datasets:
+            entry["training"] = [{"name": d.get("name"), "cases": len(d.get("cases_train", [])) + len(d.get("cases_val", []))} for d in datasets]
+        return entry
+
+    def seen_cases(self) -> set[str]:
+        """Hashes of every case this member was trained or validated on."""
+        out: set[str] = set()
+        for d in self.card.training.get("datasets") or []:
+            out.update(d.get("cases_train", []))
+            out.update(d.get("cases_val", []))
+        return out
+
+
+@dataclass
+class ComposeResult:
+    folder: Path
+    members: list[Member]
+    organs: list[str]
+    report: Report | None
+    leakage: list[str] = field(default_factory=list)
+    train_result: Any = None
+
+
+# --- members ---------------------------------------------------------------------------------
+def _load_member(spec: str) -> Member:
+    folder = resolve_folder(spec)
+    loaded = load_folder(folder)
+    if loaded.card.kind == "ensemble":
+        raise ComposeError(f"{spec}: an ensemble cannot be a member of another ensemble")
+    return Member(spec, loaded, str(folder))
+
+
+def _rank_key(card: Card) -> tuple[float, float]:
+    """Lower is better: validation loss first (as the paper chooses), then minus validation Dice."""
+    loss = card.training.get("best_val_loss")
+    dice = card.headline("dice")
+    return (float(loss) if isinstance(loss, (int, float)) else math.inf, -(dice if dice is not None else -1.0))
+
+
+def choose_members(organs: str | Sequence[str] = "all", models: Sequence[str] | None = None) -> tuple[list[Member], list[str]]:
+    """Resolve ``models`` (any kinds but ensembles), or pick the best binary model per organ."""
+    if models:
+        members = [_load_member(m) for m in models]
+        covered = list(dict.fromkeys(o for m in members for o in m.card.organs))
+        wanted = covered if organs == "all" else parse_organs(organs)
+        missing = [o for o in wanted if o not in covered]
+        if missing:
+            raise ComposeError(f"no member covers {', '.join(missing)} (members cover {', '.join(covered)})")
+        return members, wanted
+    candidates = [r for r in list_models() if r.kind == "binary" and r.card is not None and r.folder is not None]
+    covered = list(dict.fromkeys(o for r in candidates for o in r.organs))
+    wanted = covered if organs == "all" else parse_organs(organs)
+    if not wanted:
+        raise ComposeError("no binary models are available: train some (zoo train), pull some (zoo pull) or install a plugin")
+    members = []
+    for organ in wanted:
+        pool = [r for r in candidates if r.organs == [organ]]
+        if not pool:
+            raise ComposeError(f"no available binary model covers {organ!r}; train one (zoo train --organ {organ}) or pull one")
+        best = min(pool, key=lambda r: _rank_key(r.card))
+        members.append(Member(best.model_id, load_folder(best.folder), best.source))
+    return members, wanted
+
+
+def check_compatible(members: Sequence[Member]) -> None:
+    """Members share one input: they must agree on input size, cropping and in-plane spacing."""
+    first = members[0].card
+    for m in members[1:]:
+        c = m.card
+        for name, a, b in (("input size", first.input_size, c.input_size), ("crop", first.crop, c.crop), ("spacing", first.spacing, c.spacing)):
+            if a != b:
+                raise ComposeError(
+                    f"members disagree on {name}: {members[0].model_id} has {a}, {m.model_id} has {b}; "
+                    "an ensemble feeds all members one input"
+                )
+
+
+def most_restrictive_licence(licences: Sequence[str]) -> str:
+    def rank(lic: str) -> int:
+        return LICENCE_ORDER.index(lic) if lic in LICENCE_ORDER else len(LICENCE_ORDER)
+
+    return max(licences, key=rank) if licences else "unknown"
+
+
+# --- leakage ---------------------------------------------------------------------------------
+def leakage_report(members: Sequence[Member], splits: dict[str, list[tuple[Dataset, Case]]]) -> list[str]:
+    """One line per (split, member) whose cases overlap the ensemble's training or test cases."""
+    lines = []
+    for split, pairs in splits.items():
+        hashes = {ds.case_hash(c) for ds, c in pairs}
+        for m in members:
+            overlap = hashes & m.seen_cases()
+            if overlap:
+                lines.append(f"{len(overlap)} of the {len(hashes)} ensemble {split} cases were seen by member {m.model_id} in its training")
+    return lines
+
+
+# --- the composer ----------------------------------------------------------------------------
+def compose(
+    method: str,
+    organs: str | Sequence[str] = "all",
+    models: Sequence[str] | None = None,
+    datasets: Sequence[Dataset] = (),
+    name: str | None = None,
+    out: str | Path | None = None,
+    config: Any = None,
+    split_seed: int = 0,
+    strict: bool = False,
+    fresh_cases: bool = False,
+    options: dict[str, Any] | None = None,
+    reporter: Any = None,
+    resume: bool = False,
+    evaluate_progress: Callable[[int, int], None] | None = None,
+    push: str | None = None,
+    device: str = "auto",
+) -> ComposeResult:
+    from .training.fit import check_organs_annotated, prepare, split_datasets
+    from .training.trainer import TrainConfig, Trainer, resolve_device
+
+    spec = get_method(method)
+    members, organs_list = choose_members(organs, models)
+    check_compatible(members)
+    config = config or TrainConfig(device=device)
+    if spec.trainable:
+        if not datasets:
+            raise ComposeError(f"method {method!r} is trained: give data with --data DIR")
+        check_organs_annotated(organs_list, datasets)
+    card0 = members[0].card
+
+    splits = split_datasets(datasets, split_seed) if datasets else None
+    leakage: list[str] = []
+    if splits is not None:
+        train_pairs = [p for p in splits.train if any(p[0].annotates(o) for o in organs_list)]
+        val_pairs = [p for p in splits.val if any(p[0].annotates(o) for o in organs_list)]
+        test_pairs = [p for p in splits.test if any(p[0].annotates(o) for o in organs_list)]
+        if fresh_cases and spec.trainable:
+            train_pairs, val_pairs = _unseen(members, train_pairs), _unseen(members, val_pairs)
+            if not train_pairs or not val_pairs:
+                raise ComposeError("--fresh-cases: the data have no training or validation cases that no member has seen")
+        leakage = leakage_report(members, {"training": train_pairs + val_pairs, "test": test_pairs} if spec.trainable else {"test": test_pairs})
+        for line in leakage:
+            log.warning("%s (members are over-confident there)", line)
+        if leakage and strict:
+            raise ComposeError(f"--strict: {leakage[0]}; use --fresh-cases or other data")
+
+    infos = [MemberInfo(m.model_id, list(m.card.organs), dict(m.loaded.config), m.provenance()) for m in members]
+    torch.manual_seed(config.seed)
+    ensemble = build_ensemble(method, [m.loaded.model for m in members], infos, organs_list, options)
+    model_id = name or f"ensemble-{method}"
+    run_dir = zoo_home() / "runs" / model_id
+    train_result = None
+    if spec.trainable:
+        assert splits is not None
+        if not train_pairs or not val_pairs:
+            raise ComposeError("the data give no training or no validation cases for these organs")
+        cache = slice_cache_dir()
+        both = prepare(train_pairs + val_pairs, organs_list, card0.input_size, card0.spacing, cache)
+        if not resume and (run_dir / "checkpoint.safetensors").exists():
+            (run_dir / "checkpoint.safetensors").unlink()
+        trainer = Trainer(ensemble, both[: len(train_pairs)], both[len(train_pairs) :], organs_list, config, run_dir / "checkpoint.safetensors", reporter)
+        train_result = trainer.fit(resume=resume)
+        ensemble.load_state_dict(train_result.best_state)
+    ensemble = ensemble.cpu().eval()
+
+    report = None
+    if splits is not None and test_pairs:
+        predictor = Predictor(ensemble, organs_list, card0.input_size, card0.crop, card0.spacing, card0.threshold, 16, resolve_device(config.device))
+        report = evaluate_pairs(predictor, test_pairs, evaluate_progress)
+        ensemble = ensemble.cpu()
+
+    licences = [m.card.license for m in members]
+    card = Card(
+        model_id=model_id, kind="ensemble", organs=organs_list, windows=[], method=method,
+        input_size=list(card0.input_size), crop=card0.crop, spacing=card0.spacing, threshold=card0.threshold,
+        license=most_restrictive_licence(licences), members=[i.card for i in infos],
+        training=_ensemble_training(datasets, train_pairs if splits else [], val_pairs if splits else [], train_result, config, split_seed, leakage, licences),
+        metrics=_metrics(report, train_result),
+    )
+    folder = Path(out) if out else zoo_home() / "models" / model_id
+    write_folder(folder, ensemble.state_dict(), ensemble_config(ensemble, card), card)
+    if push:
+        from . import hub
+
+        hub.push(folder, push)
+    return ComposeResult(folder, members, organs_list, report, leakage, train_result)
+
+
+def _unseen(members: Sequence[Member], pairs: list[tuple[Dataset, Case]]) -> list[tuple[Dataset, Case]]:
+    seen = set().union(*(m.seen_cases() for m in members))
+    return [(ds, c) for ds, c in pairs if ds.case_hash(c) not in seen]
+
+
+def evaluate_pairs(predictor: Predictor, pairs: Sequence[tuple[Dataset, Case]], progress: Callable[[int, int], None] | None = None) -> Report:
+    """Predict and score each (dataset, case); each case scores the organs its dataset annotates."""
+    from .evaluation import score_masks
+
+    organs = list(predictor.organs)
+    report = Report(organs=organs, extra={"contested": 0, "cases": len(pairs)})
+    for i, (ds, case) in enumerate(pairs, start=1):
+        scored = [o for o in organs if ds.annotates(o)]
+        volume, ref = ds.load(case, scored)
+        pred = predictor.predict(volume)
+        report.extra["contested"] = int(report.extra["contested"]) + pred.contested
+        report.scores.extend(score_masks(pred.masks(), ref, volume.spacing_zyx, f"{ds.name}/{case.case_id}", scored))
+        if progress:
+            progress(i, len(pairs))
+    report.organs = [o for o in organs if any(s.organ == o for s in report.scores)]
+    return report
+
+
+def _ensemble_training(datasets, train_pairs, val_pairs, result, config, split_seed, leakage, licences) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "dataset_names": [ds.name for ds in datasets],
+        "datasets": [
+            {
+                "name": ds.name,
+                "cases_train": [ds.case_hash(c) for d, c in train_pairs if d is ds],
+                "cases_val": [ds.case_hash(c) for d, c in val_pairs if d is ds],
+            }
+            for ds in datasets
+        ],
+        "split": {"seed": split_seed},
+    }
+    if result is not None:
+        rec.update(epochs=result.epochs_run, best_epoch=result.best_epoch, best_val_loss=result.best_val_loss, stopped=result.stopped, device=result.device, seconds=round(result.seconds, 1), seed=config.seed)
+    if leakage:
+        rec["leakage"] = leakage
+    if len(set(licences)) > 1:
+        rec["licence_note"] = f"members carry {', '.join(sorted(set(licences)))}; the most restrictive, {most_restrictive_licence(licences)}, applies to this ensemble"
+    return rec
+
+
+def _metrics(report: Report | None, result: Any) -> dict[str, Any]:
+    from .training.fit import report_to_metrics
+
+    out: dict[str, Any] = {}
+    if result is not None:
+        last = next((h for h in result.history if h["epoch"] == result.best_epoch), result.history[-1])
+        out["val"] = {**{o: {"dice": d} for o, d in last["val_dice"].items()}, "mean": {"dice": last["val_dice_mean"], "loss": result.best_val_loss}}
+    if report is not None and report.scores:
+        out["test"] = report_to_metrics(report)
+    return out

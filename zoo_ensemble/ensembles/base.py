@@ -1,0 +1,107 @@
+"""What every ensemble shares: frozen members fed one raw-HU batch, per-organ logits out.
+
+Each member applies its own window inside its ``forward``; the ensemble only hands every member
+the same raw HU slices (read and cropped once). Members are frozen (no gradients) and stay in
+evaluation mode (their batch-norm statistics never move), whatever mode the ensemble is in;
+a method may unfreeze parts of them (layer fusion's last layers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..architectures import SegmentationModel
+
+
+@dataclass
+class MemberInfo:
+    """Provenance of a member, kept in the ensemble's config and card."""
+
+    model_id: str
+    organs: list[str]
+    config: dict[str, Any]
+    card: dict[str, Any] = field(default_factory=dict)  # id, repo, revision, sha256, licence, training
+
+
+class Ensemble(nn.Module):
+    method: str = "?"
+
+    def __init__(self, members: Sequence[SegmentationModel], infos: Sequence[MemberInfo], organs: Sequence[str], **options: Any):
+        super().__init__()
+        if len(members) != len(infos):
+            raise ValueError("one MemberInfo per member")
+        self.members = nn.ModuleList(members)
+        self.infos = list(infos)
+        self.organs = list(organs)
+        self.options = dict(options)
+        for m in self.members:
+            for p in m.parameters():
+                p.requires_grad_(False)
+            m.eval()
+
+    # --- layout of member channels ---------------------------------------------------------
+    @property
+    def channels(self) -> list[tuple[int, str]]:
+        """(member index, organ) of every member output channel, in concatenation order."""
+        return [(i, organ) for i, info in enumerate(self.infos) for organ in info.organs]
+
+    def channel_names(self) -> list[str]:
+        return [f"{self.infos[i].model_id}:{organ}" for i, organ in self.channels]
+
+    def member_logits(self, hu: torch.Tensor, members: Sequence[int] | None = None) -> list[torch.Tensor]:
+        idx = range(len(self.members)) if members is None else members
+        return [self.members[i](hu) for i in idx]
+
+    def train(self, mode: bool = True) -> Ensemble:
+        super().train(mode)
+        for m in self.members:
+            m.eval()  # frozen statistics, always
+        return self
+
+    # --- what subclasses provide -----------------------------------------------------------
+    def needed_members(self, organs: Sequence[str]) -> list[int]:
+        """Members that must run to produce ``organs`` (all of them, for learned combiners)."""
+        return list(range(len(self.members)))
+
+    def forward_members(self, hu: torch.Tensor, members: Sequence[int]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, hu: torch.Tensor) -> torch.Tensor:
+        return self.forward_members(hu, list(range(len(self.members))))
+
+    def restricted_to(self, organs: Sequence[str]) -> nn.Module:
+        """A module producing only ``organs`` and running only the members they need."""
+        return _Restricted(self, [self.organs.index(o) for o in organs], self.needed_members(organs))
+
+    def method_config(self) -> dict[str, Any]:
+        return dict(self.options)
+
+    def describe(self) -> Any:
+        """Something rich can print about what the method learned (or None)."""
+        return None
+
+
+class _Restricted(nn.Module):
+    def __init__(self, ensemble: Ensemble, channels: list[int], members: list[int]):
+        super().__init__()
+        self.ensemble = ensemble
+        self.members_run = members
+        self.register_buffer("channels", torch.tensor(channels, dtype=torch.long), persistent=False)
+
+    def forward(self, hu: torch.Tensor) -> torch.Tensor:
+        return self.ensemble.forward_members(hu, self.members_run).index_select(1, self.channels)
+
+
+def organ_channel_matrix(channels: list[tuple[int, str]], organs: Sequence[str]) -> torch.Tensor:
+    """``(organs, channels)``: 1 / k where a member channel segments the organ (k such channels)."""
+    w = torch.zeros(len(organs), len(channels))
+    for o, organ in enumerate(organs):
+        hits = [c for c, (_, co) in enumerate(channels) if co == organ]
+        for c in hits:
+            w[o, c] = 1.0 / len(hits)
+    return w

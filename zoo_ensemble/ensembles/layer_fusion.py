@@ -1,0 +1,55 @@
+"""Layer fusion: the members' last feature layers (before their 1 x 1 heads) are concatenated
+and a 1 x 1 convolution maps them to the organ channels. Those last layers are trained with it;
+the rest of every member stays frozen.
+
+The fusion convolution starts from the members' own heads (each organ: the average of the
+heads of the members that segment it), so training starts from the members' predictions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from .base import Ensemble
+
+
+class LayerFusionEnsemble(Ensemble):
+    method = "layer_fusion"
+
+    def __init__(self, members, infos, organs, **options: Any):
+        super().__init__(members, infos, organs, **options)
+        for m in self.members:
+            for p in m.last_layer().parameters():
+                p.requires_grad_(True)
+        widths = [m.feature_channels for m in self.members]
+        self.fuse = nn.Conv2d(sum(widths), len(self.organs), kernel_size=1)
+        self._init_from_heads(widths)
+
+    def _init_from_heads(self, widths: list[int]) -> None:
+        offsets = [sum(widths[:i]) for i in range(len(widths))]
+        w = torch.zeros_like(self.fuse.weight)
+        b = torch.zeros_like(self.fuse.bias)
+        for o, organ in enumerate(self.organs):
+            hits = [(i, c) for i, info in enumerate(self.infos) for c, co in enumerate(info.organs) if co == organ]
+            for i, c in hits:
+                head = self.members[i].head
+                w[o, offsets[i] : offsets[i] + widths[i]] += head.weight.detach()[c] / len(hits)
+                b[o] += head.bias.detach()[c] / len(hits)
+        with torch.no_grad():
+            self.fuse.weight.copy_(w)
+            self.fuse.bias.copy_(b)
+
+    def last_layer_parameters(self) -> list[nn.Parameter]:
+        return [p for m in self.members for p in m.last_layer().parameters()]
+
+    def forward_members(self, hu: torch.Tensor, members: Sequence[int]) -> torch.Tensor:
+        feats = torch.cat([self.members[i].features(hu) for i in members], dim=1)
+        return self.fuse(feats)
+
+
+def build(members, infos, organs, **options) -> LayerFusionEnsemble:
+    return LayerFusionEnsemble(members, infos, organs, **options)
