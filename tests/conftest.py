@@ -19,8 +19,17 @@ def lidc() -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory, monkeypatch):
-    """Every test gets its own zoo home so nothing leaks between tests or into the user's."""
+    """Every test gets its own zoo home so nothing leaks between tests or into the user's,
+    sees only the plugins it installs itself, and a console wide enough for whole tables."""
+    from zoo_ensemble import plugins
+    from zoo_ensemble.cli.console import console
+
     monkeypatch.setenv("ZOO_HOME", str(tmp_path_factory.mktemp("zoo-home")))
+    monkeypatch.setenv("ZOO_PLUGINS", "none")
+    monkeypatch.setattr(console, "_width", 200)
+    plugins.reset_registry()
+    yield
+    plugins.reset_registry()
 
 
 @pytest.fixture(scope="session")
@@ -84,6 +93,8 @@ def hub(hub_server, tmp_path, monkeypatch):
     """huggingface_hub pointed at the local test Hub, with a fresh cache and a dummy token."""
     from huggingface_hub import constants
 
+    hub_server.state.repos.clear()  # every test starts with an empty Hub
+    hub_server.state.lfs.clear()
     hf_home = tmp_path / "hf-home"
     monkeypatch.setenv("HF_ENDPOINT", hub_server.url)
     monkeypatch.setenv("HF_HOME", str(hf_home))

@@ -13,7 +13,7 @@ from zoo_ensemble.cli import main
 
 
 def zoo(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "zoo_ensemble", *args], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run([sys.executable, "-m", "zoo_ensemble", *args], capture_output=True, encoding="utf-8", cwd=cwd)
 
 
 def test_help_lists_commands():

@@ -42,10 +42,7 @@ def test_training_an_organ_no_dataset_annotates_fails_before_training(cohort_a, 
     assert not (tmp_path / "x").exists()
 
 
-def test_unknown_model_suggests(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("ZOO_HOME", str(tmp_path))
-    (tmp_path / "models" / "heart-unet").mkdir(parents=True)
-    (tmp_path / "models" / "heart-unet" / "config.json").write_text("{}")
+def test_unknown_model_suggests(in_member_zoo, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["predict", "heart-unett", str(tmp_path / "ct.nii.gz")])
     assert "did you mean heart-unet" in capsys.readouterr().err

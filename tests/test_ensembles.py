@@ -177,9 +177,10 @@ def test_default_members_are_the_best_per_organ(in_member_zoo):
     assert set(organs) == {"heart", "trachea", "lung_left"}
 
 
-def test_compose_and_push(in_member_zoo, hub, tmp_path):
+def test_compose_and_push(in_member_zoo, hub, tmp_path, monkeypatch):
     from zoo_ensemble import hub as zhub
 
     compose("argmax", "all", MEMBERS, [], out=tmp_path / "pushed", push="zoo-test/argmax-ens")
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "elsewhere"))  # pull into another zoo
     pulled = zhub.pull("zoo-test/argmax-ens")
     assert pulled.loaded.card.kind == "ensemble" and len(pulled.loaded.card.members) == 3

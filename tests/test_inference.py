@@ -26,7 +26,7 @@ class Brightness(nn.Module):
 
     def forward(self, hu):
         self.sizes.append(tuple(hu.shape))
-        return torch.cat([(hu > 0).float() * 20 - 10, (hu > 500).float() * 20 - 10], dim=1)
+        return torch.cat([(hu > 0).float() * 20 - 10, (hu > 500).float() * 30 - 10], dim=1)
 
 
 def _volume(array, spacing=(1.0, 1.0, 3.0)):

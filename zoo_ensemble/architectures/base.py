@@ -6,6 +6,7 @@ input resolution: what layer fusion concatenates across members.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -17,6 +18,7 @@ from ..organs import Window, default_window, get_organ
 from ..preprocess import WindowLayer
 
 CONFIG_FORMAT = 1
+PRIOR = 0.01
 
 
 @dataclass
@@ -125,6 +127,11 @@ class SegmentationModel(nn.Module):
         self.window = WindowStack(config.windows)
         self.feature_channels = feature_channels
         self.head = nn.Conv2d(feature_channels, config.out_channels, kernel_size=1)
+        # Organs are small next to the background: start every pixel at a prior probability of
+        # PRIOR (bias = its log-odds, as RetinaNet does) rather than 0.5. Otherwise Adam moves the
+        # bias about lr per step, the soft Dice is swamped by background probability for
+        # hundreds of steps, and short CPU runs learn little.
+        nn.init.constant_(self.head.bias, math.log(PRIOR / (1 - PRIOR)))
 
     @property
     def organs(self) -> list[str]:

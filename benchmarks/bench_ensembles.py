@@ -1,0 +1,76 @@
+"""Ensemble figures (issue #5), on the real 512 x 512 x 133 CT, six tiny binary members.
+
+For each method:
+- seconds per volume (320 x 320 centre crops) and peak resident memory above the start;
+- ensemble inference time / the sum of the members' bare forward passes over the same crops,
+  measured in the same run (target <= 1.10: members share one batch, the input is read and
+  cropped once).
+
+Run: python benchmarks/bench_ensembles.py [--slices 133] [--variant tiny]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench_models import PeakRSS, _first_slices
+
+ORGANS = ("lung_left", "lung_right", "heart", "esophagus", "trachea", "spinal_cord")
+ARCHS = ("se_resunet", "se_resunet", "deeplabv3", "se_resunet", "deeplabv3", "se_resunet")  # the paper's picks
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--slices", type=int, default=133)
+    p.add_argument("--variant", default="tiny")
+    p.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared")
+    args = p.parse_args()
+
+    from zoo_ensemble.architectures import build_model, make_config
+    from zoo_ensemble.ensembles.base import MemberInfo
+    from zoo_ensemble.ensembles.io import build_ensemble
+    from zoo_ensemble.inference import Predictor
+    from zoo_ensemble.io import read_ct
+    from zoo_ensemble.preprocess import AIR_HU, centre_box, crop_or_pad
+
+    torch.manual_seed(0)
+    volume = _first_slices(read_ct(args.shared / "data" / "lidc-idri-0001" / "ct.nii.gz"), args.slices)
+    size = (320, 320)
+    members, infos = [], []
+    for organ, arch in zip(ORGANS, ARCHS):
+        cfg = make_config(arch, [organ], args.variant, input_size=list(size))
+        members.append(build_model(cfg).eval())
+        infos.append(MemberInfo(f"{organ}-{arch}", [organ], cfg.to_dict()))
+    box = centre_box(*volume.shape[1:], size)
+    crops = [crop_or_pad(torch.from_numpy(volume.array[z : z + 8].astype(np.float32))[:, None], box, AIR_HU) for z in range(0, volume.shape[0], 8)]
+
+    def bare_members() -> float:
+        t = time.perf_counter()
+        with torch.no_grad():
+            for x in crops:
+                for m in members:
+                    m(x)
+        return time.perf_counter() - t
+
+    bare_members()  # warm-up
+    print(f"six {args.variant} members, {volume.shape[0]} slices of 512 x 512, 320 x 320 crops, {torch.get_num_threads()} threads")
+    print(f"{'method':14s} {'s/volume':>9s} {'members bare s':>14s} {'ratio':>6s} {'peak MiB':>9s}")
+    for method in ("argmax", "logits_conv", "meta_unet", "layer_fusion"):
+        ens = build_ensemble(method, members, infos, list(ORGANS)).eval()
+        predictor = Predictor(ens, list(ORGANS), size, "center", batch_size=8)
+        predictor.predict(_first_slices(volume, 4))
+        t_bare = bare_members()
+        with PeakRSS() as mem:
+            t = time.perf_counter()
+            predictor.predict(volume)
+            t_ens = time.perf_counter() - t
+        print(f"{method:14s} {t_ens:>9.2f} {t_bare:>14.2f} {t_ens / t_bare:>6.2f} {mem.peak:>9.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
