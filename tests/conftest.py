@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -56,27 +57,31 @@ def tiny_slices(cohort_a):
     return cases[:2], cases[2:], organs
 
 
-@pytest.fixture(scope="session")
-def trained_heart(cohort_a, tmp_path_factory):
-    """A tiny heart model trained for a few steps and saved as a zoo model folder."""
-    import os
-
-    from zoo_ensemble.training.fit import train_model
-    from zoo_ensemble.training.trainer import TrainConfig
-
-    home = tmp_path_factory.mktemp("trained-home")
+@contextlib.contextmanager
+def zoo_home_env(path):
+    """ZOO_HOME set to ``path`` for a session-scoped fixture (monkeypatch is per test)."""
     old = os.environ.get("ZOO_HOME")
-    os.environ["ZOO_HOME"] = str(home)
+    os.environ["ZOO_HOME"] = str(path)
     try:
-        folder, result = train_model(
-            ["heart"], "unet", [cohort_a], out=home / "heart-unet", input_size=(64, 64),
-            config=TrainConfig(epochs=2, steps_per_epoch=3, batch_size=4, seed=0), split_seed=0,
-        )
+        yield path
     finally:
         if old is None:
             os.environ.pop("ZOO_HOME")
         else:
             os.environ["ZOO_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def trained_heart(cohort_a, tmp_path_factory):
+    """A tiny heart model trained for a few steps and saved as a zoo model folder."""
+    from zoo_ensemble.training.fit import train_model
+    from zoo_ensemble.training.trainer import TrainConfig
+
+    with zoo_home_env(tmp_path_factory.mktemp("trained-home")) as home:
+        folder, _ = train_model(
+            ["heart"], "unet", [cohort_a], out=home / "heart-unet", input_size=(64, 64),
+            config=TrainConfig(epochs=2, steps_per_epoch=3, batch_size=4, seed=0), split_seed=0,
+        )
     return folder
 
 
@@ -115,25 +120,15 @@ def hub(hub_server, tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def member_zoo(cohort_a, tmp_path_factory):
     """A zoo home with three tiny binary members (trained a few steps on cohort A, 64 x 64)."""
-    import os
-
     from zoo_ensemble.training.fit import train_model
     from zoo_ensemble.training.trainer import TrainConfig
 
-    home = tmp_path_factory.mktemp("member-zoo")
-    old = os.environ.get("ZOO_HOME")
-    os.environ["ZOO_HOME"] = str(home)
-    try:
+    with zoo_home_env(tmp_path_factory.mktemp("member-zoo")) as home:
         for organ, arch in (("heart", "unet"), ("trachea", "se_resunet"), ("lung_left", "deeplabv3")):
             train_model(
                 [organ], arch, [cohort_a], input_size=(64, 64),
                 config=TrainConfig(epochs=2, steps_per_epoch=2, batch_size=4, seed=0),
             )
-    finally:
-        if old is None:
-            os.environ.pop("ZOO_HOME")
-        else:
-            os.environ["ZOO_HOME"] = old
     return home
 
 

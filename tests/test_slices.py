@@ -49,6 +49,9 @@ def test_small_organs_are_oversampled_and_sampling_is_seeded(cohort_a):
     assert list(s1) == list(s2)
     s2.set_epoch(3)
     assert list(s1) != list(s2)
+    shards = [list(sl.EpochSampler(w, 50, seed=4, rank=r, world_size=2)) for r in (0, 1)]
+    whole = list(sl.EpochSampler(w, 50, seed=4))
+    assert shards[0] == whole[0::2] and shards[1] == whole[1::2]  # data-parallel ranks split one draw
     drawn = np.array(list(sl.EpochSampler(w, 4000, seed=0)))
     assert has_trachea[drawn].mean() > has_trachea.mean()
 

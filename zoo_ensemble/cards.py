@@ -272,7 +272,7 @@ def render_body(card: Card) -> str:
                     if isinstance(v, dict):
                         cells = [_fmt(v.get(m)) for m in ("dice", "precision", "recall", "hd95")]
                         lines.append(f"| {split} | {organ} | " + " | ".join(cells) + " |")
-    lines += ["", "## Usage", "", "```bash", f"pip install zoo-ensemble", f"zoo predict {card.model_id} ct.nii.gz -o labels.nii.gz", "```", ""]
+    lines += ["", "## Usage", "", "```bash", f"zoo info {card.model_id}", f"zoo predict {card.model_id} ct.nii.gz -o labels.nii.gz", "```", ""]
     lines += ["## Licence", "", f"{card.license}.", ""]
     return "\n".join(lines)
 

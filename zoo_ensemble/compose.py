@@ -280,16 +280,10 @@ def evaluate_pairs(predictor: Predictor, pairs: Sequence[tuple[Dataset, Case]], 
 
 
 def _ensemble_training(datasets, train_pairs, val_pairs, result, config, split_seed, leakage, licences) -> dict[str, Any]:
+    from .training.fit import datasets_record
+
     rec: dict[str, Any] = {
-        "dataset_names": [ds.name for ds in datasets],
-        "datasets": [
-            {
-                "name": ds.name,
-                "cases_train": [ds.case_hash(c) for d, c in train_pairs if d is ds],
-                "cases_val": [ds.case_hash(c) for d, c in val_pairs if d is ds],
-            }
-            for ds in datasets
-        ],
+        **datasets_record(datasets, train_pairs, val_pairs),
         "split": {"seed": split_seed},
     }
     if result is not None:
@@ -302,12 +296,11 @@ def _ensemble_training(datasets, train_pairs, val_pairs, result, config, split_s
 
 
 def _metrics(report: Report | None, result: Any) -> dict[str, Any]:
-    from .training.fit import report_to_metrics
+    from .training.fit import report_to_metrics, val_metrics
 
     out: dict[str, Any] = {}
     if result is not None:
-        last = next((h for h in result.history if h["epoch"] == result.best_epoch), result.history[-1])
-        out["val"] = {**{o: {"dice": d} for o, d in last["val_dice"].items()}, "mean": {"dice": last["val_dice_mean"], "loss": result.best_val_loss}}
+        out["val"] = val_metrics(result)
     if report is not None and report.scores:
         out["test"] = report_to_metrics(report)
     return out

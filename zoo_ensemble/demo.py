@@ -29,7 +29,7 @@ METHODS = ("argmax", "logits_conv", "meta_unet", "layer_fusion")
 @dataclass
 class DemoSettings:
     member_cases: int = 8
-    ensemble_cases: int = 8
+    ensemble_cases: int = 10
     seed: int = 0
     architecture: str = "unet"
     member_minutes: float = 0.55

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,7 +24,6 @@ class LabelMap:
     name: str
     values: Mapping[str, tuple[int, ...]]
     description: str = ""
-    source: str = field(default="zoo_ensemble", compare=False)
 
     def __post_init__(self) -> None:
         seen: dict[int, str] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UnknownModelError
@@ -18,7 +18,6 @@ class ArchitectureSpec:
     build: Callable[[ModelConfig], SegmentationModel]
     presets: dict[str, dict[str, Any]]
     description: str = ""
-    source: str = field(default="zoo_ensemble", compare=False)
 
 
 def builtin_architectures() -> list[ArchitectureSpec]:

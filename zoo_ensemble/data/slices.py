@@ -193,20 +193,25 @@ def slice_weights(cases: Sequence[CaseSlices], organs: Sequence[str], small_boos
 
 class EpochSampler(Sampler[int]):
     """Weighted sampling with replacement, reproducible per (seed, epoch): a resumed run draws
-    exactly the slices the uninterrupted run would have drawn."""
+    exactly the slices the uninterrupted run would have drawn. With ``world_size`` > 1 every
+    process draws the same sequence and keeps every ``world_size``-th index from ``rank`` on,
+    as data-parallel training needs."""
 
-    def __init__(self, weights: np.ndarray, num_samples: int, seed: int = 0):
+    def __init__(self, weights: np.ndarray, num_samples: int, seed: int = 0, rank: int = 0, world_size: int = 1):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in [0, {world_size})")
         self.weights = torch.as_tensor(weights, dtype=torch.float64)
         self.num_samples = int(num_samples)
-        self.seed = seed
+        self.seed, self.rank, self.world_size = seed, rank, world_size
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.num_samples
+        return len(range(self.rank, self.num_samples, self.world_size))
 
     def __iter__(self) -> Iterator[int]:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        yield from torch.multinomial(self.weights, self.num_samples, replacement=True, generator=g).tolist()
+        drawn = torch.multinomial(self.weights, self.num_samples, replacement=True, generator=g).tolist()
+        yield from drawn[self.rank :: self.world_size]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UnknownModelError
@@ -15,7 +15,6 @@ class MethodSpec:
     build: Callable[..., Any]
     trainable: bool
     description: str = ""
-    source: str = field(default="zoo_ensemble", compare=False)
 
 
 def builtin_methods() -> list[MethodSpec]:

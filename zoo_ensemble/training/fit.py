@@ -110,8 +110,7 @@ def train_model(
     result = trainer.fit(resume=resume)
     model.load_state_dict(result.best_state)
 
-    last = next((h for h in reversed(result.history) if h["epoch"] == result.best_epoch), result.history[-1])
-    metrics = {"val": {**{o: {"dice": d} for o, d in last["val_dice"].items()}, "mean": {"dice": last["val_dice_mean"], "loss": result.best_val_loss}}}
+    metrics = {"val": val_metrics(result)}
     card = card_for(
         model,
         model_id,
@@ -136,15 +135,7 @@ def training_record(
 ) -> dict[str, Any]:
     """What a card records about training: data (case ids hashed), split, schedule, outcome."""
     rec: dict[str, Any] = {
-        "dataset_names": [ds.name for ds in datasets],
-        "datasets": [
-            {
-                "name": ds.name,
-                "cases_train": [ds.case_hash(c) for d, c in train_pairs if d is ds],
-                "cases_val": [ds.case_hash(c) for d, c in val_pairs if d is ds],
-            }
-            for ds in datasets
-        ],
+        **datasets_record(datasets, train_pairs, val_pairs),
         "cases_train": len(train_pairs),
         "cases_val": len(val_pairs),
         "split": {"seed": split_seed, "val": val_fraction, "test": test_fraction},
@@ -163,6 +154,27 @@ def training_record(
     if note:
         rec["note"] = note
     return rec
+
+
+def datasets_record(datasets: Sequence[Dataset], train_pairs: Sequence[tuple[Dataset, Case]], val_pairs: Sequence[tuple[Dataset, Case]]) -> dict[str, Any]:
+    """Which cases of which datasets trained and validated a model (ids hashed), for its card."""
+    return {
+        "dataset_names": [ds.name for ds in datasets],
+        "datasets": [
+            {
+                "name": ds.name,
+                "cases_train": [ds.case_hash(c) for d, c in train_pairs if d is ds],
+                "cases_val": [ds.case_hash(c) for d, c in val_pairs if d is ds],
+            }
+            for ds in datasets
+        ],
+    }
+
+
+def val_metrics(result: TrainResult) -> dict[str, dict[str, float]]:
+    """Card metrics of the best epoch: each organ's validation Dice, mean Dice and loss."""
+    best = next((h for h in result.history if h["epoch"] == result.best_epoch), result.history[-1])
+    return {**{o: {"dice": d} for o, d in best["val_dice"].items()}, "mean": {"dice": best["val_dice_mean"], "loss": result.best_val_loss}}
 
 
 def report_to_metrics(report: Report) -> dict[str, dict[str, float]]:
