@@ -66,3 +66,17 @@ def test_spacing_resamples_in_and_out():
     assert model.sizes[0][-2:] == (20, 30)  # resampled to 2 mm before the model
     assert pred.labels.shape == (2, 40, 60)
     assert pred.labels[:, 12:28, 22:38].min() == 1 and pred.labels[:, :8].max() == 0
+
+
+def test_largest_component_post_processing():
+    from zoo_ensemble.inference import keep_largest_component
+
+    mask = np.zeros((4, 10, 10), bool)
+    mask[:, 1:5, 1:5] = True  # 64 voxels
+    mask[1, 8, 8] = True  # a stray voxel
+    assert keep_largest_component(mask).sum() == 64
+    arr = np.full((4, 10, 10), -1000, dtype=np.int16)
+    arr[mask] = 100
+    plain = Predictor(Brightness(), ["heart", "aorta"], (10, 10), "center").predict(_volume(arr))
+    cleaned = Predictor(Brightness(), ["heart", "aorta"], (10, 10), "center", largest_component=["heart"]).predict(_volume(arr))
+    assert (plain.labels == 1).sum() == 65 and (cleaned.labels == 1).sum() == 64

@@ -104,3 +104,9 @@ def test_bad_cards_name_the_field(trained_heart, tmp_path, edit, message):
     (m / "README.md").write_text(edit(text))
     with pytest.raises(ModelFormatError, match=message.replace(".", r"\.")):
         load_folder(m)
+
+
+def test_card_records_the_post_processing_choice(trained_heart):
+    card = load_folder(trained_heart).card
+    assert set(card.postprocess) <= {"largest_component"}
+    assert all(o == "heart" for o in card.postprocess.get("largest_component", []))

@@ -19,7 +19,7 @@ CARD_FORMAT = 1
 KINDS = ("binary", "multiclass", "ensemble")
 _ZOO_KEYS = {
     "format", "kind", "model_id", "organs", "architecture", "encoder", "modality", "window", "windows",
-    "input", "threshold", "training", "metrics", "method", "members", "weights_sha256", "variant",
+    "input", "threshold", "training", "metrics", "method", "members", "weights_sha256", "variant", "postprocess",
 }
 _TOP_KEYS = {"library_name", "license", "pipeline_tag", "tags", "zoo", "model-index"}
 
@@ -43,6 +43,7 @@ class Card:
     metrics: dict[str, Any] = field(default_factory=dict)  # {"val"|"test": {organ|"mean": {metric: value}}}
     members: list[dict[str, Any]] = field(default_factory=list)
     weights_sha256: str | None = None
+    postprocess: dict[str, Any] = field(default_factory=dict)  # {"largest_component": [organs]}
     extra_zoo: dict[str, Any] = field(default_factory=dict)
     extra_meta: dict[str, Any] = field(default_factory=dict)
 
@@ -106,6 +107,8 @@ class Card:
             z["training"] = self.training
         if self.metrics:
             z["metrics"] = self.metrics
+        if self.postprocess:
+            z["postprocess"] = self.postprocess
         if self.weights_sha256:
             z["weights_sha256"] = self.weights_sha256
         z.update(self.extra_zoo)
@@ -184,6 +187,7 @@ class Card:
             metrics=z.get("metrics") or {},
             members=z.get("members") or [],
             weights_sha256=z.get("weights_sha256"),
+            postprocess=z.get("postprocess") or {},
             extra_zoo={k: v for k, v in z.items() if k not in _ZOO_KEYS},
             extra_meta={k: v for k, v in meta.items() if k not in _TOP_KEYS},
         )
@@ -252,6 +256,8 @@ def render_body(card: Card) -> str:
         lines.append(f"- CT window: width {_num(w.width)} HU, level {_num(w.level)} HU (applied inside the model; feed raw HU)")
     lines.append(f"- Input: {card.input_size[0]} x {card.input_size[1]} slices, {card.crop} crop" + (f", in-plane spacing {card.spacing} mm" if card.spacing else ", native resolution"))
     lines.append(f"- Output channels (sigmoid, threshold {card.threshold}): " + ", ".join(card.organs))
+    if card.postprocess.get("largest_component"):
+        lines.append("- Post-processing: largest connected component kept for " + ", ".join(card.postprocess["largest_component"]))
     lines += ["", "## Training data", ""]
     if card.training:
         names = card.training.get("dataset_names") or []

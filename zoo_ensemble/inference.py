@@ -13,10 +13,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from scipy import ndimage
 from torch import nn
 
 from .io import Volume
 from .preprocess import AIR_HU, ResampleInPlane, centre_box, crop_or_pad, paste_back
+
+
+def keep_largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 3D connected component (face-connected) of a boolean mask."""
+    components, n = ndimage.label(mask)
+    if n <= 1:
+        return mask
+    sizes = np.bincount(components.ravel())
+    sizes[0] = 0
+    return components == int(np.argmax(sizes))
 
 
 def labels_from_probabilities(probs: torch.Tensor, threshold: float = 0.5) -> tuple[torch.Tensor, int]:
@@ -64,6 +75,7 @@ class Predictor:
         threshold: float = 0.5,
         batch_size: int = 16,
         device: str | torch.device = "cpu",
+        largest_component: Sequence[str] = (),
     ):
         self.model = model.eval()
         self.organs = list(organs)
@@ -73,6 +85,7 @@ class Predictor:
         self.threshold = threshold
         self.batch_size = max(1, int(batch_size))
         self.device = torch.device(device)
+        self.largest_component = [o for o in largest_component if o in self.organs]
         self.model.to(self.device)
 
     def _forward_batch(self, hu: torch.Tensor, volume_spacing: tuple[float, float]) -> torch.Tensor:
@@ -110,4 +123,7 @@ class Predictor:
                     probs_out[organ][z0:z1] = probs[:, c].numpy()
             if progress:
                 progress(z1, z_count)
+        for organ in self.largest_component:
+            mask = labels == self.organs.index(organ) + 1
+            labels[mask & ~keep_largest_component(mask)] = 0
         return Prediction(labels, self.organs, probs_out, contested)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..architectures import build_model, make_config
@@ -111,12 +112,14 @@ def train_model(
     model.load_state_dict(result.best_state)
 
     metrics = {"val": val_metrics(result)}
+    largest = choose_largest_component(model, val_cases, organs)
     card = card_for(
         model,
         model_id,
         license=license,
         training=training_record(datasets, train_pairs, val_pairs, config, result, split_seed, val_fraction, test_fraction, note, time.time() - started),
         metrics=metrics,
+        postprocess={"largest_component": largest} if largest else {},
     )
     return save_model(model.cpu(), out, card), result
 
@@ -154,6 +157,29 @@ def training_record(
     if note:
         rec["note"] = note
     return rec
+
+
+@torch.no_grad()
+def choose_largest_component(model: torch.nn.Module, val_cases: Sequence[CaseSlices], organs: Sequence[str], batch: int = 16) -> list[str]:
+    """Organs for which keeping the largest 3D component does not lower validation Dice
+    (nnU-Net's rule), judged on the validation patients' prepared slices."""
+    from ..inference import keep_largest_component
+    from ..metrics import dice
+
+    model.eval()
+    device = next(model.parameters()).device
+    gains: dict[str, list[float]] = {o: [] for o in organs}
+    for case in val_cases:
+        chunks = []
+        for z0 in range(0, case.image.shape[0], batch):
+            x = torch.from_numpy(case.image[z0 : z0 + batch].astype(np.float32))[:, None].to(device)
+            chunks.append((model(x) > 0).cpu().numpy())
+        pred = np.concatenate(chunks)
+        for c, organ in enumerate(organs):
+            if case.annotated[c]:
+                ref = case.masks[:, c] > 0
+                gains[organ].append(dice(keep_largest_component(pred[:, c]), ref) - dice(pred[:, c], ref))
+    return [o for o in organs if gains[o] and float(np.mean(gains[o])) >= 0.0]
 
 
 def datasets_record(datasets: Sequence[Dataset], train_pairs: Sequence[tuple[Dataset, Case]], val_pairs: Sequence[tuple[Dataset, Case]]) -> dict[str, Any]:
