@@ -13,7 +13,7 @@ from typing import Any
 
 from .atomic import write_text
 from .errors import ModelFormatError
-from .organs import Window, get_organ
+from .organs import Window, check_organ_list
 
 CARD_FORMAT = 1
 KINDS = ("binary", "multiclass", "ensemble")
@@ -54,13 +54,7 @@ class Card:
             raise ModelFormatError("card: field 'zoo.model_id' is missing")
         if self.kind not in KINDS:
             raise ModelFormatError(f"card: field 'zoo.kind' must be one of {', '.join(KINDS)}, got {self.kind!r}")
-        if not self.organs or not isinstance(self.organs, list):
-            raise ModelFormatError("card: field 'zoo.organs' must be a non-empty list")
-        for organ in self.organs:
-            try:
-                get_organ(organ)
-            except Exception as exc:
-                raise ModelFormatError(f"card: field 'zoo.organs': {exc}") from None
+        check_organ_list(self.organs, "card: field 'zoo.organs'", ModelFormatError)
         if self.kind == "binary" and len(self.organs) != 1:
             raise ModelFormatError(f"card: a binary model has one organ, field 'zoo.organs' has {len(self.organs)}")
         if self.kind == "ensemble":

@@ -30,6 +30,7 @@ from .inference import Predictor
 from .model_folder import LoadedModel, load_folder, sha256_file, write_folder
 from .organs import parse_organs
 from .paths import slice_cache_dir, zoo_home
+from .predict import evaluate_pairs
 from .registry import list_models, resolve_folder
 
 log = logging.getLogger("zoo_ensemble")
@@ -259,24 +260,6 @@ def compose(
 def _unseen(members: Sequence[Member], pairs: list[tuple[Dataset, Case]]) -> list[tuple[Dataset, Case]]:
     seen = set().union(*(m.seen_cases() for m in members))
     return [(ds, c) for ds, c in pairs if ds.case_hash(c) not in seen]
-
-
-def evaluate_pairs(predictor: Predictor, pairs: Sequence[tuple[Dataset, Case]], progress: Callable[[int, int], None] | None = None) -> Report:
-    """Predict and score each (dataset, case); each case scores the organs its dataset annotates."""
-    from .evaluation import score_masks
-
-    organs = list(predictor.organs)
-    report = Report(organs=organs, extra={"contested": 0, "cases": len(pairs)})
-    for i, (ds, case) in enumerate(pairs, start=1):
-        scored = [o for o in organs if ds.annotates(o)]
-        volume, ref = ds.load(case, scored)
-        pred = predictor.predict(volume)
-        report.extra["contested"] = int(report.extra["contested"]) + pred.contested
-        report.scores.extend(score_masks(pred.masks(), ref, volume.spacing_zyx, f"{ds.name}/{case.case_id}", scored))
-        if progress:
-            progress(i, len(pairs))
-    report.organs = [o for o in organs if any(s.organ == o for s in report.scores)]
-    return report
 
 
 def _ensemble_training(datasets, train_pairs, val_pairs, result, config, split_seed, leakage, licences) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from .atomic import write_text
 from .errors import ZooError
-from .io import Volume, read_labels, strip_image_suffix
+from .io import IMAGE_SUFFIXES, Volume, read_labels, strip_image_suffix
 from .labelmaps import LabelMap
 from .metrics import OrganScore, score
 
@@ -109,8 +109,6 @@ def _pairs(pred: Path, gt: Path) -> list[tuple[str, Path, Path]]:
         raise ZooError(f"--pred {pred} and --gt {gt} must both be files or both be folders")
     if pred.is_file():
         return [(strip_image_suffix(gt.name), pred, gt)]
-    from .io import IMAGE_SUFFIXES
-
     def index(folder: Path) -> dict[str, Path]:
         return {strip_image_suffix(p.name): p for p in sorted(folder.iterdir()) if p.name.lower().endswith(IMAGE_SUFFIXES)}
 

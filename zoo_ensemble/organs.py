@@ -110,6 +110,19 @@ def default_window(name: str) -> Window:
     return get_organ(name).window
 
 
+def check_organ_list(organs: object, field: str, error: type[Exception]) -> None:
+    """A non-empty list of known, distinct organ names, or ``error`` naming ``field``."""
+    if not organs or not isinstance(organs, list):
+        raise error(f"{field} must be a non-empty list")
+    for organ in organs:
+        try:
+            get_organ(organ)
+        except UnknownOrganError as exc:
+            raise error(f"{field}: {exc}") from None
+    if len(set(organs)) != len(organs):
+        raise error(f"{field} repeats an organ")
+
+
 def parse_organs(text: str | list[str]) -> list[str]:
     """Parse ``"heart,aorta"`` (or a list of names) into validated organ names, order kept."""
     names = text.split(",") if isinstance(text, str) else list(text)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from .data.dataset import Dataset
+from .data.dataset import Case, Dataset
 from .errors import ZooError
 from .evaluation import Report, score_masks
 from .inference import Predictor
@@ -50,7 +50,7 @@ def evaluate_model(
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> Report:
-    """Predict every case of ``split`` and score each organ the dataset annotates and the model segments."""
+    """Predict every labelled case of ``split`` and score the organs the dataset annotates."""
     if split == "all":
         cases = list(dataset.cases)
     else:
@@ -59,17 +59,26 @@ def evaluate_model(
             raise ZooError(f"unknown split {split!r}: use train, val, test or all")
         cases = splits[split]
     cases = [c for c in cases if c.labels is not None]
-    organs = [o for o in predictor.organs if dataset.annotates(o)]
-    if not organs:
+    if not any(dataset.annotates(o) for o in predictor.organs):
         raise ZooError(f"dataset {dataset.name!r} annotates none of the model's organs ({', '.join(predictor.organs)})")
     if not cases:
         raise ZooError(f"dataset {dataset.name!r} has no labelled cases in split {split!r}")
-    report = Report(organs=organs, extra={"dataset": dataset.name, "split": split, "contested": 0})
-    for i, case in enumerate(cases, start=1):
-        volume, ref = dataset.load(case, organs)
+    report = evaluate_pairs(predictor, [(dataset, c) for c in cases], progress)
+    report.extra.update(dataset=dataset.name, split=split)
+    return report
+
+
+def evaluate_pairs(predictor: Predictor, pairs: Sequence[tuple[Dataset, Case]], progress: Callable[[int, int], None] | None = None) -> Report:
+    """Predict and score each (dataset, case); each case scores the organs its dataset annotates."""
+    organs = list(predictor.organs)
+    report = Report(organs=organs, extra={"contested": 0})
+    for i, (ds, case) in enumerate(pairs, start=1):
+        scored = [o for o in organs if ds.annotates(o)]
+        volume, ref = ds.load(case, scored)
         pred = predictor.predict(volume)
         report.extra["contested"] = int(report.extra["contested"]) + pred.contested
-        report.scores.extend(score_masks(pred.masks(), ref, volume.spacing_zyx, case.case_id, organs))
+        report.scores.extend(score_masks(pred.masks(), ref, volume.spacing_zyx, f"{ds.name}/{case.case_id}", scored))
         if progress:
-            progress(i, len(cases))
+            progress(i, len(pairs))
+    report.organs = [o for o in organs if any(s.organ == o for s in report.scores)]
     return report

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelFormatError
-from ..organs import Window, default_window, get_organ
+from ..organs import Window, check_organ_list, default_window
 from ..preprocess import WindowLayer
 
 CONFIG_FORMAT = 1
@@ -76,15 +76,7 @@ class ModelConfig:
         return cfg
 
     def validate(self) -> None:
-        if not self.organs or not isinstance(self.organs, list):
-            raise ModelFormatError("config.json: field 'organs' must be a non-empty list")
-        for organ in self.organs:
-            try:
-                get_organ(organ)
-            except Exception as exc:
-                raise ModelFormatError(f"config.json: field 'organs': {exc}") from None
-        if len(set(self.organs)) != len(self.organs):
-            raise ModelFormatError("config.json: field 'organs' repeats an organ")
+        check_organ_list(self.organs, "config.json: field 'organs'", ModelFormatError)
         if not self.windows:
             raise ModelFormatError("config.json: field 'windows' must name at least one window")
         if len(self.input_size) != 2 or min(self.input_size) < 16:
