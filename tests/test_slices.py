@@ -74,3 +74,21 @@ def test_augmentation_moves_image_and_mask_together(cohort_a):
     ds.set_epoch(1)
     a, b = ds[z], ds[z]
     assert torch.equal(a["image"], b["image"]) and torch.equal(a["mask"], b["mask"])
+
+
+def test_augmentation_without_metadata_tracking_draws_the_same():
+    import monai
+
+    from zoo_ensemble.preprocess import AIR_HU
+
+    aug = Augmenter()
+    gen = torch.Generator().manual_seed(0)
+    img = torch.randn(1, 48, 48, generator=gen) * 300
+    mask = (torch.rand(2, 48, 48, generator=gen) > 0.5).float()
+    fast = [aug(img, mask, seed) for seed in range(6)]
+    assert monai.data.get_track_meta() is True  # the global switch is restored
+    for seed, (f_img, f_mask) in enumerate(fast):
+        aug.transform.set_random_state(seed=seed)
+        ref = aug.transform({"image": img - AIR_HU, "mask": mask})  # tracking on: MONAI's default path
+        assert torch.equal(torch.as_tensor(np.asarray(ref["image"]), dtype=torch.float32) + AIR_HU, f_img)
+        assert torch.equal(torch.as_tensor(np.asarray(ref["mask"]), dtype=torch.float32).round_(), f_mask)

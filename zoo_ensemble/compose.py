@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .cards import Card
@@ -102,7 +103,7 @@ def _load_member(spec: str) -> Member:
     return Member(spec, loaded, str(folder))
 
 
-def _rank_key(card: Card) -> tuple[float, float]:
+def rank_key(card: Card) -> tuple[float, float]:
     """Lower is better: validation loss first (as the paper chooses), then minus validation Dice."""
     loss = card.training.get("best_val_loss")
     dice = card.headline("dice")
@@ -129,7 +130,7 @@ def choose_members(organs: str | Sequence[str] = "all", models: Sequence[str] | 
         pool = [r for r in candidates if r.organs == [organ]]
         if not pool:
             raise ComposeError(f"no available binary model covers {organ!r}; train one (zoo train --organ {organ}) or pull one")
-        best = min(pool, key=lambda r: _rank_key(r.card))
+        best = min(pool, key=lambda r: rank_key(r.card))
         members.append(Member(best.model_id, load_folder(best.folder), best.source))
     return members, wanted
 
@@ -185,7 +186,18 @@ def compose(
     evaluate_progress: Callable[[int, int], None] | None = None,
     push: str | None = None,
     device: str = "auto",
+    run_dir: str | Path | None = None,
+    train_fraction: float = 1.0,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
 ) -> ComposeResult:
+    """Compose ``models`` (default: the best binary model per organ) into a ``method`` ensemble.
+
+    ``run_dir`` keeps the resumable training checkpoint (default ``<zoo home>/runs/<name>``);
+    ``train_fraction`` trains on that share of each dataset's training patients (seeded by
+    ``split_seed``), validation and test staying whole. The patient split (``split_seed``,
+    ``val_fraction``, ``test_fraction``) is the one ``train_model`` makes with the same values.
+    """
     from .training.fit import check_organs_annotated, prepare, split_datasets
     from .training.trainer import TrainConfig, Trainer, resolve_device
 
@@ -199,12 +211,14 @@ def compose(
         check_organs_annotated(organs_list, datasets)
     card0 = members[0].card
 
-    splits = split_datasets(datasets, split_seed) if datasets else None
+    splits = split_datasets(datasets, split_seed, val_fraction, test_fraction) if datasets else None
     leakage: list[str] = []
     if splits is not None:
         train_pairs = [p for p in splits.train if any(p[0].annotates(o) for o in organs_list)]
         val_pairs = [p for p in splits.val if any(p[0].annotates(o) for o in organs_list)]
         test_pairs = [p for p in splits.test if any(p[0].annotates(o) for o in organs_list)]
+        if train_fraction != 1.0:
+            train_pairs = subsample_pairs(train_pairs, train_fraction, split_seed)
         if fresh_cases and spec.trainable:
             train_pairs, val_pairs = _unseen(members, train_pairs), _unseen(members, val_pairs)
             if not train_pairs or not val_pairs:
@@ -219,7 +233,7 @@ def compose(
     torch.manual_seed(config.seed)
     ensemble = build_ensemble(method, [m.loaded.model for m in members], infos, organs_list, options)
     model_id = name or f"ensemble-{method}"
-    run_dir = zoo_home() / "runs" / model_id
+    run_dir = Path(run_dir) if run_dir else zoo_home() / "runs" / model_id
     train_result = None
     if spec.trainable:
         assert splits is not None
@@ -255,6 +269,19 @@ def compose(
 
         hub.push(folder, push)
     return ComposeResult(folder, members, organs_list, report, leakage, train_result)
+
+
+def subsample_pairs(pairs: list[tuple[Dataset, Case]], fraction: float, seed: int = 0) -> list[tuple[Dataset, Case]]:
+    """A seeded share of each dataset's patients (at least one per dataset), in the original order."""
+    if not 0 < fraction <= 1:
+        raise ComposeError(f"train fraction must be in (0, 1], got {fraction}")
+    rng = np.random.default_rng(seed)
+    keep: set[int] = set()
+    for name in dict.fromkeys(ds.name for ds, _ in pairs):
+        idx = [i for i, (ds, _) in enumerate(pairs) if ds.name == name]
+        k = max(1, int(round(len(idx) * fraction)))
+        keep.update(int(i) for i in rng.choice(idx, size=k, replace=False))
+    return [p for i, p in enumerate(pairs) if i in keep]
 
 
 def _unseen(members: Sequence[Member], pairs: list[tuple[Dataset, Case]]) -> list[tuple[Dataset, Case]]:

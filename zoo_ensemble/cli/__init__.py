@@ -21,7 +21,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from . import compose, data, demo, evaluate, models, zoo  # noqa: F401  (each module adds its commands to `app`)
+    from . import compose, data, demo, evaluate, experiment, models, zoo  # noqa: F401  (each module adds its commands to `app`)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -35,6 +35,7 @@ def compose(
     augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Augment ensemble training slices (the paper did not).")] = False,
     variant: Annotated[str, typer.Option(help="Meta U-Net size: tiny, small or paper.")] = "tiny",
     resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted training of this ensemble.")] = False,
+    train_fraction: Annotated[float, typer.Option("--train-fraction", help="Train on this share of each dataset's training patients (data scarcity).")] = 1.0,
 ) -> None:
     """Build, train (when the method learns), evaluate and save an ensemble of zoo models."""
     from ..compose import compose as run
@@ -48,6 +49,7 @@ def compose(
     result = run(
         method, organs, models.split(",") if models else None, datasets, name, out, config, split_seed,
         strict, fresh_cases, options, RichReporter(name or method), resume, progress_callback("evaluate on the test split"), push, device,
+        train_fraction=train_fraction,
     )
     members = Table(title="members", title_justify="left")
     for col in ("id", "organs", "source"):

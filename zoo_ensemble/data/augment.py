@@ -56,9 +56,18 @@ class Augmenter:
         )
 
     def __call__(self, image: torch.Tensor, mask: torch.Tensor, sample_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from monai.data import get_track_meta, set_track_meta
+
         self.transform.set_random_state(seed=int(sample_seed) % (2**32))
-        # Shift HU so that air is 0: the transforms pad with zeros, which must mean air, not water.
-        out = self.transform({"image": image - AIR_HU, "mask": mask})
+        # MONAI's metadata tracking halves the speed and nothing here reads the metadata;
+        # the switch is global, so it is restored after the call.
+        tracking = get_track_meta()
+        set_track_meta(False)
+        try:
+            # Shift HU so that air is 0: the transforms pad with zeros, which must mean air, not water.
+            out = self.transform({"image": image - AIR_HU, "mask": mask})
+        finally:
+            set_track_meta(tracking)
         img = torch.as_tensor(np.asarray(out["image"]), dtype=torch.float32) + AIR_HU
         msk = torch.as_tensor(np.asarray(out["mask"]), dtype=torch.float32).round_()
         return img, msk

@@ -1,0 +1,166 @@
+"""An experiment run end to end on a micro preset: results, report, resume, determinism."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from zoo_ensemble.experiments.report import ReportInputs, write_report
+from zoo_ensemble.experiments.runner import Runner, collect_results
+from zoo_ensemble.experiments.settings import (
+    ExperimentError,
+    load_experiments,
+    load_preset,
+    select_experiments,
+)
+
+MICRO = """\
+seed: 0
+device: cpu
+organs: [heart, trachea]
+architectures: [unet, se_resunet, deeplabv3]
+data:
+  phantom: {scale: 4.0, A: 4, B: 3}
+model: {variant: tiny, input_size: [64, 64]}
+train:
+  binary: {epochs: 2, steps_per_epoch: 2, batch_size: 4}
+  multiclass: {epochs: 1, steps_per_epoch: 2, batch_size: 4}
+  ensemble: {epochs: 1, steps_per_epoch: 2, batch_size: 4, augment: false}
+"""
+
+
+class Interrupt(Exception):
+    pass
+
+
+class StopAfterFirstEpoch:
+    """A training reporter that interrupts the first network after its first epoch checkpoint."""
+
+    fired = False
+
+    def __init__(self, title):
+        self.title = title
+
+    def start(self, *a): pass
+    def step(self, *a): pass
+    def finish(self, *a): pass
+
+    def epoch_end(self, epoch, record, left):
+        if not StopAfterFirstEpoch.fired:
+            StopAfterFirstEpoch.fired = True
+            raise Interrupt(self.title)
+
+
+@pytest.fixture(scope="module")
+def micro(tmp_path_factory):
+    path = tmp_path_factory.mktemp("preset") / "micro.yaml"
+    path.write_text(MICRO)
+    return load_preset(str(path))
+
+
+@pytest.fixture(scope="module")
+def experiments():
+    return select_experiments(["baseline", "exp5"], load_experiments())
+
+
+@pytest.fixture(scope="module")
+def first_run(micro, experiments, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run-a")
+    said: list[str] = []
+    result = Runner(micro, experiments, out, say=said.append).run()
+    return out, result, said
+
+
+def test_run_evaluates_every_entry(first_run, micro):
+    out, result, said = first_run
+    assert set(result.results) == {"baseline", "exp5"}
+    assert set(result.results["baseline"]) == {"multiclass-unet", "multiclass-se_resunet", "multiclass-deeplabv3", "argmax"}
+    assert len(result.trained) == 9  # 2 organs x 3 architectures + 3 multiclass networks
+    for slug, r in result.results["baseline"].items():
+        assert r["report"]["organs"].keys() == {"heart", "trachea"}
+        # one test patient per source: the heart and trachea are scored on both
+        assert r["report"]["organs"]["heart"]["dice"]["n"] == 2
+        assert (out / r["folder"] / "model.safetensors").exists()
+        assert (out / "overlays" / f"baseline-{slug}.npz").exists()
+    argmax = result.results["baseline"]["argmax"]
+    assert len(argmax["members"]) == 2 and argmax["train_cases"] is None
+    # exp5: each source has 2 training patients; 20 % of them is rounded up to one per source
+    assert {r["train_cases"] for r in result.results["exp5"].values()} == {2}
+    assert any(m.startswith("training heart-unet") for m in said)
+
+
+def test_report_files(first_run, micro, experiments, tmp_path):
+    out, result, _ = first_run
+    from zoo_ensemble.experiments.runner import open_sources
+    from zoo_ensemble.experiments.workspace import Workspace
+
+    ws = Workspace(out)
+    path = write_report(ReportInputs(micro, experiments, result.results, "zoo experiment run baseline exp5", open_sources(micro, ws, None, print)), ws, tmp_path)
+    text = path.read_text()
+    assert "| Method | Dice | Precision | Recall | HD95 (mm) |" in text
+    assert "*paper: Argmax* | *0.878*" in text
+    assert "The argmax ensemble of the best binary models beats every multiclass network in Dice" in text
+    for exp in ("baseline", "exp5"):
+        for kind in ("scores", "organs", "overlay"):
+            png = tmp_path / f"{exp}-{kind}.png"
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            assert f"({exp}-{kind}.png)" in text
+    rows = (tmp_path / "summary.csv").read_text().splitlines()
+    # 7 entries x (2 organs + mean) x 4 metrics, plus the header
+    assert len(rows) == 1 + 7 * 3 * 4
+    dice = result.results["baseline"]["argmax"]["report"]["mean"]["dice"]["mean"]
+    assert any(r.startswith("baseline,Argmax,argmax,mean,dice,") and abs(float(r.split(",")[5]) - dice) < 1e-5 and r.endswith(",0.878") for r in rows)
+    cases = (tmp_path / "cases.csv").read_text().splitlines()
+    assert len(cases) == 1 + 7 * 2 * 2  # entries x test patients x organs
+
+
+def test_second_run_reuses_everything(first_run, micro, experiments):
+    out, result, _ = first_run
+    said: list[str] = []
+    again = Runner(micro, experiments, out, say=said.append).run()
+    assert again.trained == [] and said == []
+    assert json.dumps(again.results) == json.dumps(result.results)  # (NaN precision: compare as text)
+
+
+def test_interrupted_run_resumes_to_the_same_numbers(first_run, micro, experiments, tmp_path):
+    out_b = tmp_path / "run-b"
+    with pytest.raises(Interrupt):
+        Runner(micro, experiments, out_b, reporter_for=StopAfterFirstEpoch).run()
+    assert (out_b / "runs" / "heart-unet" / "checkpoint.safetensors").exists()
+    assert not (out_b / "models" / "heart-unet").exists()
+    said: list[str] = []
+    resumed = Runner(micro, experiments, out_b, say=said.append).run()
+    assert "resuming heart-unet (binary, on A, B)" in said
+    # deterministic under the seed: an interrupted and resumed run gives the uninterrupted numbers
+    first = first_run[1].results
+    for exp, entries in first.items():
+        for slug, r in entries.items():
+            assert json.dumps(resumed.results[exp][slug]["report"]["cases"]) == json.dumps(r["report"]["cases"]), (exp, slug)
+    assert json.dumps(collect_results(resumed.workspace, experiments)) == json.dumps(resumed.results)
+
+
+def test_a_folder_keeps_its_preset(first_run, experiments, tmp_path):
+    out = first_run[0]
+    other = tmp_path / "other.yaml"
+    other.write_text(MICRO.replace("seed: 0", "seed: 1"))
+    with pytest.raises(ExperimentError, match="holds a run with another preset"):
+        Runner(load_preset(str(other)), experiments, out).run()
+
+
+def test_cli_run_and_report(first_run, tmp_path):
+    out = first_run[0]
+    preset = tmp_path / "micro.yaml"
+    preset.write_text(MICRO)
+    r = subprocess.run(
+        [sys.executable, "-m", "zoo_ensemble", "experiment", "run", "baseline", "exp5", "--preset", str(preset), "--out", str(out), "--report", str(tmp_path / "rep")],
+        capture_output=True, encoding="utf-8", check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "0 networks trained, 9 reused" in r.stdout
+    assert "Argmax" in r.stdout and (tmp_path / "rep" / "README.md").exists()
+    text = (tmp_path / "rep" / "README.md").read_text()
+    assert f"Command: `zoo experiment run baseline exp5 --preset {preset} --out {out} --report {tmp_path / 'rep'}`" in text
+    assert json.loads((out / "run.json").read_text())["preset"] == "micro"

@@ -1,0 +1,155 @@
+"""Presets, experiment definitions, planning and the paper's claims (no training here)."""
+
+from __future__ import annotations
+
+import pytest
+
+from zoo_ensemble.data.phantom import SOURCES
+from zoo_ensemble.experiments.claims import check_claims
+from zoo_ensemble.experiments.plan import (
+    check_experiments,
+    choose_members,
+    multiclass_jobs,
+    pool_jobs,
+    source_jobs,
+)
+from zoo_ensemble.experiments.settings import (
+    ExperimentError,
+    load_experiments,
+    load_preset,
+    parse_preset,
+    select_experiments,
+)
+
+PHANTOM = {s: set(SOURCES[s].organs) for s in ("A", "B")}
+PAPER_MEANS = {  # the paper's mean Dice per table, for checking the built-in definitions
+    "baseline": {"U-Net": 0.824, "SE-ResUNet": 0.817, "DeepLabV3": 0.851, "Argmax": 0.878},
+    "exp1": {"Layer Fusion": 0.874, "Logits Conv.": 0.879, "Meta U-Net": 0.866},
+    "exp3": {"Layer Fusion": 0.816, "Logits Conv.": 0.760, "Meta U-Net": 0.782, "Argmax": 0.758},
+    "exp5": {"Layer Fusion": 0.868, "Logits Conv.": 0.879, "Meta U-Net": 0.876},
+}
+
+
+def test_builtin_experiments_follow_the_paper():
+    exps = load_experiments()
+    assert list(exps) == ["baseline", "exp1", "exp2", "exp3", "exp4", "exp5"]
+    assert [e.table for e in exps.values()] == ["II", "III", "IV", "V", "VI", "VII"]
+    for name, rows in PAPER_MEANS.items():
+        assert {k: v[0] for k, v in exps[name].paper.items()} == rows
+    assert [e.slug for e in exps["baseline"].entries] == ["multiclass-unet", "multiclass-se_resunet", "multiclass-deeplabv3", "argmax"]
+    assert exps["exp2"].members.extra == {"esophagus": "deeplabv3", "trachea": "unet"}
+    assert exps["exp3"].members.sources == {"A": ("lung_left", "lung_right", "heart", "spinal_cord"), "B": ("esophagus", "trachea")}
+    assert exps["exp4"].members.multiclass == ("deeplabv3",)
+    assert exps["exp5"].train_fraction == 0.2
+    assert [e.name for e in select_experiments(["exp5", "baseline", "exp5"], exps)] == ["exp5", "baseline"]
+    with pytest.raises(ExperimentError, match="unknown experiment.*exp9"):
+        select_experiments(["exp9"], exps)
+
+
+def test_builtin_presets():
+    cpu, paper = load_preset("cpu"), load_preset("paper")
+    assert cpu.device == "cpu" and cpu.train["binary"].max_minutes is None  # fixed lengths: deterministic
+    assert cpu.phantom_cases == {"A": 12, "B": 12}
+    assert paper.input_size == (320, 320) and paper.spacing is None and paper.variant == "paper"
+    assert paper.train["ensemble"].augment is False
+    assert cpu.fingerprint() != paper.fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"colour": 1}, "unknown key.*colour"),
+        ({"architectures": ["vit"]}, "architectures must be some of"),
+        ({"organs": ["heart", "spleenish"]}, "organs"),
+        ({"train": {"binary": {"epochs": 1}}}, "train needs settings for multiclass, ensemble"),
+        ({"train": {"binary": {"epochz": 1}, "multiclass": {}, "ensemble": {}}}, "unknown key.*epochz"),
+    ],
+)
+def test_bad_presets_are_named(change, message):
+    base = dict(load_preset("cpu").raw)
+    base.update(change)
+    with pytest.raises(ExperimentError, match=message):
+        parse_preset(base, "bad")
+
+
+def test_bad_preset_files_and_definitions(tmp_path):
+    with pytest.raises(ExperimentError, match="unknown preset 'fast'"):
+        load_preset("fast")
+    bad = tmp_path / "p.yaml"
+    bad.write_text("seed: [1\n")
+    with pytest.raises(ExperimentError, match="not valid YAML"):
+        load_preset(str(bad))
+    defs = tmp_path / "e.yaml"
+    defs.write_text("x:\n  entries: [{name: A, model: multiclass-unet, method: argmax}]\n  members: {best: true}\n")
+    with pytest.raises(ExperimentError, match="exactly one of model, method"):
+        load_experiments(defs)
+    defs.write_text("x:\n  entries: [{name: A, method: argmax}]\n  members: {}\n")
+    with pytest.raises(ExperimentError, match="best: true or sources"):
+        load_experiments(defs)
+
+
+def test_plan_of_the_cpu_preset():
+    p, exps = load_preset("cpu"), list(load_experiments().values())
+    check_experiments(exps, p, ["A", "B"])
+    pool = pool_jobs(p, PHANTOM)
+    assert len(pool) == 18
+    by_id = {j.model_id: j for j in pool}
+    assert by_id["lung_left-unet"].sources == ("A",)  # source B does not annotate lungs
+    assert by_id["heart-deeplabv3"].sources == ("A", "B")
+    assert [j.model_id for j in multiclass_jobs(exps, p, PHANTOM)] == ["multiclass-unet", "multiclass-se_resunet", "multiclass-deeplabv3"]
+    best_arch = {o: "unet" for o in p.organs}
+    single = {j.model_id: j.sources for j in source_jobs(exps, p, best_arch, PHANTOM)}
+    assert single == {
+        "lung_left-unet-Aonly": ("A",), "lung_right-unet-Aonly": ("A",), "heart-unet-Aonly": ("A",),
+        "spinal_cord-unet-Aonly": ("A",), "esophagus-unet-Bonly": ("B",), "trachea-unet-Bonly": ("B",),
+    }
+
+
+def test_plan_refuses_what_the_data_cannot_give():
+    p, exps = load_preset("cpu"), load_experiments()
+    with pytest.raises(ExperimentError, match="exp3: needs data source.*B"):
+        check_experiments([exps["exp3"]], p, ["A"])
+    small = parse_preset({**load_preset("cpu").raw, "architectures": ["unet", "deeplabv3"]}, "small")
+    with pytest.raises(ExperimentError, match="needs multiclass-se_resunet"):
+        check_experiments([exps["baseline"]], small, ["A", "B"])
+    with pytest.raises(ExperimentError, match="no data source annotates 'lung_left'"):
+        pool_jobs(p, {"B": PHANTOM["B"]})
+
+
+def test_members_of_each_experiment():
+    p, exps = load_preset("cpu"), load_experiments()
+    ranked = {o: [f"{o}-deeplabv3", f"{o}-se_resunet", f"{o}-unet"] for o in p.organs}
+    best = [f"{o}-deeplabv3" for o in p.organs]
+    assert choose_members(exps["exp1"], p, ranked).ids == best
+    two = choose_members(exps["exp2"], p, ranked)
+    # the esophagus's best model is already a DeepLabV3, so the next best is the extra member
+    assert two.ids == [*best, "esophagus-se_resunet", "trachea-unet"]
+    assert any("already the best esophagus model" in n for n in two.notes)
+    assert choose_members(exps["exp4"], p, ranked).ids == [*best, "multiclass-deeplabv3"]
+    assert choose_members(exps["exp3"], p, ranked).ids == [
+        "lung_left-deeplabv3-Aonly", "lung_right-deeplabv3-Aonly", "heart-deeplabv3-Aonly",
+        "spinal_cord-deeplabv3-Aonly", "esophagus-deeplabv3-Bonly", "trachea-deeplabv3-Bonly",
+    ]
+
+
+def _means(**rows):
+    return {exp: {k: {"dice": d, "hd95": h} for k, (d, h) in entries.items()} for exp, entries in rows.items()}
+
+
+def test_claims_are_checked_against_the_numbers():
+    learned = {"layer_fusion": (0.80, 3.0), "logits_conv": (0.805, 3.5), "meta_unet": (0.79, 4.5)}
+    means = _means(
+        baseline={"multiclass-unet": (0.70, 9.0), "multiclass-deeplabv3": (0.75, 3.0), "argmax": (0.80, 4.0)},
+        exp1=learned,
+        exp2={"layer_fusion": (0.82, 2.5), "logits_conv": (0.83, 3.0), "meta_unet": (0.78, 4.0)},
+        exp3={"layer_fusion": (0.70, 6.0), "logits_conv": (0.65, 8.0), "meta_unet": (0.60, 9.0), "argmax": (0.72, 7.0)},
+    )
+    claims = {c.text: c.holds for c in check_claims(means)}
+    assert claims["The argmax ensemble of the best binary models beats every multiclass network in Dice"] is True
+    assert claims["... and in HD95"] is False  # the DeepLabV3 has 3.0 mm against argmax's 4.0
+    assert claims["Learned ensembles are on par with the argmax ensemble in Dice (within 0.01)"] is False  # meta U-Net 0.79
+    assert claims["Layer fusion and logits convolution improve HD95 over the argmax ensemble"] is True
+    assert claims["Redundant esophagus and trachea members improve every learned ensemble in Dice and HD95"] is False
+    assert claims["Single-source members make every learned ensemble worse than in experiment 1 (Dice)"] is True
+    assert claims["Layer fusion beats the argmax ensemble of the same single-source members (Dice)"] is False
+    assert not any("experiment 4" in t or "20 %" in t for t in claims)  # exp4 and exp5 were not run

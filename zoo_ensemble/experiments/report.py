@@ -1,0 +1,207 @@
+"""The report of an experiment run: Markdown and CSV tables in the paper's format, plots and
+overlays, and the paper's conclusions checked against this run's numbers.
+
+Everything is rebuilt from the workspace's result files, so ``zoo experiment report`` can redo
+it at any time (also for a run that was interrupted: it reports what is finished).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import platform
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..atomic import write_text
+from ..evaluation import METRICS
+from .claims import Claim, check_claims, means_of
+from .figures import organ_boxes, overlay_figure, scores_figure
+from .settings import Experiment, Preset
+from .workspace import Workspace
+
+COLUMNS = ("Method", "Dice", "Precision", "Recall", "HD95 (mm)")
+
+
+@dataclass
+class ReportInputs:
+    preset: Preset
+    experiments: Sequence[Experiment]
+    results: Mapping[str, Mapping[str, Mapping[str, Any]]]  # exp -> slug -> result record
+    command: str
+    sources: Mapping[str, Any]  # source -> dataset (for the data section)
+
+
+def _pm(stat: Mapping[str, float], digits: int) -> str:
+    if stat["n"] == 0 or math.isnan(stat["mean"]):
+        return "-"
+    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+
+
+def _digits(metric: str) -> int:
+    return 2 if metric == "hd95" else 3
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _rows(exp: Experiment, results: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, Mapping[str, Any]]]:
+    return [(e.name, results[e.slug]["report"]) for e in exp.entries if e.slug in results]
+
+
+def mean_table(exp: Experiment, results: Mapping[str, Mapping[str, Any]]) -> str:
+    """The paper's table: each method's mean over the labels (± std over test patients), then the paper's row."""
+    rows = []
+    for name, rep in _rows(exp, results):
+        rows.append([name, *(_pm(rep["mean"][m], _digits(m)) for m in METRICS)])
+    for name, vals in exp.paper.items():
+        rows.append([f"*paper: {name}*", *(f"*{v:.3f}*" if i < 3 else f"*{v:.2f}*" for i, v in enumerate(vals))])
+    return _md_table(COLUMNS, rows)
+
+
+def organ_table(exp: Experiment, results: Mapping[str, Mapping[str, Any]], metric: str, organs: Sequence[str]) -> str:
+    rows = _rows(exp, results)
+    header = ["Organ", *(n for n, _ in rows)]
+    body = [[o.replace("_", " "), *(_pm(rep["organs"][o][metric], _digits(metric)) if o in rep["organs"] else "-" for _, rep in rows)] for o in organs]
+    return _md_table(header, body)
+
+
+def summary_csv(experiments: Sequence[Experiment], results: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
+    """Long format: one row per (experiment, entry, organ or mean, metric)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["experiment", "entry", "slug", "organ", "metric", "mean", "std", "n", "paper_mean"])
+    for exp in experiments:
+        for e in exp.entries:
+            r = results.get(exp.name, {}).get(e.slug)
+            if r is None:
+                continue
+            rep = r["report"]
+            paper = exp.paper.get(e.name)
+            for organ, stats in [*rep["organs"].items(), ("mean", rep["mean"])]:
+                for i, m in enumerate(METRICS):
+                    st = stats[m]
+                    pv = f"{paper[i]}" if paper and organ == "mean" else ""
+                    w.writerow([exp.name, e.name, e.slug, organ, m, f"{st['mean']:.6g}", f"{st['std']:.6g}", st["n"], pv])
+    return buf.getvalue()
+
+
+def cases_csv(experiments: Sequence[Experiment], results: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["experiment", "entry", "case", "organ", *METRICS])
+    for exp in experiments:
+        for e in exp.entries:
+            r = results.get(exp.name, {}).get(e.slug)
+            for c in (r["report"]["cases"] if r else []):
+                w.writerow([exp.name, e.name, c["case"], c["organ"], *(f"{c[m]:.6g}" for m in METRICS)])
+    return buf.getvalue()
+
+
+def claims_table(claims: Sequence[Claim]) -> str:
+    mark = {True: "yes", False: "**no**", None: "n/a"}
+    return _md_table(["Paper's conclusion", "Where", "Reproduced here", "This run"], [[c.text, c.where, mark[c.holds], c.evidence] for c in claims])
+
+
+def _setup_section(inp: ReportInputs, ws: Workspace) -> str:
+    p = inp.preset
+    t = ws.timings()
+    total = sum(t.values())
+    data_lines = []
+    for src, ds in inp.sources.items():
+        parts = ds.split(p.seed, p.val_fraction, p.test_fraction)
+        data_lines.append(
+            f"- source {src}: `{ds.name}` ({ds.layout} layout), {len(ds.cases)} patients "
+            f"({len(parts['train'])} train / {len(parts['val'])} validation / {len(parts['test'])} test), annotates {', '.join(ds.organs)}"
+        )
+    train = "; ".join(f"{k}: {c.epochs} epochs x {c.steps_per_epoch} batches of {c.batch_size}{', augmented' if c.augment else ''}" for k, c in p.train.items())
+    return "\n".join([
+        f"Command: `{inp.command}`  ",
+        f"Preset `{p.name}` (fingerprint `{p.fingerprint()}`), seed {p.seed}, device `{p.device}`.  ",
+        f"Machine: {platform.machine()} {platform.system()}, {torch.get_num_threads()} threads, Python {platform.python_version()}, torch {torch.__version__}.  ",
+        (
+            f"Compute time: {total / 60:.1f} min in total (data {t.get('data', 0) / 60:.1f}, networks "
+            f"{sum(v for k, v in t.items() if k.startswith('model/')) / 60:.1f}, ensembles and evaluation "
+            f"{sum(v for k, v in t.items() if not k.startswith(('model/', 'data'))) / 60:.1f})."
+        ),
+        "",
+        "Data (patient-level split, seeded; members and ensembles train on the same training patients, as in the paper):",
+        *data_lines,
+        "",
+        (
+            f"Networks: `{p.variant}` size, {p.input_size[0]} x {p.input_size[1]} centre crops, "
+            f"{'native in-plane resolution' if p.spacing is None else f'resampled to {p.spacing} mm'}; architectures {', '.join(p.architectures)}.  "
+        ),
+        f"Training: {train}. Adam from 1e-3 with exponential decay, plateau reductions and early stopping on the smoothed validation loss; Dice + cross-entropy loss.",
+    ])
+
+
+def _members_section(results: Mapping[str, Mapping[str, Mapping[str, Any]]], ws: Workspace) -> str:
+    from ..model_folder import load_folder
+
+    rows, seen = [], set()
+    for entries in results.values():
+        for r in entries.values():
+            for mid in r.get("members", []):
+                if mid in seen:
+                    continue
+                seen.add(mid)
+                folder = ws.model(mid)
+                if folder.exists():
+                    card = load_folder(folder).card
+                    loss = card.training.get("best_val_loss")
+                    dice = card.headline("dice")
+                    rows.append([mid, ", ".join(card.organs), card.architecture or "-", "-" if loss is None else f"{loss:.4f}", "-" if dice is None else f"{dice:.3f}"])
+    return _md_table(["Member", "Organs", "Architecture", "Validation loss", "Validation Dice"], rows)
+
+
+def write_report(inp: ReportInputs, ws: Workspace, out: Path) -> Path:
+    """Write ``README.md``, ``summary.csv``, ``cases.csv`` and the figures into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    organs = list(inp.preset.organs)
+    md = [f"# The paper's experiments, `{inp.preset.name}` preset", "", _setup_section(inp, ws), ""]
+    claims = check_claims(means_of(inp.results))
+    if claims:
+        md += ["## The paper's conclusions, checked", "", claims_table(claims), ""]
+    md += ["## Members", "", "Every binary or multiclass network used as an ensemble member, with the validation result that ranked it.", "", _members_section(inp.results, ws), ""]
+    ref = _load(ws.overlay("reference"))
+    for exp in inp.experiments:
+        res = inp.results.get(exp.name, {})
+        if not res:
+            continue
+        rows = _rows(exp, res)
+        md += [f"## {exp.title} (paper Table {exp.table})", "", "Mean over the labels, ± standard deviation over test patients; the paper's published means in italics.", "", mean_table(exp, res), ""]
+        notes = sorted({n for r in res.values() for n in r.get("notes", [])})
+        fractions = sorted({r["train_cases"] for r in res.values() if r.get("train_cases")})
+        if notes:
+            md += [*(f"- {n}" for n in notes), ""]
+        if fractions:
+            md += [f"Ensembles trained on {', '.join(map(str, fractions))} patients.", ""]
+        md += ["Dice per organ:", "", organ_table(exp, res, "dice", organs), "", "HD95 (mm) per organ:", "", organ_table(exp, res, "hd95", organs), ""]
+        scores_figure(out / f"{exp.name}-scores.png", exp.title, rows, exp.paper)
+        organ_boxes(out / f"{exp.name}-organs.png", exp.title, rows, organs)
+        md += [f"![mean scores]({exp.name}-scores.png) ![Dice per organ]({exp.name}-organs.png)", ""]
+        if ref is not None:
+            preds = [(e.name, p) for e in exp.entries if e.slug in res and (p := _load(ws.overlay(f"{exp.name}-{e.slug}"))) is not None]
+            if preds:
+                overlay_figure(out / f"{exp.name}-overlay.png", exp.title, ref, preds)
+                md += [f"![overlay]({exp.name}-overlay.png)", ""]
+    write_text(out / "summary.csv", summary_csv(inp.experiments, inp.results))
+    write_text(out / "cases.csv", cases_csv(inp.experiments, inp.results))
+    return write_text(out / "README.md", "\n".join(md))
+
+
+def _load(path: Path) -> dict[str, np.ndarray] | None:
+    if not path.exists():
+        return None
+    with np.load(path) as f:
+        return {k: f[k] for k in f.files}

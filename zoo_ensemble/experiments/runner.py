@@ -1,0 +1,279 @@
+"""Run the paper's experiments: data, the pool of networks, the ensembles, their evaluation.
+
+Every step writes its product atomically into the workspace and is skipped when that product
+is already there, so an interrupted run continues where it stopped (a network interrupted in
+the middle of training resumes from its last epoch checkpoint). Fixed epoch counts and seeds
+make two runs of one preset on one machine give the same numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..compose import compose, rank_key
+from ..data.cohort import write_cohort
+from ..data.dataset import Case, Dataset, open_dataset
+from ..model_folder import load_folder
+from ..predict import evaluate_pairs, predictor_for
+from ..training.fit import split_datasets, train_model
+from .plan import (
+    ModelJob,
+    check_experiments,
+    choose_members,
+    multiclass_jobs,
+    pool_jobs,
+    source_jobs,
+)
+from .settings import Entry, Experiment, ExperimentError, Preset
+from .workspace import Workspace
+
+Say = Callable[[str], None]
+ReporterFor = Callable[[str], Any]
+
+
+@dataclass
+class RunResult:
+    workspace: Workspace
+    results: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # exp -> slug -> result
+    trained: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+
+
+class _DropLeakage(logging.Filter):
+    """The paper trains ensembles on their members' training patients; the composer's warning
+    about it would repeat for every ensemble, so the report states it once instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "were seen by member" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_leakage() -> Iterator[None]:
+    log, flt = logging.getLogger("zoo_ensemble"), _DropLeakage()
+    log.addFilter(flt)
+    try:
+        yield
+    finally:
+        log.removeFilter(flt)
+
+
+def open_sources(preset: Preset, ws: Workspace, data: Mapping[str, str | Path] | None, say: Say) -> dict[str, Dataset]:
+    """The user's dataset folders (``--data SOURCE=DIR``), else the preset's phantom cohorts."""
+    if data:
+        return {src: open_dataset(path) for src, path in data.items()}
+    out = {}
+    for i, (src, n) in enumerate(preset.phantom_cases.items()):
+        if n > 0:
+            folder = ws.data(src)
+            if not (folder / "dataset.json").exists():
+                say(f"rendering {n} phantom patients of source {src} (scale {preset.phantom_scale:g})")
+            out[src] = write_cohort(folder, src, n, preset.seed + i, preset.phantom_scale)
+    if not out:
+        raise ExperimentError(f"preset {preset.name!r} renders no phantom cases and no --data was given")
+    return out
+
+
+class Runner:
+    def __init__(
+        self,
+        preset: Preset,
+        experiments: Sequence[Experiment],
+        out: str | Path,
+        data: Mapping[str, str | Path] | None = None,
+        say: Say | None = None,
+        reporter_for: ReporterFor | None = None,
+    ):
+        self.preset, self.experiments = preset, list(experiments)
+        self.ws = Workspace(out)
+        self.data_args = {k: str(Path(v).resolve()) for k, v in (data or {}).items()}
+        self.say: Say = say or (lambda _m: None)
+        self.reporter_for = reporter_for or (lambda _t: None)
+        self.result = RunResult(self.ws)
+
+    # --- the whole run ---------------------------------------------------------------------
+    def run(self) -> RunResult:
+        p = self.preset
+        self.ws.open(p, self.data_args)
+        started = time.monotonic()
+        self.datasets = open_sources(p, self.ws, self.data_args or None, self.say)
+        self.ws.add_time("data", time.monotonic() - started)
+        self.annotated = {s: set(ds.organs) for s, ds in self.datasets.items()}
+        check_experiments(self.experiments, p, list(self.datasets))
+        self.test_pairs = self._test_pairs()
+        ranked: dict[str, list[str]] = {}
+        if any(x.members.best or x.members.sources for x in self.experiments):
+            for job in pool_jobs(p, self.annotated):
+                self.ensure_model(job)
+            ranked = self.rank_pool()
+        for job in multiclass_jobs(self.experiments, p, self.annotated):
+            self.ensure_model(job)
+        best_arch = {o: ids[0].removeprefix(f"{o}-") for o, ids in ranked.items()}
+        for job in source_jobs(self.experiments, p, best_arch, self.annotated):
+            self.ensure_model(job)
+        self._overlay_reference()
+        with _quiet_leakage():
+            for exp in self.experiments:
+                choice = choose_members(exp, p, ranked)
+                for note in choice.notes:
+                    self.say(f"{exp.name}: {note}")
+                for entry in exp.entries:
+                    self.result.results.setdefault(exp.name, {})[entry.slug] = self.ensure_entry(exp, entry, choice.ids, choice.notes)
+        return self.result
+
+    # --- networks --------------------------------------------------------------------------
+    def ensure_model(self, job: ModelJob) -> Path:
+        folder = self.ws.model(job.model_id)
+        if (folder / "model.safetensors").exists() and (folder / "README.md").exists():
+            self.result.reused.append(job.model_id)
+            return folder
+        p = self.preset
+        run_dir = self.ws.run_dir(job.model_id)
+        resume = (run_dir / "checkpoint.safetensors").exists()
+        self.say(f"{'resuming' if resume else 'training'} {job.model_id} ({job.kind}, on {', '.join(job.sources)})")
+        started = time.monotonic()
+        train_model(
+            list(job.organs), job.architecture, [self.datasets[s] for s in job.sources], out=folder, model_id=job.model_id,
+            variant=p.variant, input_size=p.input_size, spacing=p.spacing,
+            config=p.train["multiclass" if job.kind == "multiclass" else "binary"], split_seed=p.seed,
+            val_fraction=p.val_fraction, test_fraction=p.test_fraction, run_dir=run_dir, resume=resume,
+            reporter=self.reporter_for(job.model_id), note=f"zoo experiment ({p.name} preset)",
+        )
+        self.ws.add_time(f"model/{job.model_id}", time.monotonic() - started)
+        self.result.trained.append(job.model_id)
+        return folder
+
+    def rank_pool(self) -> dict[str, list[str]]:
+        """Each organ's pool models, best first: lowest validation loss, as the paper chose."""
+        ranked = {}
+        for organ in self.preset.organs:
+            ids = [f"{organ}-{a}" for a in self.preset.architectures]
+            cards = {i: load_folder(self.ws.model(i)).card for i in ids}
+            ranked[organ] = sorted(ids, key=lambda i: rank_key(cards[i]))
+        return ranked
+
+    # --- entries ---------------------------------------------------------------------------
+    def _test_pairs(self) -> list[tuple[Dataset, Case]]:
+        p = self.preset
+        splits = split_datasets(list(self.datasets.values()), p.seed, p.val_fraction, p.test_fraction)
+        pairs = [(ds, c) for ds, c in splits.test if any(ds.annotates(o) for o in p.organs)]
+        if not pairs:
+            raise ExperimentError("the data leave no labelled test patients; add cases")
+        return pairs
+
+    def ensure_entry(self, exp: Experiment, entry: Entry, member_ids: list[str], notes: list[str]) -> dict[str, Any]:
+        path = self.ws.result(exp.name, entry.slug)
+        done = self.ws.read_json(path)
+        if done is not None:
+            return done
+        started = time.monotonic()
+        if entry.model is not None:
+            self.say(f"{exp.name}: evaluating {entry.model}")
+            folder = self.ws.model(entry.model)
+            report = evaluate_pairs(predictor_for(load_folder(folder), self.preset.device), self.test_pairs)
+            members: list[str] = []
+            train_cases = None
+        else:
+            folder, report, train_cases = self._compose(exp, entry, member_ids)
+            members = member_ids
+        seconds = time.monotonic() - started
+        self.ws.add_time(f"{exp.name}/{entry.slug}", seconds)
+        self._overlay_prediction(exp.name, entry.slug, folder)
+        result = {
+            "experiment": exp.name, "entry": entry.name, "slug": entry.slug, "method": entry.method, "model": entry.model,
+            "members": members, "notes": notes if entry.method else [], "train_cases": train_cases,
+            "seconds": round(seconds, 1), "folder": str(folder.relative_to(self.ws.root)), "report": report.as_dict(),
+        }
+        self.ws.write_json(path, result)
+        return result
+
+    def _compose(self, exp: Experiment, entry: Entry, member_ids: list[str]) -> tuple[Path, Any, int | None]:
+        p = self.preset
+        assert entry.method is not None
+        key = f"{exp.name}-{entry.method}"
+        run_dir = self.ws.run_dir(key)
+        resume = (run_dir / "checkpoint.safetensors").exists()
+        self.say(f"{exp.name}: {'resuming' if resume else 'composing'} {entry.method} of {len(member_ids)} members")
+        result = compose(
+            entry.method, list(p.organs), [str(self.ws.model(i)) for i in member_ids], list(self.datasets.values()),
+            name=f"{exp.name}-{entry.method}", out=self.ws.ensemble(exp.name, entry.method), config=p.train["ensemble"],
+            split_seed=p.seed, options=p.methods.get(entry.method) or None, reporter=self.reporter_for(key), resume=resume,
+            device=p.device, run_dir=run_dir, train_fraction=exp.train_fraction, val_fraction=p.val_fraction, test_fraction=p.test_fraction,
+        )
+        if result.report is None:
+            raise ExperimentError(f"{exp.name}: {entry.method} was not evaluated (no test patients)")
+        if result.train_result is None:
+            return result.folder, result.report, None
+        card = load_folder(result.folder).card
+        train_cases = sum(len(d.get("cases_train", [])) for d in card.training.get("datasets") or [])
+        return result.folder, result.report, train_cases
+
+    # --- overlays --------------------------------------------------------------------------
+    def _overlay_reference(self) -> None:
+        """The overlay case (a test patient of the source annotating most organs) and two axial
+        slices of it: the one crossing most organs at heart level, and at trachea level."""
+        path = self.ws.overlay("reference")
+        if path.exists():
+            return
+        organs = list(self.preset.organs)
+        ds, case = max(self.test_pairs, key=lambda pc: sum(pc[0].annotates(o) for o in organs))
+        scored = [o for o in organs if ds.annotates(o)]
+        volume, ref = ds.load(case, scored)
+        slices = pick_slices(ref)
+        np.savez_compressed(
+            _tmp(path), ct=volume.array[slices].astype(np.int16), slices=np.array(slices),
+            organs=np.array(scored), ref=np.stack([ref[o][slices] for o in scored]).astype(bool),
+            spacing=np.array(volume.spacing_zyx), case=np.array(f"{ds.name}/{case.case_id}"),
+        )
+        _tmp(path).replace(path)
+
+    def _overlay_prediction(self, experiment: str, slug: str, folder: Path) -> None:
+        ref = np.load(self.ws.overlay("reference"))
+        name = str(ref["case"])
+        ds = next(d for d in self.datasets.values() if name.startswith(f"{d.name}/"))
+        case = ds.case(name.split("/", 1)[1])
+        volume, _ = ds.load(case, [])
+        pred = predictor_for(load_folder(folder), self.preset.device).predict(volume)
+        slices = ref["slices"]
+        path = self.ws.overlay(f"{experiment}-{slug}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(_tmp(path), labels=pred.labels[slices], organs=np.array(pred.organs))
+        _tmp(path).replace(path)
+
+
+def _tmp(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(f".{path.stem}.tmp.npz")
+
+
+def pick_slices(ref: Mapping[str, np.ndarray]) -> list[int]:
+    """Two axial slices: most organs present (ties: largest heart), then most organs present at
+    the trachea's widest slice (ties: largest trachea); the first organ stands in for a missing one."""
+    masks = list(ref.values())
+    present = np.sum([m.reshape(m.shape[0], -1).any(axis=1) for m in masks], axis=0)
+
+    def area(organ: str) -> np.ndarray:
+        m = ref.get(organ, masks[0])
+        return m.reshape(m.shape[0], -1).sum(axis=1)
+
+    a = int(np.lexsort((area("heart"), present))[-1])
+    b = int(np.lexsort((area("trachea"), present))[-1])
+    return [a, b] if a != b else [a]
+
+
+def collect_results(ws: Workspace, experiments: Sequence[Experiment]) -> dict[str, dict[str, dict[str, Any]]]:
+    """The finished entries' result records of ``experiments`` in the workspace."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for exp in experiments:
+        for entry in exp.entries:
+            r = ws.read_json(ws.result(exp.name, entry.slug))
+            if r is not None:
+                out.setdefault(exp.name, {})[entry.slug] = r
+    return out
