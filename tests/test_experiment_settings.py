@@ -99,10 +99,8 @@ def test_plan_of_the_cpu_preset():
     assert [j.model_id for j in multiclass_jobs(exps, p, PHANTOM)] == ["multiclass-unet", "multiclass-se_resunet", "multiclass-deeplabv3"]
     best_arch = {o: "unet" for o in p.organs}
     single = {j.model_id: j.sources for j in source_jobs(exps, p, best_arch, PHANTOM)}
-    assert single == {
-        "lung_left-unet-Aonly": ("A",), "lung_right-unet-Aonly": ("A",), "heart-unet-Aonly": ("A",),
-        "spinal_cord-unet-Aonly": ("A",), "esophagus-unet-Bonly": ("B",), "trachea-unet-Bonly": ("B",),
-    }
+    # only source A annotates the lungs and the cord: the pool's models are already single-source
+    assert single == {"heart-unet-Aonly": ("A",), "esophagus-unet-Bonly": ("B",), "trachea-unet-Bonly": ("B",)}
 
 
 def test_plan_refuses_what_the_data_cannot_give():
@@ -120,15 +118,15 @@ def test_members_of_each_experiment():
     p, exps = load_preset("cpu"), load_experiments()
     ranked = {o: [f"{o}-deeplabv3", f"{o}-se_resunet", f"{o}-unet"] for o in p.organs}
     best = [f"{o}-deeplabv3" for o in p.organs]
-    assert choose_members(exps["exp1"], p, ranked).ids == best
-    two = choose_members(exps["exp2"], p, ranked)
+    assert choose_members(exps["exp1"], p, ranked, PHANTOM).ids == best
+    two = choose_members(exps["exp2"], p, ranked, PHANTOM)
     # the esophagus's best model is already a DeepLabV3, so the next best is the extra member
     assert two.ids == [*best, "esophagus-se_resunet", "trachea-unet"]
     assert any("already the best esophagus model" in n for n in two.notes)
-    assert choose_members(exps["exp4"], p, ranked).ids == [*best, "multiclass-deeplabv3"]
-    assert choose_members(exps["exp3"], p, ranked).ids == [
-        "lung_left-deeplabv3-Aonly", "lung_right-deeplabv3-Aonly", "heart-deeplabv3-Aonly",
-        "spinal_cord-deeplabv3-Aonly", "esophagus-deeplabv3-Bonly", "trachea-deeplabv3-Bonly",
+    assert choose_members(exps["exp4"], p, ranked, PHANTOM).ids == [*best, "multiclass-deeplabv3"]
+    assert choose_members(exps["exp3"], p, ranked, PHANTOM).ids == [
+        "lung_left-deeplabv3", "lung_right-deeplabv3", "heart-deeplabv3-Aonly",
+        "spinal_cord-deeplabv3", "esophagus-deeplabv3-Bonly", "trachea-deeplabv3-Bonly",
     ]
 
 

@@ -40,6 +40,14 @@ def source_id(organ: str, arch: str, source: str) -> str:
     return f"{organ}-{arch}-{source}only"
 
 
+def single_source_member(organ: str, arch: str, source: str, annotated: Mapping[str, set[str]]) -> str:
+    """The id of ``organ``'s ``arch`` model trained on ``source`` only: the pool's own model
+    when no other source annotates the organ (it would be trained on the same patients again)."""
+    if [s for s, organs in annotated.items() if organ in organs] == [source]:
+        return pool_id(organ, arch)
+    return source_id(organ, arch, source)
+
+
 def check_experiments(experiments: Sequence[Experiment], preset: Preset, sources: Sequence[str]) -> None:
     """Refuse, before any training, what the preset or the data cannot provide."""
     methods = set(method_names())
@@ -89,17 +97,18 @@ def source_jobs(experiments: Sequence[Experiment], preset: Preset, best_arch: Ma
                 if organ not in annotated.get(src, set()):
                     raise ExperimentError(f"{exp.name}: source {src} does not annotate {organ!r}")
                 arch = best_arch.get(organ, "<best>")  # known once the pool is trained
-                job = ModelJob(source_id(organ, arch, src), (organ,), arch, (src,), "source")
-                jobs[job.model_id] = job
+                model_id = single_source_member(organ, arch, src, annotated)
+                if model_id != pool_id(organ, arch):
+                    jobs[model_id] = ModelJob(model_id, (organ,), arch, (src,), "source")
     return list(jobs.values())
 
 
-def choose_members(exp: Experiment, preset: Preset, ranked: Mapping[str, list[str]]) -> MemberChoice:
+def choose_members(exp: Experiment, preset: Preset, ranked: Mapping[str, list[str]], annotated: Mapping[str, set[str]]) -> MemberChoice:
     """Member ids of ``exp``; ``ranked[organ]`` lists the pool's models of that organ, best first."""
     m = exp.members
     if m.sources:
         best_arch = {o: ids[0].removeprefix(f"{o}-") for o, ids in ranked.items()}
-        ids = [source_id(o, best_arch[o], src) for src, organs in m.sources.items() for o in organs if o in preset.organs]
+        ids = [single_source_member(o, best_arch[o], src, annotated) for src, organs in m.sources.items() for o in organs if o in preset.organs]
         return MemberChoice(ids)
     choice = MemberChoice([ranked[o][0] for o in preset.organs])
     for organ, arch in m.extra.items():

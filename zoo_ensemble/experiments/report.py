@@ -186,6 +186,9 @@ def write_report(inp: ReportInputs, ws: Workspace, out: Path) -> Path:
             md += [*(f"- {n}" for n in notes), ""]
         if fractions:
             md += [f"Ensembles trained on {', '.join(map(str, fractions))} patients.", ""]
+        missed = [f"{n} {r['report']['missed']}" for n, r in ((e.name, res[e.slug]) for e in exp.entries if e.slug in res) if r["report"].get("missed")]
+        if missed:
+            md += [f"Organs missed entirely or predicted where the reference has none (their HD95 is the image diagonal): {', '.join(missed)}.", ""]
         md += ["Dice per organ:", "", organ_table(exp, res, "dice", organs), "", "HD95 (mm) per organ:", "", organ_table(exp, res, "hd95", organs), ""]
         scores_figure(out / f"{exp.name}-scores.png", exp.title, rows, exp.paper)
         organ_boxes(out / f"{exp.name}-organs.png", exp.title, rows, organs)

@@ -121,7 +121,7 @@ class Runner:
         self._overlay_reference()
         with _quiet_leakage():
             for exp in self.experiments:
-                choice = choose_members(exp, p, ranked)
+                choice = choose_members(exp, p, ranked, self.annotated)
                 for note in choice.notes:
                     self.say(f"{exp.name}: {note}")
                 for entry in exp.entries:
