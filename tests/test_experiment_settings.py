@@ -151,3 +151,29 @@ def test_claims_are_checked_against_the_numbers():
     assert claims["Single-source members make every learned ensemble worse than in experiment 1 (Dice)"] is True
     assert claims["Layer fusion beats the argmax ensemble of the same single-source members (Dice)"] is False
     assert not any("experiment 4" in t or "20 %" in t for t in claims)  # exp4 and exp5 were not run
+
+
+def test_cli_plan_and_list(capsys):
+    from zoo_ensemble.cli import main
+
+    main(["experiment", "plan", "all", "--preset", "cpu"])
+    out = capsys.readouterr().out
+    assert "lung_left-unet" in out and "multiclass-deeplabv3" in out and "heart-<best>-Aonly" in out
+    assert "exp5 (Table VII)" in out and "20% of the training patients" in out
+    main(["experiment", "list"])
+    assert "Experiment 3: differentiated sources" in capsys.readouterr().out
+
+
+def test_cli_errors_are_one_line():
+    import subprocess
+    import sys
+
+    for args, message in (
+        (["run", "exp9"], "unknown experiment(s) exp9"),
+        (["run", "exp1", "--data", "A"], "--data 'A': write SOURCE=DIR"),
+        (["plan", "--preset", "gpu"], "unknown preset 'gpu'"),
+    ):
+        r = subprocess.run([sys.executable, "-m", "zoo_ensemble", "experiment", *args], capture_output=True, encoding="utf-8", check=False)
+        assert r.returncode == 2 and "Traceback" not in r.stderr
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and message in lines[0], r.stderr
