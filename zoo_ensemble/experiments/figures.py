@@ -47,9 +47,12 @@ def scores_figure(path: Path, title: str, rows: Sequence[tuple[str, Mapping[str,
         ax.set_ylabel(label)
         if metric == "dice":
             ax.set_ylim(0, 1.05)
+        else:
+            ax.set_yscale("log")  # the paper's ~2 mm and a missed organ's ~400 mm on one axis
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(loc="lower right", fontsize=8)
     fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
     return _save(fig, path)
 
 
