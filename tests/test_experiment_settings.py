@@ -177,3 +177,18 @@ def test_cli_errors_are_one_line():
         assert r.returncode == 2 and "Traceback" not in r.stderr
         lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
         assert len(lines) == 1 and message in lines[0], r.stderr
+
+
+def test_train_fraction_keeps_a_seeded_share_of_each_dataset(cohort_a, cohort_b):
+    from zoo_ensemble.compose import ComposeError, subsample_pairs
+
+    pairs = [(cohort_a, c) for c in cohort_a.cases] + [(cohort_b, c) for c in cohort_b.cases]  # 4 + 3 patients
+    fifth = subsample_pairs(pairs, 0.2, seed=0)
+    assert [ds.name for ds, _ in fifth] == [cohort_a.name, cohort_b.name]  # at least one per dataset
+    half = subsample_pairs(pairs, 0.5, seed=0)
+    assert sum(ds is cohort_a for ds, _ in half) == 2 and sum(ds is cohort_b for ds, _ in half) == 2
+    assert half == subsample_pairs(pairs, 0.5, seed=0)
+    assert [p for p in pairs if p in half] == half  # original order kept
+    assert subsample_pairs(pairs, 1.0) == pairs
+    with pytest.raises(ComposeError, match=r"train fraction must be in \(0, 1\]"):
+        subsample_pairs(pairs, 0.0)
