@@ -82,17 +82,6 @@ class Report:
             **self.extra,
         }
 
-    @classmethod
-    def from_dict(cls, data: dict[str, object]) -> Report:
-        """The report :meth:`as_dict` wrote (summaries are recomputed from the case scores)."""
-        try:
-            scores = [OrganScore(**s) for s in data["cases"]]  # type: ignore[union-attr]
-            organs = list(data["organs"])  # type: ignore[call-overload]
-        except (KeyError, TypeError) as exc:
-            raise ZooError(f"not an evaluation report: {exc}") from None
-        extra = {k: v for k, v in data.items() if k not in ("organs", "mean", "cases", "missed")}
-        return cls(organs=organs, scores=scores, extra=extra)
-
     def to_csv(self) -> str:
         buf = _io.StringIO()
         fields = list(OrganScore.__dataclass_fields__)

@@ -103,11 +103,16 @@ def source_jobs(experiments: Sequence[Experiment], preset: Preset, best_arch: Ma
     return list(jobs.values())
 
 
+def best_architectures(ranked: Mapping[str, list[str]]) -> dict[str, str]:
+    """Each organ's best pool architecture, from the pool ids ranked best first."""
+    return {o: ids[0].removeprefix(f"{o}-") for o, ids in ranked.items()}
+
+
 def choose_members(exp: Experiment, preset: Preset, ranked: Mapping[str, list[str]], annotated: Mapping[str, set[str]]) -> MemberChoice:
     """Member ids of ``exp``; ``ranked[organ]`` lists the pool's models of that organ, best first."""
     m = exp.members
     if m.sources:
-        best_arch = {o: ids[0].removeprefix(f"{o}-") for o, ids in ranked.items()}
+        best_arch = best_architectures(ranked)
         ids = [single_source_member(o, best_arch[o], src, annotated) for src, organs in m.sources.items() for o in organs if o in preset.organs]
         return MemberChoice(ids)
     choice = MemberChoice([ranked[o][0] for o in preset.organs])

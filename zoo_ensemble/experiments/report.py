@@ -146,7 +146,7 @@ def _setup_section(inp: ReportInputs, ws: Workspace) -> str:
 
 
 def _members_section(results: Mapping[str, Mapping[str, Mapping[str, Any]]], ws: Workspace) -> str:
-    from ..model_folder import load_folder
+    from ..cards import Card
 
     rows, seen = [], set()
     for entries in results.values():
@@ -157,7 +157,7 @@ def _members_section(results: Mapping[str, Mapping[str, Mapping[str, Any]]], ws:
                 seen.add(mid)
                 folder = ws.model(mid)
                 if folder.exists():
-                    card = load_folder(folder).card
+                    card = Card.read(folder)
                     loss = card.training.get("best_val_loss")
                     dice = card.headline("dice")
                     rows.append([mid, ", ".join(card.organs), card.architecture or "-", "-" if loss is None else f"{loss:.4f}", "-" if dice is None else f"{dice:.3f}"])

@@ -18,14 +18,18 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import atomic_path
+from ..cards import Card
 from ..compose import compose, rank_key
 from ..data.cohort import write_cohort
 from ..data.dataset import Case, Dataset, open_dataset
-from ..model_folder import load_folder
+from ..io import Volume
+from ..model_folder import LoadedModel, load_folder
 from ..predict import evaluate_pairs, predictor_for
 from ..training.fit import split_datasets, train_model
 from .plan import (
     ModelJob,
+    best_architectures,
     check_experiments,
     choose_members,
     multiclass_jobs,
@@ -97,6 +101,7 @@ class Runner:
         self.say: Say = say or (lambda _m: None)
         self.reporter_for = reporter_for or (lambda _t: None)
         self.result = RunResult(self.ws)
+        self._overlay: tuple[Volume, np.ndarray] | None = None
 
     # --- the whole run ---------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -115,8 +120,7 @@ class Runner:
             ranked = self.rank_pool()
         for job in multiclass_jobs(self.experiments, p, self.annotated):
             self.ensure_model(job)
-        best_arch = {o: ids[0].removeprefix(f"{o}-") for o, ids in ranked.items()}
-        for job in source_jobs(self.experiments, p, best_arch, self.annotated):
+        for job in source_jobs(self.experiments, p, best_architectures(ranked), self.annotated):
             self.ensure_model(job)
         self._overlay_reference()
         with _quiet_leakage():
@@ -155,7 +159,7 @@ class Runner:
         ranked = {}
         for organ in self.preset.organs:
             ids = [f"{organ}-{a}" for a in self.preset.architectures]
-            cards = {i: load_folder(self.ws.model(i)).card for i in ids}
+            cards = {i: Card.read(self.ws.model(i)) for i in ids}
             ranked[organ] = sorted(ids, key=lambda i: rank_key(cards[i]))
         return ranked
 
@@ -177,15 +181,17 @@ class Runner:
         if entry.model is not None:
             self.say(f"{exp.name}: evaluating {entry.model}")
             folder = self.ws.model(entry.model)
-            report = evaluate_pairs(predictor_for(load_folder(folder), self.preset.device), self.test_pairs)
+            loaded = load_folder(folder)
+            report = evaluate_pairs(predictor_for(loaded, self.preset.device), self.test_pairs)
             members: list[str] = []
             train_cases = None
         else:
             folder, report, train_cases = self._compose(exp, entry, member_ids)
+            loaded = load_folder(folder)
             members = member_ids
         seconds = time.monotonic() - started
         self.ws.add_time(f"{exp.name}/{entry.slug}", seconds)
-        self._overlay_prediction(exp.name, entry.slug, folder)
+        self._overlay_prediction(exp.name, entry.slug, loaded)
         result = {
             "experiment": exp.name, "entry": entry.name, "slug": entry.slug, "method": entry.method, "model": entry.model,
             "members": members, "notes": notes if entry.method else [], "train_cases": train_cases,
@@ -211,7 +217,7 @@ class Runner:
             raise ExperimentError(f"{exp.name}: {entry.method} was not evaluated (no test patients)")
         if result.train_result is None:
             return result.folder, result.report, None
-        card = load_folder(result.folder).card
+        card = Card.read(result.folder)
         train_cases = sum(len(d.get("cases_train", [])) for d in card.training.get("datasets") or [])
         return result.folder, result.report, train_cases
 
@@ -227,30 +233,28 @@ class Runner:
         scored = [o for o in organs if ds.annotates(o)]
         volume, ref = ds.load(case, scored)
         slices = pick_slices(ref)
-        np.savez_compressed(
-            _tmp(path), ct=volume.array[slices].astype(np.int16), slices=np.array(slices),
-            organs=np.array(scored), ref=np.stack([ref[o][slices] for o in scored]).astype(bool),
-            spacing=np.array(volume.spacing_zyx), case=np.array(f"{ds.name}/{case.case_id}"),
-        )
-        _tmp(path).replace(path)
+        with atomic_path(path) as tmp:
+            np.savez_compressed(
+                tmp, ct=volume.array[slices].astype(np.int16), slices=np.array(slices),
+                organs=np.array(scored), ref=np.stack([ref[o][slices] for o in scored]).astype(bool),
+                spacing=np.array(volume.spacing_zyx), case=np.array(f"{ds.name}/{case.case_id}"),
+            )
 
-    def _overlay_prediction(self, experiment: str, slug: str, folder: Path) -> None:
-        ref = np.load(self.ws.overlay("reference"))
-        name = str(ref["case"])
-        ds = next(d for d in self.datasets.values() if name.startswith(f"{d.name}/"))
-        case = ds.case(name.split("/", 1)[1])
-        volume, _ = ds.load(case, [])
-        pred = predictor_for(load_folder(folder), self.preset.device).predict(volume)
-        slices = ref["slices"]
-        path = self.ws.overlay(f"{experiment}-{slug}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(_tmp(path), labels=pred.labels[slices], organs=np.array(pred.organs))
-        _tmp(path).replace(path)
+    def _overlay_volume(self) -> tuple[Volume, np.ndarray]:
+        """The overlay case's CT and chosen slices, read once per run."""
+        if self._overlay is None:
+            with np.load(self.ws.overlay("reference")) as ref:
+                name, slices = str(ref["case"]), ref["slices"]
+            ds = next(d for d in self.datasets.values() if name.startswith(f"{d.name}/"))
+            volume, _ = ds.load(ds.case(name.split("/", 1)[1]), [])
+            self._overlay = (volume, slices)
+        return self._overlay
 
-
-def _tmp(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(f".{path.stem}.tmp.npz")
+    def _overlay_prediction(self, experiment: str, slug: str, loaded: LoadedModel) -> None:
+        volume, slices = self._overlay_volume()
+        pred = predictor_for(loaded, self.preset.device).predict(volume)
+        with atomic_path(self.ws.overlay(f"{experiment}-{slug}")) as tmp:
+            np.savez_compressed(tmp, labels=pred.labels[slices], organs=np.array(pred.organs))
 
 
 def pick_slices(ref: Mapping[str, np.ndarray]) -> list[int]:

@@ -71,10 +71,8 @@ class Workspace:
     def read_json(self, path: Path) -> dict[str, Any] | None:
         try:
             return json.loads(path.read_text())
-        except FileNotFoundError:
-            return None
         except (OSError, json.JSONDecodeError):
-            return None  # a damaged result is recomputed (writes are atomic, so this is rare)
+            return None  # missing, or damaged (rare: writes are atomic): recomputed
 
     def write_json(self, path: Path, data: dict[str, Any]) -> None:
         write_text(path, json.dumps(data, indent=2, allow_nan=True) + "\n")
