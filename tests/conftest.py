@@ -79,7 +79,7 @@ def trained_heart(cohort_a, tmp_path_factory):
 
     with zoo_home_env(tmp_path_factory.mktemp("trained-home")) as home:
         folder, _ = train_model(
-            ["heart"], "unet", [cohort_a], out=home / "heart-unet", input_size=(64, 64),
+            ["heart"], "unet", [cohort_a], out=home / "heart-unet", input_size=(64, 64), spacing=(4.0, 4.0),
             config=TrainConfig(epochs=2, steps_per_epoch=3, batch_size=4, seed=0), split_seed=0,
         )
     return folder
@@ -126,7 +126,7 @@ def member_zoo(cohort_a, tmp_path_factory):
     with zoo_home_env(tmp_path_factory.mktemp("member-zoo")) as home:
         for organ, arch in (("heart", "unet"), ("trachea", "se_resunet"), ("lung_left", "deeplabv3")):
             train_model(
-                [organ], arch, [cohort_a], input_size=(64, 64),
+                [organ], arch, [cohort_a], input_size=(64, 64), spacing=(4.0, 4.0),
                 config=TrainConfig(epochs=2, steps_per_epoch=2, batch_size=4, seed=0),
             )
     return home

@@ -76,3 +76,27 @@ def test_evaluate_files_and_folders(cohort_a, tmp_path, capsys):
     per_case_mean = np.mean([1, 1, 0, 1, 1, 1])
     assert data["mean"]["dice"]["mean"] == pytest.approx(per_case_mean)
     assert (tmp_path / "ev" / "evaluation.csv").read_text().count("\n") == 1 + 2 * 6
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [(["--bogus"], "No such option: --bogus"), (["predict"], "Missing argument 'model'"), (["nocmd"], "No such command 'nocmd'")],
+)
+def test_usage_errors_are_one_line_with_status_2(args, words):
+    r = zoo(*args)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and words in lines[0] and "--help" in lines[0]
+
+
+def test_version():
+    from zoo_ensemble import __version__
+
+    r = zoo("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"zoo-ensemble {__version__}"
+
+
+def test_error_text_prints_as_written_not_as_markup(tmp_path):
+    bad = tmp_path / "[red]x[/red].nii.gz"
+    r = zoo("data", "preview", str(bad))
+    assert r.returncode == 2 and "[red]x[/red].nii.gz" in r.stderr

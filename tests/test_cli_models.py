@@ -13,7 +13,7 @@ def test_train_predict_evaluate_from_the_command_line(cohort_a, tmp_path, capsys
     out = tmp_path / "trachea-se"
     main([
         "train", "--organ", "trachea", "--arch", "se_resunet", "--data", str(cohort_a.root), "--out", str(out),
-        "--size", "64", "--epochs", "1", "--steps", "2", "--batch-size", "4", "--device", "cpu",
+        "--size", "64", "--spacing", "4,4", "--epochs", "1", "--steps", "2", "--batch-size", "4", "--device", "cpu",
     ])
     assert (out / "model.safetensors").exists() and (out / "config.json").exists() and (out / "README.md").exists()
     assert "trachea" in (out / "README.md").read_text()

@@ -118,7 +118,7 @@ def test_predict_only_the_members_an_organ_needs(in_member_zoo, tmp_path):
 def test_redundant_and_multiclass_members(in_member_zoo, cohort_a, tmp_path, monkeypatch):
     from zoo_ensemble.training.fit import train_model
 
-    train_model(["heart", "trachea"], "unet", [cohort_a], model_id="multi-unet", input_size=(64, 64), config=TrainConfig(epochs=1, steps_per_epoch=1, batch_size=2))
+    train_model(["heart", "trachea"], "unet", [cohort_a], model_id="multi-unet", input_size=(64, 64), spacing=(4.0, 4.0), config=TrainConfig(epochs=1, steps_per_epoch=1, batch_size=2))
     try:
         result = compose("layer_fusion", "heart,trachea", ["heart-unet", "trachea-se_resunet", "multi-unet"], [cohort_a], out=tmp_path / "lf", config=QUICK)
         ens = load_folder(result.folder).model

@@ -24,7 +24,7 @@ organs: [heart, trachea]
 architectures: [unet, se_resunet, deeplabv3]
 data:
   phantom: {scale: 4.0, A: 4, B: 3}
-model: {variant: tiny, input_size: [64, 64]}
+model: {variant: tiny, input_size: [64, 64], spacing: [4.0, 4.0]}
 train:
   binary: {epochs: 2, steps_per_epoch: 2, batch_size: 4}
   multiclass: {epochs: 1, steps_per_epoch: 2, batch_size: 4}

@@ -50,7 +50,7 @@ def test_builtin_presets():
     cpu, paper = load_preset("cpu"), load_preset("paper")
     assert cpu.device == "cpu" and cpu.train["binary"].max_minutes is None  # fixed lengths: deterministic
     assert cpu.phantom_cases == {"A": 12, "B": 12}
-    assert paper.input_size == (320, 320) and paper.spacing is None and paper.variant == "paper"
+    assert paper.input_size == (320, 320) and paper.spacing == (1.0, 1.0) and paper.variant == "paper"
     assert paper.train["ensemble"].augment is False
     assert cpu.fingerprint() != paper.fingerprint()
 

@@ -15,7 +15,7 @@ CFG = TrainConfig(epochs=4, steps_per_epoch=3, batch_size=4, seed=1)
 def _trainer(slices, config=CFG, checkpoint=None, reporter=None):
     train, val, organs = slices
     torch.manual_seed(0)
-    model = build_model(make_config("unet", organs, "tiny", input_size=[64, 64]))
+    model = build_model(make_config("unet", organs, "tiny", input_size=[64, 64], spacing=[4.0, 4.0]))
     return Trainer(model, train, val, organs, config, checkpoint, reporter)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from .atomic import write_text
 from .errors import ModelFormatError
+from .input_range import InputRange, check_field_of_view, parse_spacing
 from .organs import Window, check_organ_list
 
 CARD_FORMAT = 1
@@ -38,6 +39,7 @@ class Card:
     crop: str = "center"
     spacing: list[float] | None = None
     threshold: float = 0.5
+    trained_on: InputRange | None = None  # grids of the training scans (zoo.input.trained_on)
     license: str = "apache-2.0"
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)  # {"val"|"test": {organ|"mean": {metric: value}}}
@@ -71,7 +73,15 @@ class Card:
                 raise ModelFormatError(f"card: field 'zoo.architecture' {self.architecture!r} is not a registered architecture")
             if not self.windows:
                 raise ModelFormatError("card: field 'zoo.window' is missing")
-        if not 0 < float(self.threshold) < 1:
+        size = self.input_size
+        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= 2048 for v in size)):
+            raise ModelFormatError(f"card: field 'zoo.input.size' must be [height, width], whole numbers in [16, 2048], got {size!r}")
+        if self.crop not in ("center", "none"):
+            raise ModelFormatError(f"card: field 'zoo.input.crop' must be 'center' or 'none', got {self.crop!r}")
+        if self.spacing is not None:
+            self.spacing = list(parse_spacing(self.spacing, "card: field 'zoo.input.spacing'"))
+            check_field_of_view(size, self.spacing, self.crop, "card")
+        if not (isinstance(self.threshold, (int, float)) and not isinstance(self.threshold, bool) and 0 < self.threshold < 1):
             raise ModelFormatError(f"card: field 'zoo.threshold' must be in (0, 1), got {self.threshold}")
 
     # --- conversion ----------------------------------------------------------------------
@@ -91,6 +101,8 @@ class Card:
         inp: dict[str, Any] = {"size": list(self.input_size), "crop": self.crop}
         if self.spacing:
             inp["spacing"] = list(self.spacing)
+        if self.trained_on is not None:
+            inp["trained_on"] = self.trained_on.to_dict()
         z["input"] = inp
         z["threshold"] = self.threshold
         if self.method:
@@ -172,9 +184,10 @@ class Card:
             method=z.get("method"),
             encoder=z.get("encoder"),
             variant=z.get("variant"),
-            input_size=list(inp.get("size", [160, 160])),
+            input_size=_as_list(inp.get("size", [160, 160])),
             crop=inp.get("crop", "center"),
             spacing=inp.get("spacing"),
+            trained_on=InputRange.from_dict(inp["trained_on"]) if inp.get("trained_on") is not None else None,
             threshold=z.get("threshold", 0.5),
             license=meta.get("license", "unknown"),
             training=z.get("training") or {},
@@ -210,6 +223,10 @@ class Card:
         """The mean value of ``metric`` on ``split`` (e.g. validation Dice), if recorded."""
         value = (self.metrics.get(split) or {}).get("mean", {}).get(metric)
         return float(value) if isinstance(value, (int, float)) else None
+
+
+def _as_list(value: Any) -> Any:
+    return list(value) if isinstance(value, (list, tuple)) else value
 
 
 def _window_dict(w: Window) -> dict[str, float]:
@@ -248,7 +265,13 @@ def render_body(card: Card) -> str:
         lines.append(f"- Ensemble method: {card.method}; members: " + ", ".join(str(m.get("model_id")) for m in card.members))
     for w in card.windows:
         lines.append(f"- CT window: width {_num(w.width)} HU, level {_num(w.level)} HU (applied inside the model; feed raw HU)")
-    lines.append(f"- Input: {card.input_size[0]} x {card.input_size[1]} slices, {card.crop} crop" + (f", in-plane spacing {card.spacing} mm" if card.spacing else ", native resolution"))
+    lines.append(f"- Input: {card.input_size[0]} x {card.input_size[1]} slices, {card.crop} crop" + (f", every slice resampled to {card.spacing[0]:g} x {card.spacing[1]:g} mm in-plane" if card.spacing else ", the input's own pixel spacing (none recorded)"))
+    if card.trained_on is not None:
+        t = card.trained_on
+        lines.append(
+            f"- Trained on scans with in-plane spacing {t.spacing[0]:g}-{t.spacing[1]:g} mm, slice thickness "
+            f"{t.thickness[0]:g}-{t.thickness[1]:g} mm, field of view {t.fov[0]:.0f}-{t.fov[1]:.0f} mm"
+        )
     lines.append(f"- Output channels (sigmoid, threshold {card.threshold}): " + ", ".join(card.organs))
     if card.postprocess.get("largest_component"):
         lines.append("- Post-processing: largest connected component kept for " + ", ".join(card.postprocess["largest_component"]))

@@ -28,6 +28,7 @@ from .ensembles.io import build_ensemble, ensemble_config
 from .errors import ZooError
 from .evaluation import Report
 from .inference import Predictor
+from .input_range import InputRange
 from .model_folder import LoadedModel, load_folder, sha256_file, write_folder
 from .organs import parse_organs
 from .paths import slice_cache_dir, zoo_home
@@ -235,12 +236,14 @@ def compose(
     model_id = name or f"ensemble-{method}"
     run_dir = Path(run_dir) if run_dir else zoo_home() / "runs" / model_id
     train_result = None
+    trained_on = _members_range(members)
     if spec.trainable:
         assert splits is not None
         if not train_pairs or not val_pairs:
             raise ComposeError("the data give no training or no validation cases for these organs")
         cache = slice_cache_dir()
         both = prepare(train_pairs + val_pairs, organs_list, card0.input_size, card0.spacing, cache)
+        trained_on = _union(trained_on, InputRange.of_grids(c.grid for c in both if c.grid is not None))
         if not resume and (run_dir / "checkpoint.safetensors").exists():
             (run_dir / "checkpoint.safetensors").unlink()
         trainer = Trainer(ensemble, both[: len(train_pairs)], both[len(train_pairs) :], organs_list, config, run_dir / "checkpoint.safetensors", reporter)
@@ -250,14 +253,17 @@ def compose(
 
     report = None
     if splits is not None and test_pairs:
-        predictor = Predictor(ensemble, organs_list, card0.input_size, card0.crop, card0.spacing, card0.threshold, 16, resolve_device(config.device))
+        predictor = Predictor(
+            ensemble, organs_list, card0.input_size, card0.crop, card0.spacing, card0.threshold, 16, resolve_device(config.device),
+            name=model_id, trained_on=trained_on,
+        )
         report = evaluate_pairs(predictor, test_pairs, evaluate_progress)
         ensemble = ensemble.cpu()
 
     licences = [m.card.license for m in members]
     card = Card(
         model_id=model_id, kind="ensemble", organs=organs_list, windows=[], method=method,
-        input_size=list(card0.input_size), crop=card0.crop, spacing=card0.spacing, threshold=card0.threshold,
+        input_size=list(card0.input_size), crop=card0.crop, spacing=card0.spacing, threshold=card0.threshold, trained_on=trained_on,
         license=most_restrictive_licence(licences), members=[i.card for i in infos],
         training=_ensemble_training(datasets, train_pairs if splits else [], val_pairs if splits else [], train_result, config, split_seed, leakage, licences),
         metrics=_metrics(report, train_result),
@@ -269,6 +275,21 @@ def compose(
 
         hub.push(folder, push)
     return ComposeResult(folder, members, organs_list, report, leakage, train_result)
+
+
+def _union(a: InputRange | None, b: InputRange | None) -> InputRange | None:
+    return b if a is None else a.union(b)
+
+
+def _members_range(members: Sequence[Member]) -> InputRange | None:
+    """The grids the members were trained on, together (unknown when one member does not say)."""
+    ranges = [m.card.trained_on for m in members]
+    if any(r is None for r in ranges):
+        return None
+    out: InputRange | None = None
+    for r in ranges:
+        out = _union(out, r)
+    return out
 
 
 def subsample_pairs(pairs: list[tuple[Dataset, Case]], fraction: float, seed: int = 0) -> list[tuple[Dataset, Case]]:

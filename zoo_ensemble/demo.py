@@ -1,10 +1,12 @@
-"""The built-in default job: from nothing to four ensembles, on a CPU, in minutes.
+"""The built-in default job: the zoo's own organ models become four multi-organ ensembles, on a CPU.
 
-1. Two synthetic cohorts of source A: one to train the members, one for the ensembles (so no
-   ensemble trains or tests on a case its members saw).
-2. A tiny binary model per organ, trained into the local zoo as ``demo-<organ>-<arch>``.
-3. The four ensembles of those members (argmax, logits convolution, meta U-Net, layer fusion),
-   trained where the method learns, each evaluated on the second cohort's test patients.
+1. Members: the best binary model per organ (by validation loss, as the paper chooses) among
+   the models that installed plugins ship, the ones ``zoo pull <id>`` resolves (the first-party
+   ``zoo-thorax`` plugin's 18).
+2. A fresh synthetic cohort that no member saw (source A, seeds apart from the plugin's build).
+3. The four ensembles of those members (argmax, logits convolution, meta U-Net, layer fusion);
+   the learned ones trained for fixed epoch and step counts (no wall-clock budget, so a seed
+   gives the same table on any machine), each evaluated on the cohort's test patients.
 4. A comparison table in the paper's layout.
 """
 
@@ -15,26 +17,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .compose import compose
+from .compose import compose, rank_key
 from .data.cohort import write_cohort
+from .errors import ZooError
 from .evaluation import Report
 from .organs import THORACIC_ORGANS
 from .paths import zoo_home
-from .training.fit import train_model
+from .registry import list_models
 from .training.trainer import TrainConfig
 
 METHODS = ("argmax", "logits_conv", "meta_unet", "layer_fusion")
+#: The demo cohort's seed is this far from the user's seed: the plugin's members were built on
+#: seed 0 (case ids A0-...), so the demo's cases (A1000-...) are new to every member.
+COHORT_SEED_OFFSET = 1000
 
 
 @dataclass
 class DemoSettings:
-    member_cases: int = 8
-    ensemble_cases: int = 10
+    cases: int = 9
     seed: int = 0
-    architecture: str = "unet"
-    member_minutes: float = 0.55
-    ensemble_minutes: float = 0.7
+    scale: float = 2.0  # phantom pixel ~2.4 mm: the members resample every slice to their own 2.2 mm
+    epochs: int = 3
     steps: int = 20
+    batch_size: int = 8
+    val_fraction: float = 0.12  # 9 cases: 6 train, 1 validation, 2 test
+    test_fraction: float = 0.23
     organs: tuple[str, ...] = THORACIC_ORGANS
 
 
@@ -44,6 +51,25 @@ class DemoResult:
     members: list[str] = field(default_factory=list)
     folders: dict[str, Path] = field(default_factory=dict)
     data: Path | None = None
+
+    def best(self) -> str:
+        """The method with the highest mean Dice."""
+        return max(self.reports, key=lambda m: self.reports[m].mean_stats()["dice"].mean)
+
+
+def plugin_members(organs: tuple[str, ...]) -> list[str]:
+    """The best plugin-shipped binary model per organ, by the validation loss on its card."""
+    shipped = [r for r in list_models() if r.source.startswith("plugin") and r.kind == "binary" and r.card is not None]
+    chosen = []
+    for organ in organs:
+        pool = [r for r in shipped if r.organs == [organ]]
+        if not pool:
+            raise ZooError(
+                f"zoo demo composes the models plugins ship, and no installed plugin ships one for {organ!r}: "
+                "install the first-party one (pip install ./plugins/zoo-thorax)"
+            )
+        chosen.append(min(pool, key=lambda r: rank_key(r.card)).model_id)
+    return chosen
 
 
 def run_demo(
@@ -56,23 +82,17 @@ def run_demo(
     step = step or (lambda *_: None)
     out = out or zoo_home() / "demo"
     s = settings
-    members_data = write_cohort(out / "cohort-members", "A", s.member_cases, s.seed, progress=lambda i, n: step("cohort for the members", i, n))
-    ensemble_data = write_cohort(out / "cohort-ensembles", "A", s.ensemble_cases, s.seed + 1, progress=lambda i, n: step("cohort for the ensembles", i, n))
-    result = DemoResult(data=out)
-    for i, organ in enumerate(s.organs, start=1):
-        model_id = f"demo-{organ}-{s.architecture}"
-        train_model(
-            [organ], s.architecture, [members_data], model_id=model_id, note="zoo demo: trained on synthetic phantoms; not a clinical model",
-            config=TrainConfig(epochs=100, steps_per_epoch=s.steps, batch_size=8, max_minutes=s.member_minutes, seed=s.seed),
-            reporter=reporter_for(model_id) if reporter_for else None,
-        )
-        result.members.append(model_id)
-        step("member models", i, len(s.organs))
+    result = DemoResult(data=out, members=plugin_members(s.organs))
+    data = write_cohort(
+        out / "cohort", "A", s.cases, s.seed + COHORT_SEED_OFFSET, scale=s.scale,
+        progress=lambda i, n: step("cohort no member saw", i, n),
+    )
+    config = TrainConfig(epochs=s.epochs, steps_per_epoch=s.steps, batch_size=s.batch_size, seed=s.seed, augment=False, device="cpu")
     for i, method in enumerate(METHODS, start=1):
         composed = compose(
-            method, "all", result.members, [ensemble_data], name=f"demo-ensemble-{method}",
-            config=TrainConfig(epochs=100, steps_per_epoch=s.steps, batch_size=8, max_minutes=s.ensemble_minutes, seed=s.seed, augment=False),
-            reporter=reporter_for(f"ensemble {method}") if reporter_for else None,
+            method, list(s.organs), result.members, [data], name=f"demo-ensemble-{method}", config=config,
+            split_seed=s.seed, val_fraction=s.val_fraction, test_fraction=s.test_fraction, device="cpu",
+            reporter=reporter_for(f"ensemble {method}") if reporter_for and method != "argmax" else None,
         )
         assert composed.report is not None
         result.reports[method] = composed.report

@@ -8,6 +8,7 @@ slices to per-organ logits.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -16,8 +17,11 @@ import torch
 from scipy import ndimage
 from torch import nn
 
+from .input_range import InputRange, ScanGrid
 from .io import Volume
-from .preprocess import AIR_HU, ResampleInPlane, centre_box, crop_or_pad, paste_back
+from .preprocess import AIR_HU, ResampleInPlane, centre_box, crop_or_pad, paste_back, resize
+
+log = logging.getLogger("zoo_ensemble")
 
 
 def keep_largest_component(mask: np.ndarray) -> np.ndarray:
@@ -62,7 +66,11 @@ class Predictor:
     ``input_size`` and ``crop`` follow the model card: ``crop="center"`` centre-crops (or pads)
     every slice to ``input_size`` as in training, and pastes the output back (outside the crop
     is background); ``crop="none"`` feeds whole slices. ``spacing`` (x, y mm), when the model
-    records one, resamples slices in-plane before the model and back after it.
+    records one, resamples slices in-plane before the model, and the probabilities back onto the
+    input's grid after it, where the labels are decided. A model without one (an old or foreign
+    card) runs on the input's own grid, and says so once. ``trained_on`` is the range of grids
+    the model was trained on: an input far outside it is named in one warning (once per
+    predictor), and still predicted.
     """
 
     def __init__(
@@ -76,6 +84,8 @@ class Predictor:
         batch_size: int = 16,
         device: str | torch.device = "cpu",
         largest_component: Sequence[str] = (),
+        name: str = "the model",
+        trained_on: InputRange | None = None,
     ):
         self.model = model.eval()
         self.organs = list(organs)
@@ -86,7 +96,28 @@ class Predictor:
         self.batch_size = max(1, int(batch_size))
         self.device = torch.device(device)
         self.largest_component = [o for o in largest_component if o in self.organs]
+        self.name = name
+        self.trained_on = trained_on
+        self._warned = False
         self.model.to(self.device)
+
+    def check_input(self, volume: Volume) -> str | None:
+        """The one warning line about ``volume``'s grid for this model, logged the first time only."""
+        grid = ScanGrid.of(volume.shape, volume.spacing)
+        message = None
+        if self.spacing is None:
+            message = (
+                f"{self.name} records no pixel spacing; it runs on the input's own grid "
+                f"({grid.spacing[0]:.3g} x {grid.spacing[1]:.3g} mm), which may not be the grid it was trained on"
+            )
+        elif self.trained_on is not None:
+            far = self.trained_on.outside(grid)
+            if far:
+                message = f"{self.name}: input lies far outside its training scans: " + "; ".join(far) + "; predicting anyway"
+        if message and not self._warned:
+            self._warned = True
+            log.warning(message)
+        return message
 
     def _forward_batch(self, hu: torch.Tensor, volume_spacing: tuple[float, float]) -> torch.Tensor:
         """``(b, 1, H, W)`` HU -> ``(b, C, H, W)`` probabilities on the input slice grid."""
@@ -101,12 +132,11 @@ class Predictor:
         probs = torch.sigmoid(logits).cpu()
         if box is not None:
             probs = paste_back(probs, box, 0.0)
-        if probs.shape[-2:] != (h, w):
-            probs = nn.functional.interpolate(probs, size=(h, w), mode="bilinear", align_corners=False)
-        return probs
+        return resize(probs, (h, w))
 
     @torch.no_grad()
     def predict(self, volume: Volume, probabilities: bool = False, progress: Callable[[int, int], None] | None = None) -> Prediction:
+        self.check_input(volume)
         z_count = volume.shape[0]
         labels = np.zeros(volume.shape, dtype=np.uint8)
         probs_out = {o: np.zeros(volume.shape, dtype=np.float32) for o in self.organs} if probabilities else None

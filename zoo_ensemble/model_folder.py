@@ -156,12 +156,21 @@ def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], where: st
     model.load_state_dict(state, strict=True)
 
 
+def check_card_matches(folder: Path, card: Card, config: dict[str, Any]) -> None:
+    """The card's input geometry must be the config's: the card is what prediction reads."""
+    pairs = (("input size", card.input_size, config.get("input_size")), ("crop", card.crop, config.get("crop")), ("spacing", card.spacing, config.get("spacing")))
+    for name, in_card, in_config in pairs:
+        if in_card != in_config:
+            raise ModelFormatError(f"{folder}: card {name} {in_card} disagrees with config.json's {in_config}")
+
+
 def load_single(folder: Path, card: Card, config: dict[str, Any]) -> SegmentationModel:
     cfg = ModelConfig.from_dict(config)
     if cfg.organs != card.organs:
         raise ModelFormatError(f"{folder}: card organs {card.organs} disagree with config.json organs {cfg.organs}")
     if cfg.architecture != card.architecture:
         raise ModelFormatError(f"{folder}: card architecture {card.architecture!r} disagrees with config.json's {cfg.architecture!r}")
+    check_card_matches(folder, card, cfg.to_dict())
     model = build_model(cfg)
     load_state(model, read_weights(folder, card), str(folder / WEIGHTS))
     return model.eval()

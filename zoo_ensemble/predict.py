@@ -35,7 +35,10 @@ def predictor_for(loaded: LoadedModel, device: str = "auto", batch_size: int = 1
             model = ChannelSelect(model, [loaded.organs.index(o) for o in wanted])
     card = loaded.card
     largest = card.postprocess.get("largest_component") or []
-    return Predictor(model, wanted, card.input_size, card.crop, card.spacing, card.threshold, batch_size, resolve_device(device), largest)
+    return Predictor(
+        model, wanted, card.input_size, card.crop, card.spacing, card.threshold, batch_size, resolve_device(device), largest,
+        name=card.model_id, trained_on=card.trained_on,
+    )
 
 
 def load_for_prediction(spec: str, device: str = "auto", batch_size: int = 16, organs: str | Sequence[str] | None = None) -> tuple[Predictor, LoadedModel]:

@@ -12,6 +12,17 @@ from ..organs import Window
 from .base import ModelConfig, SegmentationModel, default_windows
 
 
+#: Input geometry of each size preset: a crop and an in-plane spacing that together cover a
+#: thoracic field of view (352, 358 and 320 mm). Every input is resampled to the spacing, so a
+#: 0.7 mm and a 2.8 mm scan reach the model at the same pixel size. An architecture's own preset
+#: may override these; ``make_config``'s arguments override both.
+VARIANT_GEOMETRY: dict[str, dict[str, Any]] = {
+    "tiny": {"input_size": [160, 160], "spacing": [2.2, 2.2]},
+    "small": {"input_size": [256, 256], "spacing": [1.4, 1.4]},
+    "paper": {"input_size": [320, 320], "spacing": [1.0, 1.0]},
+}
+
+
 @dataclass(frozen=True)
 class ArchitectureSpec:
     name: str
@@ -55,12 +66,18 @@ def make_config(
     windows: list[Window] | None = None,
     **overrides: Any,
 ) -> ModelConfig:
-    """A config from an architecture's size preset (``tiny``, ``small``, ``paper``) plus overrides."""
+    """A config from an architecture's size preset (``tiny``, ``small``, ``paper``) plus overrides.
+
+    An override of ``None`` (e.g. ``spacing=None``) keeps the preset's value.
+    """
     spec = get_architecture(architecture)
     if variant not in spec.presets:
         raise UnknownModelError(f"architecture {architecture!r} has no variant {variant!r} (has {', '.join(spec.presets)})")
-    args: dict[str, Any] = dict(spec.presets[variant])
-    args.update(overrides)
+    args: dict[str, Any] = {**VARIANT_GEOMETRY.get(variant, {}), **spec.presets[variant]}
+    args.update({k: v for k, v in overrides.items() if v is not None})
+    if args.get("spacing") is None:
+        raise UnknownModelError(f"variant {variant!r} of {architecture!r} has no default in-plane spacing; give one (--spacing X,Y)")
+    args["input_size"] = [int(v) for v in args.get("input_size", [160, 160])]
     cfg = ModelConfig(architecture=architecture, organs=list(organs), windows=windows or default_windows(list(organs)), variant=variant, **args)
     cfg.validate()
     return cfg
@@ -73,6 +90,7 @@ def build_model(config: ModelConfig) -> SegmentationModel:
 __all__ = [
     "ArchitectureSpec",
     "ModelConfig",
+    "VARIANT_GEOMETRY",
     "SegmentationModel",
     "architecture_names",
     "build_model",

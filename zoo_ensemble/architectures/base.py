@@ -14,11 +14,13 @@ import torch
 from torch import nn
 
 from ..errors import ModelFormatError
+from ..input_range import check_field_of_view, parse_spacing
 from ..organs import Window, check_organ_list, default_window
 from ..preprocess import WindowLayer
 
 CONFIG_FORMAT = 1
 PRIOR = 0.01
+MAX_INPUT_SIZE = 2048
 
 
 @dataclass
@@ -79,10 +81,14 @@ class ModelConfig:
         check_organ_list(self.organs, "config.json: field 'organs'", ModelFormatError)
         if not self.windows:
             raise ModelFormatError("config.json: field 'windows' must name at least one window")
-        if len(self.input_size) != 2 or min(self.input_size) < 16:
-            raise ModelFormatError(f"config.json: field 'input_size' must be [height, width] >= 16, got {self.input_size}")
+        size = self.input_size
+        if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= MAX_INPUT_SIZE for v in size)):
+            raise ModelFormatError(f"config.json: field 'input_size' must be [height, width], whole numbers in [16, {MAX_INPUT_SIZE}], got {size!r}")
         if self.crop not in ("center", "none"):
             raise ModelFormatError(f"config.json: field 'crop' must be 'center' or 'none', got {self.crop!r}")
+        if self.spacing is not None:
+            self.spacing = list(parse_spacing(self.spacing, "config.json: field 'spacing'"))
+            check_field_of_view(self.input_size, self.spacing, self.crop, "config.json")
         if not 0 < self.threshold < 1:
             raise ModelFormatError(f"config.json: field 'threshold' must be in (0, 1), got {self.threshold}")
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 import os
 import sys
 
-import click
 import typer
+from rich.markup import escape
 
 from ..errors import ZooError
 from .console import err_console, setup_logging
+
+# typer 0.29 bundles its own click; older releases use the installed one. Either way its
+# exceptions derive from the click that ``typer.BadParameter`` derives from.
+_CLICK_EXCEPTION = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+_ABORT = typer.Abort
 
 app = typer.Typer(
     name="zoo",
@@ -18,6 +23,26 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"zoo-ensemble {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Compose single-organ CT segmentation models into multi-organ ensembles."""
+
+
+def _error(message: str) -> None:
+    """One ``error:`` line on stderr, untrusted text escaped so that it prints as written."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True, markup=True)
 
 
 def _register() -> None:
@@ -34,13 +59,14 @@ def main(argv: list[str] | None = None) -> None:
     except ZooError as exc:
         if os.environ.get("ZOO_DEBUG"):
             raise
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        _error(str(exc))
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except (_ABORT, KeyboardInterrupt):
         err_console.print("[bold red]interrupted[/]")
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+    except _CLICK_EXCEPTION as exc:  # usage errors: unknown option or command, missing argument
+        hint = f" (see {exc.ctx.command_path} --help)" if getattr(exc, "ctx", None) is not None else ""
+        _error(" ".join(exc.format_message().split()) + hint)
+        sys.exit(2)
     if isinstance(rv, int) and rv != 0:
         sys.exit(rv)

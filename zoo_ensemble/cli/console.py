@@ -8,7 +8,17 @@ from collections.abc import Callable
 
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 from ..evaluation import Report, Stat
@@ -25,12 +35,12 @@ def setup_logging(verbose: bool = False) -> None:
     logger.propagate = False
 
 
-def progress() -> Progress:
+def progress(nbytes: bool = False) -> Progress:
     return Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        *((DownloadColumn(), TransferSpeedColumn()) if nbytes else (MofNCompleteColumn(),)),
         TimeElapsedColumn(),
         TextColumn("left"),
         TimeRemainingColumn(),
@@ -38,9 +48,10 @@ def progress() -> Progress:
     )
 
 
-def progress_callback(description: str) -> Callable[[int, int], None]:
-    """A ``(done, total)`` callback that shows a progress bar from its first call to its last."""
-    bar, task = progress(), None
+def progress_callback(description: str, nbytes: bool = False) -> Callable[[int, int], None]:
+    """A ``(done, total)`` callback that shows a progress bar from its first call to its last
+    (``nbytes``: counts bytes, shown as sizes and a speed)."""
+    bar, task = progress(nbytes), None
 
     def update(done: int, total: int) -> None:
         nonlocal task

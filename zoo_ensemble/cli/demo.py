@@ -33,18 +33,18 @@ def comparison_tables(reports: dict) -> tuple[Table, Table]:
 
 @app.command("demo")
 def demo(
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Working folder for the cohorts (default: <zoo home>/demo).")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    quick: Annotated[bool, typer.Option("--quick", help="Smaller cohorts and shorter training (a smoke test, not a result).")] = False,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Working folder for the cohort (default: <zoo home>/demo).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same table.")] = 0,
+    quick: Annotated[bool, typer.Option("--quick", help="A smaller cohort and one short epoch (a smoke test, not a result).")] = False,
 ) -> None:
-    """Synthetic cohorts -> tiny binary models -> four ensembles -> comparison table (CPU, no downloads)."""
+    """The zoo's own organ models -> four ensembles on a cohort they never saw -> comparison table (CPU, no downloads)."""
     from ..demo import DemoSettings, run_demo
     from ..paths import zoo_home
     from .train_progress import RichReporter
 
     settings = DemoSettings(seed=seed)
     if quick:
-        settings = DemoSettings(member_cases=4, ensemble_cases=4, seed=seed, member_minutes=0.05, ensemble_minutes=0.05, steps=2)
+        settings = DemoSettings(cases=4, seed=seed, epochs=1, steps=2, val_fraction=0.25, test_fraction=0.25)
     started = time.monotonic()
     tasks: dict[str, int] = {}
     with progress() as bar:
@@ -56,11 +56,13 @@ def demo(
 
         result = run_demo(out, settings, step, lambda title: RichReporter(title))
     means, per_organ = comparison_tables(result.reports)
+    console.print(f"members (the best shipped model per organ): {', '.join(result.members)}", highlight=False)
     console.print(means)
     console.print(per_organ)
     minutes = (time.monotonic() - started) / 60
+    best = f"demo-ensemble-{result.best()}"
     console.print(
-        f"done in {minutes:.1f} min. Members {', '.join(result.members)} and the ensembles demo-ensemble-* are in the local zoo "
-        f"({zoo_home() / 'models'}): try [b]zoo list[/b], [b]zoo info demo-ensemble-logits_conv[/b], "
-        f"[b]zoo predict demo-ensemble-layer_fusion CT.nii.gz -o labels.nii.gz[/b]"
+        f"done in {minutes:.1f} min. The ensembles demo-ensemble-* are in the local zoo ({zoo_home() / 'models'}). "
+        f"Next, the best one on a real chest CT:\n  zoo data sample --out sample\n  zoo predict {best} sample/ct.nii.gz -o labels.nii.gz",
+        highlight=False, markup=False,
     )

@@ -26,7 +26,8 @@ def train(
     variant: Annotated[str, typer.Option(help="Model size: tiny (CPU), small, paper (GPU).")] = "tiny",
     name: Annotated[str | None, typer.Option("--name", help="Model id (default <organ>-<arch>).")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Model folder (default: the local zoo).")] = None,
-    size: Annotated[int, typer.Option(help="Training crop size in pixels (the paper: 320 at native resolution).")] = 160,
+    size: Annotated[int | None, typer.Option(help="Crop size in pixels after resampling (default: the variant's: tiny 160, small 256, paper 320).")] = None,
+    spacing: Annotated[str | None, typer.Option(help="In-plane pixel spacing X,Y in mm every slice is resampled to (default: the variant's: tiny 2.2,2.2, small 1.4,1.4, paper 1.0,1.0).")] = None,
     epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = 40,
     steps: Annotated[int, typer.Option(help="Batches per epoch.")] = 40,
     batch_size: Annotated[int, typer.Option(help="Slices per batch.")] = 8,
@@ -41,19 +42,21 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run of this model id.")] = False,
 ) -> None:
     """Train a binary (one --organ) or multiclass (several) model and save it as a zoo model."""
+    from ..input_range import parse_spacing
     from ..organs import parse_organs
     from ..training.fit import train_model
     from ..training.trainer import TrainConfig
     from .train_progress import RichReporter
 
     organs = parse_organs(organ)
+    pixel = parse_spacing(spacing, "--spacing", ZooError) if spacing is not None else None
     datasets = _datasets(data, labels)
     config = TrainConfig(
         epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, lr=lr, max_minutes=minutes,
         seed=seed, device=device, augment=not no_augment, num_workers=workers,
     )
     folder, result = train_model(
-        organs, arch, datasets, out=out, model_id=name, variant=variant, input_size=(size, size), config=config,
+        organs, arch, datasets, out=out, model_id=name, variant=variant, input_size=(size, size) if size else None, spacing=pixel, config=config,
         split_seed=split_seed, resume=resume, prepare_progress=progress_callback("prepare slices"), reporter=RichReporter(name or "/".join(organs)),
     )
     console.print(

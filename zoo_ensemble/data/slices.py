@@ -23,11 +23,12 @@ from torch.utils.data import Sampler
 
 from ..atomic import atomic_path
 from ..errors import DatasetError
+from ..input_range import ScanGrid
 from ..organs import get_organ
 from ..preprocess import AIR_HU, ResampleInPlane, centre_box, crop_or_pad
 from .dataset import Case, Dataset
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass
@@ -40,6 +41,7 @@ class CaseSlices:
     masks: np.ndarray
     annotated: np.ndarray  # (C,) bool
     spacing: tuple[float, float, float]  # (x, y, z) after any resampling
+    grid: ScanGrid | None = None  # the scan's own grid, before resampling
 
 
 def _fingerprint(dataset: Dataset, case: Case, organs: Sequence[str], size: tuple[int, int], spacing: tuple[float, float] | None) -> str:
@@ -77,6 +79,7 @@ def prepare_case(
         if organ in found:
             masks[:, c] = torch.from_numpy(found[organ])
     sx, sy, sz = volume.spacing
+    grid = ScanGrid.of(volume.shape, volume.spacing)
     if spacing is not None:
         image = ResampleInPlane((spacing[1], spacing[0]))(image, (sy, sx))
         masks = ResampleInPlane((spacing[1], spacing[0]), mode="nearest")(masks, (sy, sx))
@@ -91,6 +94,7 @@ def prepare_case(
         masks=masks.to(torch.uint8).numpy(),
         annotated=np.array([dataset.annotates(o) for o in organs], dtype=bool),
         spacing=(sx, sy, sz),
+        grid=grid,
     )
 
 
@@ -122,13 +126,18 @@ def _cached(dataset: Dataset, case: Case, organs: Sequence[str], size: tuple[int
     if path.is_file():
         try:
             with np.load(path, allow_pickle=False) as z:
-                return CaseSlices(dataset.name, case.case_id, z["image"], z["masks"], z["annotated"], tuple(z["spacing"].tolist()))
+                g = z["grid"].tolist()
+                grid = ScanGrid((g[0], g[1]), g[2], g[3])
+                return CaseSlices(dataset.name, case.case_id, z["image"], z["masks"], z["annotated"], tuple(z["spacing"].tolist()), grid)
         except (OSError, ValueError, KeyError):
             path.unlink(missing_ok=True)  # a damaged cache entry is rebuilt, never trusted
     prepared = prepare_case(dataset, case, organs, size, spacing)
     with atomic_path(path, suffix=".npz") as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, image=prepared.image, masks=prepared.masks, annotated=prepared.annotated, spacing=np.array(prepared.spacing))
+            g = prepared.grid
+            assert g is not None
+            grid = np.array([g.spacing[0], g.spacing[1], g.thickness, g.fov])
+            np.savez(fh, image=prepared.image, masks=prepared.masks, annotated=prepared.annotated, spacing=np.array(prepared.spacing), grid=grid)
     return prepared
 
 

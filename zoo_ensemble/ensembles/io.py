@@ -10,7 +10,7 @@ from typing import Any
 from ..architectures import ModelConfig, build_model
 from ..cards import Card
 from ..errors import ModelFormatError
-from ..model_folder import load_state, read_weights
+from ..model_folder import check_card_matches, load_state, read_weights
 from . import get_method
 from .base import Ensemble, MemberInfo
 
@@ -44,6 +44,7 @@ def load_ensemble(folder: Path, card: Card, config: dict[str, Any]) -> Ensemble:
         raise ModelFormatError(f"{folder}: card method {card.method!r} disagrees with config.json's {config['method']!r}")
     if list(config["organs"]) != list(card.organs):
         raise ModelFormatError(f"{folder}: card organs {card.organs} disagree with config.json organs {config['organs']}")
+    check_card_matches(folder, card, config)
     members, infos = [], []
     for m in config["members"]:
         cfg = ModelConfig.from_dict(m["config"])

@@ -139,7 +139,7 @@ def _setup_section(inp: ReportInputs, ws: Workspace) -> str:
         "",
         (
             f"Networks: `{p.variant}` size, {p.input_size[0]} x {p.input_size[1]} centre crops, "
-            f"{'native in-plane resolution' if p.spacing is None else f'resampled to {p.spacing} mm'}; architectures {', '.join(p.architectures)}.  "
+            f"{'at the variant default spacing' if p.spacing is None else f'resampled to {p.spacing[0]:g} x {p.spacing[1]:g} mm'}; architectures {', '.join(p.architectures)}.  "
         ),
         f"Training: {train}. Adam from 1e-3 with exponential decay, plateau reductions and early stopping on the smoothed validation loss; Dice + cross-entropy loss.",
     ])

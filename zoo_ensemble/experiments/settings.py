@@ -18,6 +18,7 @@ import yaml
 
 from ..architectures import architecture_names
 from ..errors import ZooError
+from ..input_range import parse_spacing
 from ..organs import check_organ_list
 from ..training.trainer import TrainConfig
 
@@ -213,7 +214,7 @@ def parse_preset(d: dict[str, Any], name: str, where: str = "preset") -> Preset:
         phantom_scale=scale, phantom_cases=cases,
         val_fraction=float(split.get("val", 0.15)), test_fraction=float(split.get("test", 0.15)),
         variant=str(model.get("variant", "tiny")), input_size=tuple(model.get("input_size", (160, 160))),  # type: ignore[arg-type]
-        spacing=tuple(spacing) if spacing else None,  # type: ignore[arg-type]
+        spacing=parse_spacing(spacing, f"{where} model.spacing", ExperimentError) if spacing is not None else None,
         train={k: _train_config(k, dict(train[k]), seed, device) for k in TRAIN_KINDS},
         methods={str(k): dict(v or {}) for k, v in (d.get("methods") or {}).items()},
         raw=d,

@@ -16,6 +16,7 @@ from ..data.dataset import Case, Dataset
 from ..data.slices import CaseSlices, load_cases
 from ..errors import TrainingError
 from ..evaluation import Report
+from ..input_range import InputRange
 from ..model_folder import card_for, save_model
 from ..paths import slice_cache_dir, zoo_home
 from .trainer import Reporter, TrainConfig, TrainResult, Trainer
@@ -66,7 +67,7 @@ def train_model(
     out: str | Path | None = None,
     model_id: str | None = None,
     variant: str = "tiny",
-    input_size: Sequence[int] = (160, 160),
+    input_size: Sequence[int] | None = None,
     spacing: Sequence[float] | None = None,
     config: TrainConfig = TrainConfig(),
     split_seed: int = 0,
@@ -82,7 +83,10 @@ def train_model(
 ) -> tuple[Path, TrainResult]:
     """Train one model on ``datasets`` and save the best epoch (by validation loss) as a zoo model.
 
-    Returns the model folder and the training result. ``run_dir`` keeps the resumable checkpoint.
+    ``input_size`` and ``spacing`` (in-plane x, y mm) default to the variant's: every training
+    slice is resampled to ``spacing`` and centre-cropped to ``input_size``, and the card records
+    both and the range of grids the training scans came on. Returns the model folder and the
+    training result. ``run_dir`` keeps the resumable checkpoint.
     """
     organs = list(organs)
     if not datasets:
@@ -91,7 +95,7 @@ def train_model(
     model_id = model_id or default_model_id(organs, architecture)
     out = Path(out) if out else zoo_home() / "models" / model_id
     run_dir = Path(run_dir) if run_dir else zoo_home() / "runs" / model_id
-    cfg = make_config(architecture, organs, variant, input_size=list(input_size), spacing=list(spacing) if spacing else None, **overrides)
+    cfg = make_config(architecture, organs, variant, input_size=list(input_size) if input_size else None, spacing=list(spacing) if spacing else None, **overrides)
 
     splits = split_datasets(datasets, split_seed, val_fraction, test_fraction)
     train_pairs = [p for p in splits.train if any(p[0].annotates(o) for o in organs)]
@@ -120,6 +124,7 @@ def train_model(
         training=training_record(datasets, train_pairs, val_pairs, config, result, split_seed, val_fraction, test_fraction, note, time.time() - started),
         metrics=metrics,
         postprocess={"largest_component": largest} if largest else {},
+        trained_on=InputRange.of_grids(c.grid for c in both if c.grid is not None),
     )
     return save_model(model.cpu(), out, card), result
 

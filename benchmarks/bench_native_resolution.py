@@ -1,0 +1,101 @@
+"""Native-resolution figures (issue #10): the shipped models on the real chest CT at two resolutions,
+and what resampling costs.
+
+For each model (default: the 18 models of the zoo-thorax plugin), on LIDC-IDRI-0001:
+- Dice of its organ on ``ct.nii.gz`` (512 x 512 at 0.70 mm) against ``labels.nii.gz`` and on
+  ``ct_small.nii.gz`` (128 x 128 at 2.81 mm) against ``labels_small.nii.gz`` (label map ``zoo``),
+  and their difference (target: within 0.03);
+- on the full-resolution CT, prediction time (read slices, resample to the model's spacing,
+  crop, forward, paste back, resample the probabilities back, decide labels) divided by the
+  bare forward passes over the same resampled crops, timed in the same run (target: <= 1.15).
+
+Data: ``--data DIR`` (what ``zoo data sample --out DIR`` writes), else ``../shared/data/lidc-idri-0001``.
+Run: python benchmarks/bench_native_resolution.py [--models heart-unet,...] [--data DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ORGAN_VALUES = {"lung_left": 1, "lung_right": 2, "heart": 3, "trachea": 4, "esophagus": 5, "spinal_cord": 6, "aorta": 7}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    s = a.sum() + b.sum()
+    return 1.0 if s == 0 else float(2 * (a & b).sum() / s)
+
+
+def bare_forward_seconds(predictor, volume) -> float:
+    """The model's forward passes alone over the crops prediction feeds it (prepared beforehand)."""
+    from zoo_ensemble.preprocess import AIR_HU, ResampleInPlane, centre_box, crop_or_pad
+
+    batches = []
+    for z0 in range(0, volume.shape[0], predictor.batch_size):
+        x = torch.from_numpy(volume.array[z0 : z0 + predictor.batch_size].astype(np.float32))[:, None]
+        if predictor.spacing is not None:
+            x = ResampleInPlane((predictor.spacing[1], predictor.spacing[0]))(x, (volume.spacing[1], volume.spacing[0]))
+        batches.append(crop_or_pad(x, centre_box(*x.shape[-2:], predictor.input_size), AIR_HU))
+    with torch.inference_mode():
+        t = time.perf_counter()
+        for x in batches:
+            predictor.model(x)
+        return time.perf_counter() - t
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "lidc-idri-0001")
+    parser.add_argument("--models", help="comma-separated model ids (default: the zoo-thorax plugin's 18)")
+    parser.add_argument("--no-timing", action="store_true", help="skip the resampling-cost timing")
+    args = parser.parse_args()
+
+    from zoo_ensemble.io import read_ct, read_labels
+    from zoo_ensemble.predict import load_for_prediction
+
+    if args.models:
+        ids = args.models.split(",")
+    else:
+        from zoo_thorax.plugin import ARCHITECTURES, ORGANS
+
+        ids = [f"{o}-{a}" for o in ORGANS for a in ARCHITECTURES]
+    full, small = read_ct(args.data / "ct.nii.gz"), read_ct(args.data / "ct_small.nii.gz")
+    full_ref, small_ref = read_labels(args.data / "labels.nii.gz", like=full).array, read_labels(args.data / "labels_small.nii.gz", like=small).array
+    print(f"CPU: {cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"real CT {args.data}: full {full.shape} at {full.spacing[0]:.3f} mm, small {small.shape} at {small.spacing[0]:.3f} mm\n")
+    print("| model | organ | Dice 0.70 mm | Dice 2.81 mm | difference | predict s | bare forward s | ratio |")
+    print("|---|---|---|---|---|---|---|---|")
+    for model_id in ids:
+        predictor, loaded = load_for_prediction(model_id, device="cpu")
+        organs = loaded.organs
+        t = time.perf_counter()
+        with torch.inference_mode():
+            pf = predictor.predict(full)
+        seconds = time.perf_counter() - t
+        ps = predictor.predict(small)
+        bare = float("nan") if args.no_timing else bare_forward_seconds(predictor, full)
+        for i, organ in enumerate(organs):
+            value = ORGAN_VALUES[organ]
+            df = dice(pf.labels == i + 1, full_ref == value)
+            ds = dice(ps.labels == i + 1, small_ref == value)
+            timing = f"{seconds:.1f} | {bare:.1f} | {seconds / bare:.2f}" if i == 0 else " | | "
+            print(f"| {model_id} | {organ} | {df:.3f} | {ds:.3f} | {df - ds:+.3f} | {timing} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
