@@ -18,7 +18,7 @@ def _umask() -> int:
     return mask
 
 
-_FILE_MODE = 0o666 & ~_umask()  # what open() would have given; mkstemp makes 0600 files
+FILE_MODE = 0o666 & ~_umask()  # what open() would have given; mkstemp makes 0600 files
 
 
 @contextlib.contextmanager
@@ -37,7 +37,7 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.chmod(tmp, _FILE_MODE)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -140,6 +140,8 @@ def evaluate_label_files(
     for case, p_path, g_path in _pairs(Path(pred), Path(gt)):
         ref_vol: Volume = read_labels(g_path)
         pred_vol = read_labels(p_path, like=ref_vol)
+        gt_map.warn_unknown(ref_vol.array, str(g_path))
+        pred_map.warn_unknown(pred_vol.array, str(p_path))
         ref = gt_map.masks(ref_vol.array, organs)
         prd = pred_map.masks(pred_vol.array, organs)
         report.scores.extend(score_masks(prd, ref, ref_vol.spacing_zyx, case, organs))

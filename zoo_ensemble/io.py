@@ -221,8 +221,13 @@ def read_ct(path: str | Path, check_hu: bool = True) -> Volume:
     image, notes = read_image(path)
     vol = _to_volume(image, path, notes)
     arr = vol.array
+    if arr.size == 0:
+        raise ImageDimensionError(f"{path}: holds no voxels (size {'x'.join(map(str, vol.source.size))})")
     if np.issubdtype(arr.dtype, np.floating):
         arr = arr.astype(np.float32, copy=False)
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        if bad:
+            raise NotHounsfieldError(f"{path}: {bad} of {arr.size} voxels are NaN or infinite; a CT holds finite Hounsfield units")
     if check_hu:
         check_hounsfield(arr, str(path))
     if np.issubdtype(arr.dtype, np.integer) and arr.min() >= -32768 and arr.max() <= 32767:

@@ -7,6 +7,7 @@ unknown, not background.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ import numpy as np
 
 from .errors import LabelMapError
 from .organs import get_organ
+
+log = logging.getLogger("zoo_ensemble")
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,19 @@ class LabelMap:
     def masks(self, labels: np.ndarray, organs: list[str] | None = None) -> dict[str, np.ndarray]:
         """One boolean mask per organ (all organs of the map by default)."""
         return {o: self.mask(labels, o) for o in (organs or self.organs)}
+
+    def unknown_values(self, labels: np.ndarray) -> dict[int, int]:
+        """Label values present in ``labels`` that this map does not name, with voxel counts."""
+        known = {v for vals in self.values.values() for v in vals} | {0}
+        values, counts = np.unique(labels, return_counts=True)
+        return {int(v): int(c) for v, c in zip(values, counts) if int(v) not in known}
+
+    def warn_unknown(self, labels: np.ndarray, where: str) -> None:
+        """Say once per file which values this map leaves out (they are scored as background)."""
+        unknown = self.unknown_values(labels)
+        if unknown:
+            shown = ", ".join(f"{v} ({c} voxels)" for v, c in list(unknown.items())[:8])
+            log.warning("%s: label value(s) %s are not in label map %r and count as background", where, shown, self.name)
 
     def encode(self, masks: Mapping[str, np.ndarray], dtype: type = np.uint8) -> np.ndarray:
         """Write masks into one label array with this map's (first) value per organ.

@@ -21,7 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .architectures import ModelConfig, SegmentationModel, build_model
-from .atomic import write_text
+from .atomic import FILE_MODE, write_text
 from .cards import Card
 from .errors import ModelFormatError
 
@@ -58,6 +58,7 @@ def write_folder(folder: str | Path, state: dict[str, torch.Tensor], config: dic
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp / WEIGHTS), metadata={"format": "pt"})
+        os.chmod(tmp / WEIGHTS, FILE_MODE)  # safetensors writes 0600; every file of a folder gets one mode
         card.weights_sha256 = sha256_file(tmp / WEIGHTS)
         write_text(tmp / CONFIG, json.dumps(config, indent=2) + "\n")
         card.write(tmp)

@@ -36,12 +36,17 @@ def compose(
     variant: Annotated[str, typer.Option(help="Meta U-Net size: tiny, small or paper.")] = "tiny",
     resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted training of this ensemble.")] = False,
     train_fraction: Annotated[float, typer.Option("--train-fraction", help="Train on this share of each dataset's training patients (data scarcity).")] = 1.0,
+    force: Annotated[bool, typer.Option("--force", help="Replace an --out folder that is not a zoo model folder.")] = False,
 ) -> None:
     """Build, train (when the method learns), evaluate and save an ensemble of zoo models."""
     from ..compose import compose as run
     from ..data.dataset import open_dataset
+    from ..outputs import check_output_folder, is_model_folder
     from ..training.trainer import TrainConfig
     from .train_progress import RichReporter
+
+    if out is not None:
+        check_output_folder(out, "zoo model folder", owned=is_model_folder(out), force=force, inputs=data or [])
 
     datasets = [open_dataset(p, label_map=labels) for p in (data or [])]
     config = TrainConfig(epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, lr=lr, max_minutes=minutes, seed=seed, device=device, augment=augment)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from collections.abc import Callable
 
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -27,10 +27,33 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+class _LineFormatter(logging.Formatter):
+    """``warning: message`` on one line, whatever the terminal's width (messages may hold paths
+    and numbers a reader greps for; a wrapped line is several lines to a log)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = " ".join(record.getMessage().split())
+        return text if record.levelno <= logging.INFO else f"{record.levelname.lower()}: {text}"
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (tests and tools swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: ANN201
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # noqa: ANN001
+        pass
+
+
 def setup_logging(verbose: bool = False) -> None:
     logger = logging.getLogger("zoo_ensemble")
-    if not any(isinstance(h, RichHandler) for h in logger.handlers):
-        logger.addHandler(RichHandler(console=err_console, show_time=False, show_path=False, markup=False))
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(_LineFormatter())
+        logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
     logger.propagate = False
 

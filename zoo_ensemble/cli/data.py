@@ -22,9 +22,16 @@ def phantom(
     source: Annotated[str, typer.Option(help="A: StructSeg-like; B: SegTHOR-like.")] = "A",
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same cohort.")] = 0,
     scale: Annotated[float, typer.Option(help="In-plane spacing multiplier: 2 = CPU-sized slices, 1 = native size.")] = 2.0,
+    force: Annotated[bool, typer.Option("--force", help="Replace a non-empty --out folder that holds something else.")] = False,
 ) -> None:
     """Generate a deterministic synthetic thoracic CT cohort with organ labels."""
-    from ..data.cohort import write_cohort
+    from ..data.cohort import same_cohort, write_cohort
+    from ..outputs import check_output_folder, clear_folder
+
+    owned = same_cohort(out, source.upper(), cases, seed, scale)
+    check_output_folder(out, "phantom cohort made with these settings", owned=owned, force=force)
+    if force and not owned:
+        clear_folder(out)
 
     with progress() as bar:
         task = bar.add_task(f"phantom source {source}", total=cases)
@@ -85,14 +92,17 @@ def preview(
     from ..io import read_ct, read_labels, strip_image_suffix
     from ..labelmaps import get_label_map
     from ..organs import Window
+    from ..outputs import check_output_file
 
     try:
         w, lvl = (float(v) for v in window.split("/"))
         win = Window(w, lvl)
     except ValueError:
         raise ZooError(f"--window {window!r}: expected WIDTH/LEVEL, e.g. 400/40") from None
-    volume = read_ct(case)
     labels = labels or _find_labels(case)
+    out = out or Path(f"{strip_image_suffix(case.name)}.png")
+    check_output_file(out, [case, labels], (".png",))
+    volume = read_ct(case)
     masks = {}
     if labels is not None:
         lm_spec = label_map
@@ -104,6 +114,5 @@ def preview(
         lm = get_label_map(lm_spec or "zoo")
         lab = read_labels(labels, like=volume)
         masks = {o: m for o, m in lm.masks(lab.array).items() if m.any()}
-    out = out or Path(f"{strip_image_suffix(case.name)}.png")
     render_preview(volume, masks, out, slices=slices, window=win, title=strip_image_suffix(case.name))
     console.print(f"wrote {out}")

@@ -31,6 +31,9 @@ def evaluate(
 
     Either MODEL --data DIR [--split test], or --pred PRED --gt GT --labels MAP.
     """
+    from ..outputs import check_output_folder
+
+    check_output_folder(out, "zoo evaluation folder", owned=(out / "evaluation.json").is_file(), inputs=[pred, gt, data])
     if model is not None:
         report, title = _evaluate_model(model, data, split, seed, labels, organs, batch_size, device)
     else:

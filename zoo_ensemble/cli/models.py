@@ -40,16 +40,20 @@ def train(
     no_augment: Annotated[bool, typer.Option("--no-augment", help="Train without augmentation.")] = False,
     workers: Annotated[int, typer.Option(help="Data-loader worker processes.")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run of this model id.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an --out folder that is not a zoo model folder.")] = False,
 ) -> None:
     """Train a binary (one --organ) or multiclass (several) model and save it as a zoo model."""
     from ..input_range import parse_spacing
     from ..organs import parse_organs
+    from ..outputs import check_output_folder, is_model_folder
     from ..training.fit import train_model
     from ..training.trainer import TrainConfig
     from .train_progress import RichReporter
 
     organs = parse_organs(organ)
     pixel = parse_spacing(spacing, "--spacing", ZooError) if spacing is not None else None
+    if out is not None:
+        check_output_folder(out, "zoo model folder", owned=is_model_folder(out), force=force, inputs=data)
     datasets = _datasets(data, labels)
     config = TrainConfig(
         epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, lr=lr, max_minutes=minutes,
@@ -77,24 +81,28 @@ def predict(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
     """Segment a CT volume; the label map is written on the input's exact grid."""
-    from ..io import read_ct, strip_image_suffix, write_labels, write_volume
+    from ..io import WRITE_SUFFIXES, read_ct, strip_image_suffix, write_labels, write_volume
     from ..labelmaps import get_label_map
+    from ..outputs import check_output_file
     from ..predict import load_for_prediction
 
+    check_output_file(out, [ct], WRITE_SUFFIXES)
     lm = get_label_map(label_map)
     predictor, loaded = load_for_prediction(model, device=device, batch_size=batch_size, organs=organs)
     missing = [o for o in predictor.organs if o not in lm.values]
     if missing:
         raise ZooError(f"label map {lm.name!r} has no value for {', '.join(missing)}; choose another --label-map")
     volume = read_ct(ct)
+    prob_paths = {o: out.with_name(f"{strip_image_suffix(out.name)}_prob_{o}.nii.gz") for o in predictor.organs} if probabilities else {}
+    for path in prob_paths.values():
+        check_output_file(path, [ct], WRITE_SUFFIXES)
     with progress() as bar:
         task = bar.add_task(f"{loaded.card.model_id}", total=volume.shape[0])
         pred = predictor.predict(volume, probabilities=probabilities, progress=lambda i, n: bar.update(task, completed=i))
     write_labels(lm.encode(pred.masks()), volume, out)
     console.print(f"wrote {out} ({', '.join(f'{o}={lm.values[o][0]}' for o in pred.organs)}; {pred.contested} contested voxels)")
     if pred.probabilities:
-        stem = strip_image_suffix(out.name)
         for organ, p in pred.probabilities.items():
-            path = out.with_name(f"{stem}_prob_{organ}.nii.gz")
+            path = prob_paths[organ]
             write_volume(p, volume, path)
             console.print(f"wrote {path}")

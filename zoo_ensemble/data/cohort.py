@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +33,28 @@ def _stored(array: np.ndarray, case: PhantomCase, orientation: str) -> sitk.Imag
 def _write(image: sitk.Image, path: Path) -> None:
     with atomic_path(path) as tmp:
         sitk.WriteImage(image, str(tmp), useCompression=True)
+
+
+def same_cohort(out: str | Path, source: str, cases: int, seed: int, scale: float) -> bool:
+    """Whether ``out`` is missing, empty, or a cohort this generator made with these settings
+    (so writing it again only finishes what an interrupted run left)."""
+    out = Path(out)
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return True
+    if not out.is_dir():
+        return False
+    if not (out / "dataset.json").exists():  # an interrupted run writes the manifest last
+        entries = {p.name for p in out.iterdir()}
+        prefix = case_id(source, seed, 0)[:-3]
+        return entries <= {"images", "labels"} and all(
+            f.name.startswith(prefix) or f.name.startswith(".") for d in entries for f in (out / d).iterdir()
+        )
+    try:
+        manifest = json.loads((out / "dataset.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    wanted = {"source": source, "seed": seed, "cases": cases, "scale": scale, "version": GENERATOR_VERSION}
+    return isinstance(manifest, dict) and manifest.get("generator") == wanted
 
 
 def write_cohort(

@@ -1,10 +1,13 @@
 """Train the 18 demonstration models this plugin ships, with zoo-ensemble's own training code.
 
-Data: a synthetic StructSeg-like phantom cohort (zoo-ensemble's source A) rendered at the
-source's own resolution (1.15 to 1.25 mm in-plane, 5 mm slices, the full 380 to 420 mm field of
-view), generated here. Every model is the ``tiny`` variant: slices resampled to 2.2 mm and
-centre-cropped to 160 x 160 (352 mm). Fixed epoch and step counts and seeds, no wall-clock
-budget, so the same command gives the same models on the same software.
+Data: two synthetic phantom cohorts generated here at the sources' own resolutions and full
+fields of view: source A (StructSeg-like: 1.15 to 1.25 mm in-plane, 5 mm slices, no contrast;
+all six organs annotated) and source B (SegTHOR-like: 0.9 to 1.37 mm, 2 to 3.7 mm slices,
+contrast-enhanced blood; heart, trachea and esophagus annotated). Each model learns from every
+cohort that annotates its organ, so the heart, trachea and esophagus models see both contrast
+phases and the whole range of grids. Every model is the ``tiny`` variant: slices resampled to
+2.2 mm and centre-cropped to 160 x 160 (352 mm). Fixed epoch and step counts and seeds, no
+wall-clock budget, so the same command gives the same models on the same software.
 
 Run from the repository root:  python plugins/zoo-thorax/scripts/build_weights.py
 (about an hour on 2 CPU cores; ``--work DIR`` keeps the cohort and checkpoints, so an
@@ -22,14 +25,14 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parents[1]
 NOTE = (
-    "Trained on synthetic thoracic CT phantoms (zoo-ensemble `zoo data phantom --source A --scale 1`); "
+    "Trained on synthetic thoracic CT phantoms (zoo-ensemble `zoo data phantom --source A|B --scale 1`); "
     "a demonstration model, not a clinical one."
 )
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--cases", type=int, default=16, help="phantom patients (the split keeps 15 %% for validation and 15 %% for test)")
+    p.add_argument("--cases", type=int, default=16, help="phantom patients per source (the split keeps 15 %% for validation and 15 %% for test)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--scale", type=float, default=1.0, help="phantom in-plane spacing multiplier (1 = the source's own 1.15-1.25 mm)")
     p.add_argument("--epochs", type=int, default=24)
@@ -51,7 +54,7 @@ def main() -> None:
 
     work = args.work or Path(tempfile.mkdtemp(prefix="zoo-thorax-"))
     try:
-        ds = write_cohort(work / "cohort", "A", args.cases, args.seed, scale=args.scale)
+        cohorts = [write_cohort(work / f"cohort-{src}", src, args.cases, args.seed, scale=args.scale) for src in ("A", "B")]
         config = TrainConfig(epochs=args.epochs, steps_per_epoch=args.steps, batch_size=args.batch_size, seed=args.seed, device="cpu")
         for organ in ORGANS:
             for arch in ARCHITECTURES:
@@ -60,8 +63,9 @@ def main() -> None:
                     continue
                 run_dir = work / "runs" / model_id
                 started = time.monotonic()
+                datasets = [ds for ds in cohorts if ds.annotates(organ)]
                 folder, res = train_model(
-                    [organ], arch, [ds], out=HERE / "zoo_thorax" / "models" / model_id, model_id=model_id,
+                    [organ], arch, datasets, out=HERE / "zoo_thorax" / "models" / model_id, model_id=model_id,
                     run_dir=run_dir, note=NOTE, config=config, resume=(run_dir / "checkpoint.safetensors").exists(),
                 )
                 print(
