@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -147,6 +148,8 @@ def test_bad_input_fails_before_training(in_member_zoo, cohort_a, cohort_b, tmp_
         text = (odd / "README.md").read_text().replace("model_id: heart-unet", "model_id: odd-size")
         assert "size:\n    - 64\n    - 64\n" in text
         (odd / "README.md").write_text(text.replace("size:\n    - 64\n    - 64\n", "size:\n    - 96\n    - 96\n", 1))
+        config = json.loads((odd / "config.json").read_text())
+        (odd / "config.json").write_text(json.dumps({**config, "input_size": [96, 96]}))
         with pytest.raises(ComposeError, match="disagree on input size"):
             compose("argmax", "all", ["heart-unet", "odd-size"], [])
         (odd / "README.md").write_text(text.replace("kind: binary", "kind: what"))

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .architectures import ModelConfig, SegmentationModel, build_model
+from .architectures.limits import MAX_PARAMETERS
 from .atomic import FILE_MODE, write_text
 from .cards import Card
 from .errors import ModelFormatError
@@ -29,6 +32,7 @@ WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 CARD = "README.md"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+MAX_CONFIG_BYTES = 4 << 20
 
 
 def sha256_file(path: str | Path) -> str:
@@ -108,17 +112,64 @@ def read_config(folder: Path) -> dict[str, Any]:
     path = folder / CONFIG
     if not path.is_file():
         raise ModelFormatError(f"{folder}: no {CONFIG}")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ModelFormatError(f"{path}: {path.stat().st_size} bytes, more than a config may hold ({MAX_CONFIG_BYTES})")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ModelFormatError(f"{path}: not valid JSON ({exc})") from None
+    except UnicodeDecodeError:
+        raise ModelFormatError(f"{path}: not UTF-8 text") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ModelFormatError(f"{path}: not valid JSON ({str(exc).splitlines()[0][:80]})") from None
     if not isinstance(data, dict):
         raise ModelFormatError(f"{path}: expected a JSON object")
     return data
 
 
-def read_weights(folder: Path, card: Card | None = None) -> dict[str, torch.Tensor]:
-    """The folder's safetensors weights, checked against the card's sha256 when it has one."""
+def weights_header(folder: Path, card: Card | None = None) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the folder's tensors from the safetensors header alone (no tensor is
+    read), after the file's sha256 is checked against the card."""
+    path = checked_weights_path(folder, card)
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelFormatError(f"{path}: damaged or truncated safetensors file ({str(exc).splitlines()[0][:100]})") from None
+
+
+def build_within_limits(build: Callable[[], torch.nn.Module], header: dict[str, tuple[int, ...]], where: str) -> torch.nn.Module:
+    """Build a network from an untrusted config: first on the ``meta`` device (no memory), where
+    its size is bounded and every tensor shape is compared with the weights' header, then for real."""
+    try:
+        with torch.device("meta"):
+            skeleton = build()
+    except (TypeError, ValueError, RuntimeError, AssertionError, IndexError, KeyError, ZeroDivisionError) as exc:
+        raise ModelFormatError(f"{where}: the config does not build a network ({str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__})") from None
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    size = sum(math.prod(shape) for shape in expected.values())
+    if size > MAX_PARAMETERS:
+        raise ModelFormatError(f"{where}: the config asks for {size / 1e6:.0f} M parameters, more than the {MAX_PARAMETERS / 1e6:.0f} M allowed")
+    check_shapes(expected, header, where)
+    return build()
+
+
+def check_shapes(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]], where: str) -> None:
+    """Every tensor the network needs, in the shape it needs, and nothing else; the first misfit is named."""
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} tensor(s), e.g. {missing[0]!r}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected, e.g. {unexpected[0][:80]!r}")
+        raise ModelFormatError(f"{where}: weights do not fit the config ({'; '.join(parts)})")
+    for k, shape in expected.items():
+        if tuple(found[k]) != shape:
+            raise ModelFormatError(f"{where}: weight {k!r} has shape {tuple(found[k])}, the config's model needs {shape}")
+
+
+def checked_weights_path(folder: Path, card: Card | None = None) -> Path:
+    """The safetensors file (never a pickle), its sha256 checked against the card's when it has one."""
     path = folder / WEIGHTS
     if not path.is_file():
         pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES) if folder.is_dir() else []
@@ -133,6 +184,12 @@ def read_weights(folder: Path, card: Card | None = None) -> dict[str, torch.Tens
             raise ModelFormatError(
                 f"{path}: sha256 {actual[:12]}... differs from the card's {card.weights_sha256[:12]}...; the weights were changed or damaged"
             )
+    return path
+
+
+def read_weights(folder: Path, card: Card | None = None) -> dict[str, torch.Tensor]:
+    """The folder's safetensors weights, checked against the card's sha256 when it has one."""
+    path = checked_weights_path(folder, card)
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
@@ -141,19 +198,7 @@ def read_weights(folder: Path, card: Card | None = None) -> dict[str, torch.Tens
 
 def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
     """Strictly load ``state``, naming the first missing, unexpected or misshapen key."""
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} tensor(s), e.g. {missing[0]!r}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected, e.g. {unexpected[0]!r}")
-        raise ModelFormatError(f"{where}: weights do not fit the config ({'; '.join(parts)})")
-    for k, v in expected.items():
-        if tuple(state[k].shape) != tuple(v.shape):
-            raise ModelFormatError(f"{where}: weight {k!r} has shape {tuple(state[k].shape)}, the config's model needs {tuple(v.shape)}")
+    check_shapes({k: tuple(v.shape) for k, v in model.state_dict().items()}, {k: tuple(v.shape) for k, v in state.items()}, where)
     model.load_state_dict(state, strict=True)
 
 
@@ -172,8 +217,8 @@ def load_single(folder: Path, card: Card, config: dict[str, Any]) -> Segmentatio
     if cfg.architecture != card.architecture:
         raise ModelFormatError(f"{folder}: card architecture {card.architecture!r} disagrees with config.json's {cfg.architecture!r}")
     check_card_matches(folder, card, cfg.to_dict())
-    model = build_model(cfg)
-    load_state(model, read_weights(folder, card), str(folder / WEIGHTS))
+    model = build_within_limits(lambda: build_model(cfg), weights_header(folder, card), str(folder / WEIGHTS))
+    load_state(model, read_weights(folder), str(folder / WEIGHTS))
     return model.eval()
 
 

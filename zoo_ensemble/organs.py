@@ -115,6 +115,8 @@ def check_organ_list(organs: object, field: str, error: type[Exception]) -> None
     if not organs or not isinstance(organs, list):
         raise error(f"{field} must be a non-empty list")
     for organ in organs:
+        if not isinstance(organ, str):
+            raise error(f"{field} must hold organ names, got {type(organ).__name__}")
         try:
             get_organ(organ)
         except UnknownOrganError as exc:

@@ -15,12 +15,12 @@ from torch import nn
 
 from ..errors import ModelFormatError
 from ..input_range import check_field_of_view, parse_spacing
+from .limits import ENCODERS, INT_LISTS, MAX_INPUT_SIZE, MAX_WINDOWS, check_int_list, check_name, check_window, is_int, is_number
 from ..organs import Window, check_organ_list, default_window
 from ..preprocess import WindowLayer
 
 CONFIG_FORMAT = 1
 PRIOR = 0.01
-MAX_INPUT_SIZE = 2048
 
 
 @dataclass
@@ -69,18 +69,31 @@ class ModelConfig:
         if unknown:
             raise ModelFormatError(f"config.json: unknown field(s) {', '.join(sorted(unknown))}")
         args = dict(data)
-        try:
-            args["windows"] = [Window(float(w["width"]), float(w["level"])) for w in data["windows"]]
-        except (TypeError, KeyError, ValueError) as exc:
-            raise ModelFormatError(f"config.json: field 'windows' is invalid ({exc})") from None
+        windows = data["windows"]
+        if not (isinstance(windows, list) and 0 < len(windows) <= MAX_WINDOWS):
+            raise ModelFormatError(f"config.json: field 'windows' must list 1 to {MAX_WINDOWS} windows")
+        args["windows"] = [Window(*check_window(w, f"config.json: field 'windows'[{i}]")) for i, w in enumerate(windows)]
         cfg = cls(**args)
         cfg.validate()
         return cfg
 
     def validate(self) -> None:
+        """Types and bounds of every field (a config is untrusted input); a bad one is named."""
+        check_name("architecture", self.architecture)
+        check_name("variant", self.variant)
+        if not isinstance(self.organs, list):
+            raise ModelFormatError("config.json: field 'organs' must be a list of organ names")
         check_organ_list(self.organs, "config.json: field 'organs'", ModelFormatError)
         if not self.windows:
             raise ModelFormatError("config.json: field 'windows' must name at least one window")
+        for name in INT_LISTS:
+            check_int_list(name, getattr(self, name))
+        if self.encoder is not None:
+            check_name("encoder", self.encoder, allowed=ENCODERS)
+        if not (is_int(self.output_stride) and self.output_stride in (8, 16, 32)):
+            raise ModelFormatError(f"config.json: field 'output_stride' must be 8, 16 or 32, got {self.output_stride!r}")
+        if self.format != CONFIG_FORMAT:
+            raise ModelFormatError(f"config.json: field 'format' must be {CONFIG_FORMAT}, got {self.format!r}")
         size = self.input_size
         if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= MAX_INPUT_SIZE for v in size)):
             raise ModelFormatError(f"config.json: field 'input_size' must be [height, width], whole numbers in [16, {MAX_INPUT_SIZE}], got {size!r}")
@@ -89,8 +102,8 @@ class ModelConfig:
         if self.spacing is not None:
             self.spacing = list(parse_spacing(self.spacing, "config.json: field 'spacing'"))
             check_field_of_view(self.input_size, self.spacing, self.crop, "config.json")
-        if not 0 < self.threshold < 1:
-            raise ModelFormatError(f"config.json: field 'threshold' must be in (0, 1), got {self.threshold}")
+        if not (is_number(self.threshold) and 0 < self.threshold < 1):
+            raise ModelFormatError(f"config.json: field 'threshold' must be a number in (0, 1), got {self.threshold!r}")
 
 
 def default_windows(organs: list[str]) -> list[Window]:

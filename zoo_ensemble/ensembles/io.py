@@ -10,11 +10,13 @@ from typing import Any
 from ..architectures import ModelConfig, build_model
 from ..cards import Card
 from ..errors import ModelFormatError
-from ..model_folder import check_card_matches, load_state, read_weights
+from ..model_folder import build_within_limits, check_card_matches, load_state, read_weights, weights_header
 from . import get_method
 from .base import Ensemble, MemberInfo
 
 CONFIG_FORMAT = 1
+#: The paper's largest ensemble has 8 members; 32 leaves room and bounds what a config can ask to build.
+MAX_MEMBERS = 32
 
 
 def ensemble_config(ensemble: Ensemble, card: Card) -> dict[str, Any]:
@@ -42,14 +44,31 @@ def load_ensemble(folder: Path, card: Card, config: dict[str, Any]) -> Ensemble:
             raise ModelFormatError(f"{folder}/config.json: missing field {key!r}")
     if config["method"] != card.method:
         raise ModelFormatError(f"{folder}: card method {card.method!r} disagrees with config.json's {config['method']!r}")
-    if list(config["organs"]) != list(card.organs):
+    if not isinstance(config["organs"], list) or list(config["organs"]) != list(card.organs):
         raise ModelFormatError(f"{folder}: card organs {card.organs} disagree with config.json organs {config['organs']}")
     check_card_matches(folder, card, config)
-    members, infos = [], []
-    for m in config["members"]:
-        cfg = ModelConfig.from_dict(m["config"])
-        members.append(build_model(cfg))
-        infos.append(MemberInfo(m["model_id"], list(m["organs"]), m["config"]))
-    ensemble = build_ensemble(config["method"], members, infos, list(config["organs"]), config.get("options") or {})
-    load_state(ensemble, read_weights(folder, card), str(folder / "model.safetensors"))
+    specs = _member_specs(config["members"], folder)
+    options = config.get("options") or {}
+    if not isinstance(options, dict):
+        raise ModelFormatError(f"{folder}/config.json: field 'options' must be a mapping")
+
+    def build() -> Ensemble:
+        members = [build_model(cfg) for cfg, _ in specs]
+        return build_ensemble(config["method"], members, [info for _, info in specs], list(config["organs"]), options)
+
+    where = str(folder / "model.safetensors")
+    ensemble = build_within_limits(build, weights_header(folder, card), where)
+    load_state(ensemble, read_weights(folder), where)
     return ensemble.eval()
+
+
+def _member_specs(members: Any, folder: Path) -> list[tuple[ModelConfig, MemberInfo]]:
+    """Each member's config and provenance, checked before any member is built."""
+    if not (isinstance(members, list) and 0 < len(members) <= MAX_MEMBERS):
+        raise ModelFormatError(f"{folder}/config.json: field 'members' must list 1 to {MAX_MEMBERS} members")
+    out = []
+    for i, m in enumerate(members):
+        if not (isinstance(m, dict) and isinstance(m.get("config"), dict) and isinstance(m.get("model_id"), str) and isinstance(m.get("organs"), list)):
+            raise ModelFormatError(f"{folder}/config.json: member {i} needs model_id, organs and config")
+        out.append((ModelConfig.from_dict(m["config"]), MemberInfo(m["model_id"], list(m["organs"]), m["config"])))
+    return out
