@@ -25,7 +25,8 @@ def test_push_then_pull_gives_identical_outputs(hub, trained_heart):
     pulled = zhub.pull("zoo-test/heart-unet")
     assert pulled.commit == info.oid and len(pulled.commit) == 40
     assert torch.equal(_outputs(pulled.folder), _outputs(trained_heart))
-    assert zhub.index()["heart-unet"]["commit"] == info.oid
+    assert zhub.index()["zoo-test/heart-unet"]["commit"] == info.oid
+    assert zhub.index()["zoo-test/heart-unet"]["model_id"] == "heart-unet"
     # the pulled model is listed and resolvable by id and by hf-hub: prefix
     assert resolve_folder("hf-hub:zoo-test/heart-unet") == pulled.folder
     assert resolve_folder("heart-unet") == pulled.folder
@@ -119,3 +120,18 @@ def test_unreachable_hub_is_one_clear_error(hub, monkeypatch):
     monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", "http://127.0.0.1:9/{repo_id}/resolve/{revision}/{filename}")
     with pytest.raises(HubError, match="cannot reach the Hub"):
         zhub.pull("zoo-test/anything")
+
+
+def test_a_pulled_card_cannot_take_over_another_models_id(hub, trained_heart, tmp_path, monkeypatch):
+    """A repo whose card calls itself like a local model is listed under its repo and never
+    shadows the local one."""
+    from zoo_ensemble.registry import list_models
+
+    local = tmp_path / "home" / "models" / "heart-unet"
+    shutil.copytree(trained_heart, local)
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    zhub.push(trained_heart, "evil/heart-unet")
+    pulled = zhub.pull("evil/heart-unet")
+    assert resolve_folder("heart-unet") == local
+    ids = {r.model_id: r for r in list_models()}
+    assert ids["heart-unet"].folder == local and ids["hf-hub:evil/heart-unet"].folder == pulled.folder

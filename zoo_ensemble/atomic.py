@@ -1,12 +1,19 @@
-"""Atomic file output: write to a temporary file in the target folder, then rename.
+"""Atomic, durable output: write to a temporary next to the target, fsync, then rename.
 
-A crash or an interrupt never leaves a half-written result under the final name.
+A crash or an interrupt never leaves a half-written result under the final name, and a result
+that was reported written survives a power cut (the file and its folder are fsynced).
+Temporaries carry the writing process's id; the next write to the same target removes those
+of processes that no longer run (a killed run's leftovers), never a live writer's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,26 +26,76 @@ def _umask() -> int:
 
 
 FILE_MODE = 0o666 & ~_umask()  # what open() would have given; mkstemp makes 0600 files
+DIR_MODE = 0o777 & ~_umask()
+
+
+def temp_prefix(target: Path) -> str:
+    """``.<name>.tmp<pid>.``: hidden, tied to the target and to this process."""
+    return f".{target.name}.tmp{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale(target: Path) -> None:
+    """Remove temporaries that dead processes left next to ``target``."""
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.tmp(\d+)\.")
+    try:
+        siblings = list(target.parent.iterdir())
+    except OSError:
+        return
+    for p in siblings:
+        m = pattern.match(p.name)
+        if m and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file's or a folder's contents to disk (folders: their entries, after a rename)."""
+    flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot fsync a folder; the rename is still atomic
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path next to ``target``; rename it onto ``target`` on success.
+    """Yield a temporary path next to ``target``; fsync it and rename it onto ``target`` on success.
 
     ``suffix`` defaults to the target's own (full) suffix so that writers that pick a format
     from the file name (SimpleITK, matplotlib) see the right one.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(target)
     if suffix is None:
         suffix = "".join(target.suffixes) or ".tmp"
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=suffix, dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(target), suffix=suffix, dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
         os.chmod(tmp, FILE_MODE)
+        fsync_path(tmp)
         os.replace(tmp, target)
+        fsync_path(target.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -56,3 +113,63 @@ def write_bytes(target: str | os.PathLike[str], data: bytes) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
     return Path(target)
+
+
+def temp_folder(target: Path) -> Path:
+    """A new empty temporary folder next to ``target`` (for :func:`swap_in_folder`)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(target)
+    return Path(tempfile.mkdtemp(prefix=temp_prefix(target), dir=target.parent))
+
+
+def swap_in_folder(new: Path, target: Path) -> None:
+    """Put the complete folder ``new`` at ``target``, replacing any folder there.
+
+    The files are fsynced first. Where the kernel can exchange two names atomically (Linux's
+    ``renameat2(RENAME_EXCHANGE)``, which Python does not expose, hence ctypes), a reader sees
+    the old folder or the new one, never none; elsewhere the old folder is moved aside and the
+    new one renamed in, a gap of two renames.
+    """
+    for p in new.rglob("*"):
+        if p.is_file():
+            fsync_path(p)
+    os.chmod(new, DIR_MODE)
+    fsync_path(new)
+    if not target.exists():
+        os.replace(new, target)
+    elif _exchange(new, target):
+        shutil.rmtree(new, ignore_errors=True)  # ``new`` now holds the old folder
+    else:
+        old = target.with_name(f"{temp_prefix(target)}old")
+        os.replace(target, old)
+        os.replace(new, target)
+        shutil.rmtree(old, ignore_errors=True)
+    fsync_path(target.parent)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux 3.15+ with glibc 2.28+); False where unsupported."""
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name or not hasattr(os, "O_DIRECTORY"):
+        return False
+    try:
+        libc = ctypes.CDLL(libc_name, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` (created if missing) for a read-modify-write."""
+    import fcntl
+
+    with open(path, "a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

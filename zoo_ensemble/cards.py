@@ -7,6 +7,7 @@ Unknown keys, in the front matter and inside the ``zoo`` section, round-trip unt
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,19 @@ _ZOO_KEYS = {
     "input", "threshold", "training", "metrics", "method", "members", "weights_sha256", "variant", "postprocess",
 }
 _TOP_KEYS = {"library_name", "license", "pipeline_tag", "tags", "zoo", "model-index"}
+
+
+#: A model id names a folder, a Hub repo and a table row: letters, digits, ``.``, ``_`` and ``-``,
+#: starting with a letter or digit, at most 96 characters (no path, markup or control characters).
+MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
+
+
+def check_model_id(model_id: Any, where: str = "model id", error: type[Exception] = ModelFormatError) -> str:
+    """A model id that is safe as a folder name and in a terminal, or ``error`` naming it."""
+    if not (isinstance(model_id, str) and MODEL_ID.fullmatch(model_id) and ".." not in model_id):
+        shown = repr(model_id)[:40].encode("ascii", "backslashreplace").decode()
+        raise error(f"{where} {shown} is not a model id (letters, digits, '.', '_' and '-', at most 96, starting with a letter or digit)")
+    return model_id
 
 
 @dataclass
@@ -54,6 +68,7 @@ class Card:
         """Refuse a card with a missing or wrong field; the message names the field."""
         if not self.model_id or not isinstance(self.model_id, str):
             raise ModelFormatError("card: field 'zoo.model_id' is missing")
+        check_model_id(self.model_id, "card: field 'zoo.model_id'")
         if self.kind not in KINDS:
             raise ModelFormatError(f"card: field 'zoo.kind' must be one of {', '.join(KINDS)}, got {self.kind!r}")
         check_organ_list(self.organs, "card: field 'zoo.organs'", ModelFormatError)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .cards import Card
+from .cards import Card, check_model_id
 from .data.dataset import Case, Dataset
 from .ensembles import get_method
 from .ensembles.base import MemberInfo
@@ -50,6 +50,7 @@ class Member:
     spec: str
     loaded: LoadedModel
     source: str
+    reason: str = "named with --models"
 
     @property
     def model_id(self) -> str:
@@ -66,8 +67,8 @@ class Member:
         entry: dict[str, Any] = {"model_id": card.model_id, "source": self.source, "kind": card.kind, "organs": list(card.organs)}
         if card.architecture:
             entry["architecture"] = card.architecture
-        pulled = hub.index().get(card.model_id)
-        if pulled and Path(pulled.get("folder", "")) == self.loaded.folder:
+        pulled = hub.entry_for_folder(self.loaded.folder)
+        if pulled:
             entry["repo"], entry["revision"] = pulled["repo"], pulled["commit"]
         entry["sha256"] = card.weights_sha256 or sha256_file(self.loaded.folder / "model.safetensors")
         entry["license"] = card.license
@@ -96,19 +97,58 @@ class ComposeResult:
 
 
 # --- members ---------------------------------------------------------------------------------
+def source_of(folder: Path) -> str:
+    """Where a member came from, as provenance may say it: ``hf-hub:repo@commit``, ``plugin NAME``
+    or ``local`` (never a local path: a card is published)."""
+    from . import hub
+    from .plugins import get_registry
+
+    pulled = hub.entry_for_folder(folder)
+    if pulled:
+        return f"hf-hub:{pulled['repo']}@{pulled['commit']}"
+    reg = get_registry()
+    for model_id in reg.names("models"):
+        spec = reg.get("models", model_id)
+        if spec.path is not None and Path(str(spec.path)).resolve() == folder.resolve():
+            return f"plugin {reg.source('models', model_id)}"
+    return "local"
+
+
 def _load_member(spec: str) -> Member:
     folder = resolve_folder(spec)
     loaded = load_folder(folder)
     if loaded.card.kind == "ensemble":
         raise ComposeError(f"{spec}: an ensemble cannot be a member of another ensemble")
-    return Member(spec, loaded, str(folder))
+    return Member(spec, loaded, source_of(folder))
+
+
+def card_numbers(card: Card) -> tuple[float | None, float | None]:
+    """The card's validation loss and Dice when they are plausible (a loss >= 0 and finite, a
+    Dice in [0, 1]); a self-reported number outside that is not believed (None)."""
+    loss = card.training.get("best_val_loss")
+    dice = card.headline("dice")
+    ok_loss = isinstance(loss, (int, float)) and not isinstance(loss, bool) and math.isfinite(loss) and 0 <= loss < 1e6
+    ok_dice = dice is not None and math.isfinite(dice) and 0 <= dice <= 1
+    return (float(loss) if ok_loss else None), (dice if ok_dice else None)
 
 
 def rank_key(card: Card) -> tuple[float, float]:
-    """Lower is better: validation loss first (as the paper chooses), then minus validation Dice."""
-    loss = card.training.get("best_val_loss")
-    dice = card.headline("dice")
-    return (float(loss) if isinstance(loss, (int, float)) else math.inf, -(dice if dice is not None else -1.0))
+    """Lower is better: validation loss first (as the paper chooses), then minus validation Dice;
+    implausible numbers rank as unknown."""
+    loss, dice = card_numbers(card)
+    return (loss if loss is not None else math.inf, -(dice if dice is not None else -1.0))
+
+
+def trust_tier(source: str) -> int:
+    """0 for models the user installed or trained (plugins, the local zoo), 1 for pulled ones."""
+    return 1 if source.startswith(("hub", "hf-hub")) else 0
+
+
+def _why(best: Any, pool: list[Any]) -> str:
+    loss, _ = card_numbers(best.card)
+    number = f"validation loss {loss:.4f}" if loss is not None else "no plausible validation loss on its card"
+    trusted = "installed and local models first, " if len({trust_tier(r.source) for r in pool}) > 1 else ""
+    return f"best of {len(pool)} by {trusted}{number} ({best.source})"
 
 
 def choose_members(organs: str | Sequence[str] = "all", models: Sequence[str] | None = None) -> tuple[list[Member], list[str]]:
@@ -131,8 +171,8 @@ def choose_members(organs: str | Sequence[str] = "all", models: Sequence[str] | 
         pool = [r for r in candidates if r.organs == [organ]]
         if not pool:
             raise ComposeError(f"no available binary model covers {organ!r}; train one (zoo train --organ {organ}) or pull one")
-        best = min(pool, key=lambda r: rank_key(r.card))
-        members.append(Member(best.model_id, load_folder(best.folder), best.source))
+        best = min(pool, key=lambda r: (trust_tier(r.source), rank_key(r.card)))
+        members.append(Member(best.model_id, load_folder(best.folder), source_of(best.folder), _why(best, pool)))
     return members, wanted
 
 
@@ -203,6 +243,7 @@ def compose(
     from .training.trainer import TrainConfig, Trainer, resolve_device
 
     spec = get_method(method)
+    model_id = check_model_id(name or f"ensemble-{method}", "--name", ComposeError)
     members, organs_list = choose_members(organs, models)
     check_compatible(members)
     config = config or TrainConfig(device=device)
@@ -233,7 +274,6 @@ def compose(
     infos = [MemberInfo(m.model_id, list(m.card.organs), dict(m.loaded.config), m.provenance()) for m in members]
     torch.manual_seed(config.seed)
     ensemble = build_ensemble(method, [m.loaded.model for m in members], infos, organs_list, options)
-    model_id = name or f"ensemble-{method}"
     run_dir = Path(run_dir) if run_dir else zoo_home() / "runs" / model_id
     train_result = None
     trained_on = _members_range(members)

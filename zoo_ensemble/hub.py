@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .atomic import write_text
+from .atomic import file_lock, write_text
+from .cards import MODEL_ID
 from .errors import HubError, ModelFormatError, UnknownModelError
 from .model_folder import CARD, CONFIG, PICKLE_SUFFIXES, WEIGHTS, LoadedModel, load_folder
 from .paths import zoo_home
@@ -166,18 +167,49 @@ def _index_path() -> Path:
 
 
 def index() -> dict[str, dict[str, Any]]:
-    """model id -> {repo, revision, commit, folder} of every model pulled into this zoo."""
+    """repo -> {model_id, revision, commit, folder} of every model pulled into this zoo.
+
+    Keyed by the repo a model came from, never by the id its card claims, so a card cannot take
+    over another model's id. (An index written by an older version, keyed by id, is read too.)
+    """
     path = _index_path()
     if not path.is_file():
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):
         return {}
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for key, entry in data.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("repo", key), str):
+            continue
+        repo = key if "/" in key else entry.get("repo", "")
+        model_id = entry.get("model_id", key)
+        if _REPO.match(repo) and isinstance(model_id, str) and MODEL_ID.fullmatch(model_id):
+            out[repo] = {**entry, "repo": repo, "model_id": model_id}
+    return out
+
+
+def pulled_by_id(model_id: str) -> list[dict[str, Any]]:
+    """Index entries whose card calls the model ``model_id``."""
+    return [e for e in index().values() if e["model_id"] == model_id]
+
+
+def entry_for_folder(folder: Path) -> dict[str, Any] | None:
+    """The index entry of a pulled snapshot folder (its repo and commit), if it is one."""
+    for entry in index().values():
+        if Path(entry.get("folder", "")) == Path(folder):
+            return entry
+    return None
 
 
 def _record(p: Pulled) -> None:
-    data = index()
-    data[p.loaded.card.model_id] = {"repo": p.repo, "revision": p.revision, "commit": p.commit, "folder": str(p.folder)}
-    write_text(_index_path(), json.dumps(data, indent=2, sort_keys=True) + "\n")
+    """Add a pull to the index under a lock, so concurrent pulls never lose each other's entries."""
+    path = _index_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(path.with_name(path.name + ".lock")):
+        data = index()
+        data[p.repo] = {"model_id": p.loaded.card.model_id, "revision": p.revision, "commit": p.commit, "folder": str(p.folder)}
+        write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -12,7 +12,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from .architectures import ModelConfig, SegmentationModel, build_model
 from .architectures.limits import MAX_PARAMETERS
-from .atomic import FILE_MODE, write_text
+from .atomic import FILE_MODE, swap_in_folder, temp_folder, write_text
 from .cards import Card
 from .errors import ModelFormatError
 
@@ -58,31 +57,18 @@ class LoadedModel:
 def write_folder(folder: str | Path, state: dict[str, torch.Tensor], config: dict[str, Any], card: Card) -> Path:
     """Write a complete model folder, replacing ``folder`` only once everything is on disk."""
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    tmp = temp_folder(folder)
     try:
         save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp / WEIGHTS), metadata={"format": "pt"})
         os.chmod(tmp / WEIGHTS, FILE_MODE)  # safetensors writes 0600; every file of a folder gets one mode
         card.weights_sha256 = sha256_file(tmp / WEIGHTS)
         write_text(tmp / CONFIG, json.dumps(config, indent=2) + "\n")
         card.write(tmp)
-        os.chmod(tmp, 0o755)
-        _swap_in(tmp, folder)
+        swap_in_folder(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return folder
-
-
-def _swap_in(new: Path, target: Path) -> None:
-    if target.exists():
-        old = target.with_name(f".{target.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-        os.replace(new, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(new, target)
 
 
 def card_for(model: SegmentationModel, model_id: str, **fields: Any) -> Card:

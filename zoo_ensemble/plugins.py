@@ -57,8 +57,9 @@ class ModelSpec:
             raise ZooError(f"model spec {self.model_id!r}: give exactly one of hub_repo and path")
         if self.hub_repo and not (self.revision and len(self.revision) == 40 and all(c in "0123456789abcdef" for c in self.revision)):
             raise ZooError(f"model spec {self.model_id!r}: a Hub model needs a pinned revision (a 40-hex commit)")
-        if "/" in self.model_id:
-            raise ZooError(f"model spec {self.model_id!r}: a model id is a name without '/'")
+        from .cards import check_model_id
+
+        check_model_id(self.model_id, "model spec", ZooError)
         if self.kind == "binary" and len(self.organs) != 1:
             raise ZooError(f"model spec {self.model_id!r}: a binary model has exactly one organ")
 

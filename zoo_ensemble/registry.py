@@ -105,14 +105,20 @@ def list_models(organ: str | None = None) -> list[Listed]:
         except ZooError as exc:
             log.warning("local model %s is skipped: %s", model_id, exc)
     plugin_repos = {(r.spec.hub_repo, r.spec.revision) for r in rows if r.spec and r.spec.hub_repo}
-    for model_id, entry in sorted(hub.index().items()):
+    taken = {r.model_id for r in rows}
+    for repo, entry in sorted(hub.index().items()):
         folder = Path(entry.get("folder", ""))
-        if (entry.get("repo"), entry.get("revision")) in plugin_repos or not folder.is_dir():
+        if (repo, entry.get("revision")) in plugin_repos or not folder.is_dir():
             continue
         try:
-            rows.append(_from_card(Card.read(folder), f"hub {entry['repo']}", folder))
+            row = _from_card(Card.read(folder), f"hub {repo}", folder)
         except ZooError as exc:
-            log.warning("pulled model %s is skipped: %s", model_id, exc)
+            log.warning("pulled model from %s is skipped: %s", repo, exc)
+            continue
+        if row.model_id in taken or len(hub.pulled_by_id(row.model_id)) > 1:
+            row.model_id = f"{HUB_PREFIX}{repo}"  # a pulled card never takes a name another model has
+        taken.add(row.model_id)
+        rows.append(row)
     if organ:
         rows = [r for r in rows if organ in r.organs]
     return rows
@@ -155,9 +161,9 @@ def _resolve_name(name: str) -> Path:
         found.append((f"plugin {reg.source('models', name)}", spec))
     if (local_zoo() / name / "config.json").exists():
         found.append(("the local zoo", local_zoo() / name))
-    pulled = hub.index().get(name)
-    if pulled and not (spec is not None and spec.hub_repo == pulled.get("repo")):
-        found.append((f"hub repo {pulled['repo']}", Path(pulled["folder"])))
+    if not found:  # a pulled card's id never shadows a plugin or local model: those are named by the user
+        pulled = [e for e in hub.pulled_by_id(name) if not (spec is not None and spec.hub_repo == e["repo"])]
+        found.extend((f"hub repo {e['repo']}", Path(e["folder"])) for e in pulled)
     if len(found) > 1:
         raise UnknownModelError(
             f"model id {name!r} is provided by both {found[0][0]} and {found[1][0]}; "

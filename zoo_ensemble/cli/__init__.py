@@ -6,10 +6,8 @@ import os
 import sys
 
 import typer
-from rich.markup import escape
-
 from ..errors import ZooError
-from .console import err_console, setup_logging
+from .console import err_console, safe, setup_logging
 
 # typer 0.29 bundles its own click; older releases use the installed one. Either way its
 # exceptions derive from the click that ``typer.BadParameter`` derives from.
@@ -42,7 +40,7 @@ def _root(
 
 def _error(message: str) -> None:
     """One ``error:`` line on stderr, untrusted text escaped so that it prints as written."""
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True, markup=True)
+    err_console.print(f"[bold red]error:[/] {safe(message)}", highlight=False, soft_wrap=True, markup=True)
 
 
 def _register() -> None:

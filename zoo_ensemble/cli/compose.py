@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from . import app
-from .console import console, progress_callback, report_table
+from .console import console, progress_callback, report_table, safe
 
 
 @app.command("compose")
@@ -57,14 +57,14 @@ def compose(
         train_fraction=train_fraction,
     )
     members = Table(title="members", title_justify="left")
-    for col in ("id", "organs", "source"):
+    for col in ("id", "organs", "source", "why"):
         members.add_column(col)
     for m in result.members:
-        members.add_row(m.model_id, ", ".join(m.card.organs), m.source)
+        members.add_row(*map(safe, (m.model_id, ", ".join(m.card.organs), m.source, m.reason)))
     console.print(members)
     if result.report is not None:
         console.print(report_table(result.report, title=f"{result.folder.name} ({method}) on the test split"))
         console.print(f"{result.report.extra.get('contested', 0)} voxels were claimed by more than one organ (the most confident won)")
     for line in result.leakage:
-        console.print(f"[yellow]leakage:[/] {line}")
-    console.print(f"saved [b]{result.folder.name}[/b] to {result.folder}" + (f" and pushed it to {push}" if push else ""))
+        console.print(f"[yellow]leakage:[/] {safe(line)}")
+    console.print(f"saved [b]{safe(result.folder.name)}[/b] to {safe(result.folder)}" + (f" and pushed it to {safe(push)}" if push else ""))

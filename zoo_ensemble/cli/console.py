@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import sys
 from collections.abc import Callable
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -25,6 +27,19 @@ from ..evaluation import Report, Stat
 
 console = Console()
 err_console = Console(stderr=True)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def plain(text: object) -> str:
+    """Untrusted text (a card field, a plugin or repo name, a file name) without control
+    characters, so it cannot move the cursor, set the terminal's title or colours."""
+    return _CONTROL.sub("\N{REPLACEMENT CHARACTER}", str(text))
+
+
+def safe(text: object) -> str:
+    """Untrusted text for a rich string or table cell: control characters replaced and rich
+    markup escaped, so ``[/evil]`` prints as written instead of failing or styling."""
+    return escape(plain(text))
 
 
 class _LineFormatter(logging.Formatter):
@@ -32,7 +47,7 @@ class _LineFormatter(logging.Formatter):
     and numbers a reader greps for; a wrapped line is several lines to a log)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        text = " ".join(record.getMessage().split())
+        text = plain(" ".join(record.getMessage().split()))
         return text if record.levelno <= logging.INFO else f"{record.levelname.lower()}: {text}"
 
 

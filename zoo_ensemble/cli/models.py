@@ -9,7 +9,7 @@ import typer
 
 from ..errors import ZooError
 from . import app
-from .console import console, progress, progress_callback
+from .console import console, progress, progress_callback, safe
 
 
 def _datasets(paths: list[Path], labels: str | None) -> list:
@@ -100,9 +100,9 @@ def predict(
         task = bar.add_task(f"{loaded.card.model_id}", total=volume.shape[0])
         pred = predictor.predict(volume, probabilities=probabilities, progress=lambda i, n: bar.update(task, completed=i))
     write_labels(lm.encode(pred.masks()), volume, out)
-    console.print(f"wrote {out} ({', '.join(f'{o}={lm.values[o][0]}' for o in pred.organs)}; {pred.contested} contested voxels)")
+    console.print(f"wrote {safe(out)} ({', '.join(f'{o}={lm.values[o][0]}' for o in pred.organs)}; {pred.contested} contested voxels)")
     if pred.probabilities:
         for organ, p in pred.probabilities.items():
             path = prob_paths[organ]
             write_volume(p, volume, path)
-            console.print(f"wrote {path}")
+            console.print(f"wrote {safe(path)}")

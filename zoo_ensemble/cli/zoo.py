@@ -10,7 +10,7 @@ from rich.markdown import Markdown
 from rich.table import Table
 
 from . import app
-from .console import console
+from .console import console, plain, safe
 
 
 def _windows(ws) -> str:
@@ -38,7 +38,7 @@ def list_(
         table.add_column(col, justify="right" if col == "val Dice" else "left")
     for r in rows:
         table.add_row(
-            r.model_id, r.kind, ", ".join(r.organs), r.design, _windows(r.windows), r.source,
+            *map(safe, (r.model_id, r.kind, ", ".join(r.organs), r.design, _windows(r.windows), r.source)),
             "yes" if r.downloaded else "no", "-" if r.headline is None else f"{r.headline:.3f}",
         )
     console.print(table if rows else "no models yet: train one (zoo train), pull one (zoo pull), or install a plugin")
@@ -53,7 +53,9 @@ def _list_hub(organ: str | None, query: str | None) -> None:
         table.add_column(col)
     for m in found:
         z = m["zoo"] or {}
-        table.add_row(f"hf-hub:{m['repo']}", str(z.get("kind", "?")), ", ".join(z.get("organs", [])), str(z.get("architecture") or z.get("method") or "?"), (m["sha"] or "")[:10])
+        organs = z.get("organs") if isinstance(z.get("organs"), list) else []
+        cells = (f"hf-hub:{m['repo']}", z.get("kind", "?"), ", ".join(map(str, organs)), z.get("architecture") or z.get("method") or "?", str(m["sha"] or "")[:10])
+        table.add_row(*map(safe, cells))
     console.print(table if found else "no zoo-ensemble models found on the Hub")
 
 
@@ -65,8 +67,8 @@ def info(model: Annotated[str, typer.Argument(help="Model id, hf-hub:org/name, l
 
     folder = resolve_folder(model)
     loaded = load_folder(folder)
-    console.print(f"[b]{loaded.card.model_id}[/b] in {folder}")
-    console.print(Markdown((folder / "README.md").read_text(encoding="utf-8").split("---", 2)[-1]))
+    console.print(f"[b]{safe(loaded.card.model_id)}[/b] in {safe(folder)}")
+    console.print(Markdown(plain((folder / "README.md").read_text(encoding="utf-8").split("---", 2)[-1])))
     describe = getattr(loaded.model, "describe", None)
     if describe is not None:
         console.print(describe())
@@ -83,7 +85,7 @@ def plugins() -> None:
         table.add_column(col)
     for p in reg.plugins:
         what = "; ".join(f"{kind.replace('_', ' ')}: {', '.join(names)}" for kind, names in p.registered.items()) or "nothing"
-        table.add_row(p.name, p.distribution, p.version, what)
+        table.add_row(*map(safe, (p.name, p.distribution, p.version, what)))
     console.print(table)
 
 
@@ -100,7 +102,7 @@ def pull(
     spec = get_registry().get("models", model)
     if spec is not None:
         if spec.path is not None:
-            console.print(f"{model} ships inside its plugin ({spec.path}); nothing to download")
+            console.print(f"{safe(model)} ships inside its plugin ({safe(spec.path)}); nothing to download")
             return
         repo, rev = spec.hub_repo, revision or spec.revision
     else:
@@ -110,7 +112,7 @@ def pull(
         repo, rev = hub.parse_spec(text)
         rev = revision or rev
     pulled = hub.pull(repo, rev)
-    console.print(f"pulled [b]{pulled.loaded.card.model_id}[/b] from {repo} at commit {pulled.commit} into {pulled.folder}")
+    console.print(f"pulled [b]{safe(pulled.loaded.card.model_id)}[/b] from {safe(repo)} at commit {safe(pulled.commit)} into {safe(pulled.folder)}")
 
 
 @app.command("push")
@@ -125,4 +127,4 @@ def push(
 
     info = hub.push(folder, repo, private=private, create_pr=create_pr)
     url = getattr(info, "pr_url", None) or getattr(info, "commit_url", None) or str(info)
-    console.print(f"pushed {folder} to {repo}: {url}")
+    console.print(f"pushed {safe(folder)} to {safe(repo)}: {safe(url)}")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..architectures import ModelConfig, build_model
-from ..cards import Card
+from ..cards import Card, check_model_id
 from ..errors import ModelFormatError
 from ..model_folder import build_within_limits, check_card_matches, load_state, read_weights, weights_header
 from . import get_method
@@ -70,5 +70,6 @@ def _member_specs(members: Any, folder: Path) -> list[tuple[ModelConfig, MemberI
     for i, m in enumerate(members):
         if not (isinstance(m, dict) and isinstance(m.get("config"), dict) and isinstance(m.get("model_id"), str) and isinstance(m.get("organs"), list)):
             raise ModelFormatError(f"{folder}/config.json: member {i} needs model_id, organs and config")
+        check_model_id(m["model_id"], f"{folder}/config.json: member {i}")
         out.append((ModelConfig.from_dict(m["config"]), MemberInfo(m["model_id"], list(m["organs"]), m["config"])))
     return out

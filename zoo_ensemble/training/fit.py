@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..architectures import build_model, make_config
+from ..cards import check_model_id
 from ..data.dataset import Case, Dataset
 from ..data.slices import CaseSlices, load_cases
 from ..errors import TrainingError
@@ -92,7 +93,7 @@ def train_model(
     if not datasets:
         raise TrainingError("no dataset given (--data DIR)")
     check_organs_annotated(organs, datasets)
-    model_id = model_id or default_model_id(organs, architecture)
+    model_id = check_model_id(model_id or default_model_id(organs, architecture), "--name", TrainingError)
     out = Path(out) if out else zoo_home() / "models" / model_id
     run_dir = Path(run_dir) if run_dir else zoo_home() / "runs" / model_id
     cfg = make_config(architecture, organs, variant, input_size=list(input_size) if input_size else None, spacing=list(spacing) if spacing else None, **overrides)
