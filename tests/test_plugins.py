@@ -78,15 +78,18 @@ def test_environment_variable_limits_plugins(site, monkeypatch):
     assert "liver-unet" not in plugins.get_registry().names("models")
 
 
-def test_two_plugins_with_one_id_is_an_error_naming_both(site, monkeypatch):
+def test_two_plugins_with_one_id_is_an_error_naming_both(site, monkeypatch, caplog):
     _fake_plugin(site, "acme-liver", "acme_liver", MODEL_PLUGIN)
     _fake_plugin(site, "other-liver", "other_liver", MODEL_PLUGIN.replace("register_organs", "_unused"))
     monkeypatch.setenv("ZOO_PLUGINS", "acme_liver,other_liver")
+    reg = plugins.get_registry()  # everything else keeps working
+    assert "liver-unet" not in reg.names("models") and "unet" in reg.names("architectures")
     with pytest.raises(plugins.PluginConflictError, match="'acme_liver' and plugin 'other_liver'"):
-        plugins.get_registry()
+        reg.get("models", "liver-unet")  # neither model is used in the other's place
+    assert any("liver-unet" in r.getMessage() for r in caplog.records)
 
 
-def test_a_plugin_cannot_replace_a_core_architecture(site, monkeypatch):
+def test_a_plugin_cannot_replace_a_core_architecture(site, monkeypatch, caplog):
     _fake_plugin(site, "evil", "evil_arch", """
         from zoo_ensemble import hookimpl, ArchitectureSpec
         @hookimpl
@@ -94,20 +97,68 @@ def test_a_plugin_cannot_replace_a_core_architecture(site, monkeypatch):
             register(ArchitectureSpec("unet", lambda cfg: None, {}))
     """)
     monkeypatch.setenv("ZOO_PLUGINS", "evil_arch")
-    with pytest.raises(plugins.PluginConflictError, match="zoo_ensemble.core"):
-        plugins.get_registry()
+    reg = plugins.get_registry()
+    assert reg.source("architectures", "unet") == plugins.CORE
+    assert any("may not replace the core" in r.getMessage() and "evil_arch" in r.getMessage() for r in caplog.records)
 
 
-def test_model_specs_are_checked(site, monkeypatch):
+def test_model_specs_are_checked(site, monkeypatch, caplog):
     _fake_plugin(site, "unpinned", "unpinned", """
         from zoo_ensemble import hookimpl, ModelSpec
         @hookimpl
         def register_models(register):
+            register(ModelSpec("heart-ok", organs=("heart",), architecture="unet", path="/nowhere"))
             register(ModelSpec("heart-x", organs=("heart",), architecture="unet", hub_repo="acme/heart-x", revision="main"))
     """)
     monkeypatch.setenv("ZOO_PLUGINS", "unpinned")
-    with pytest.raises(ZooError, match="pinned revision"):
-        plugins.get_registry()
+    reg = plugins.get_registry()
+    assert reg.names("models") == []  # the whole hook's registrations are dropped, not half of them
+    assert any("pinned revision" in r.getMessage() and "unpinned" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("body", [
+    "raise RuntimeError('boom')",
+    "register(('heart', 'not a label map'))",
+    "register(None)",
+])
+def test_a_broken_plugin_is_skipped_and_every_command_keeps_working(body, site, monkeypatch, capsys, tmp_path):
+    from zoo_ensemble.cli import main
+
+    _fake_plugin(site, "broken", "broken_maps", f"""
+        from zoo_ensemble import hookimpl
+        @hookimpl
+        def register_label_maps(register):
+            {body}
+    """)
+    monkeypatch.setenv("ZOO_PLUGINS", "broken_maps")
+    main(["data", "phantom", "--out", str(tmp_path / "c"), "--cases", "1", "--scale", "8"])
+    assert (tmp_path / "c" / "dataset.json").exists()
+    warnings = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("warning:")]
+    assert len(warnings) == 1 and "plugin broken_maps is skipped for label maps" in warnings[0]
+
+
+def test_a_look_alike_distribution_cannot_shadow_an_allowed_plugin(site, monkeypatch, caplog):
+    _fake_plugin(site, "acme-liver", "acme_liver", MODEL_PLUGIN)
+    evil = MODEL_PLUGIN.replace("acme/liver-unet", "evil/liver-unet").replace("register_organs", "_unused")
+    (site / "evil_liver.py").write_text(textwrap.dedent(evil))
+    info = site / "evil-liver-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: evil-liver\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[zoo_ensemble]\nacme_liver = evil_liver\n")  # the same entry-point name
+    monkeypatch.setenv("ZOO_PLUGINS", "acme-liver:acme_liver")
+    reg = plugins.get_registry()
+    assert reg.get("models", "liver-unet").hub_repo == "acme/liver-unet"
+    assert reg.source("models", "liver-unet") == "acme-liver:acme_liver"
+    plugins.reset_registry()
+    monkeypatch.setenv("ZOO_PLUGINS", "acme_liver")  # ambiguous: neither loads, and the warning says why
+    assert plugins.get_registry().names("models") == []
+    assert any("ambiguous" in r.getMessage() and "evil-liver" in r.getMessage() for r in caplog.records)
+
+
+def test_naming_a_missing_plugin_is_a_warning(site, monkeypatch, caplog):
+    monkeypatch.setenv("ZOO_PLUGINS", "not_installed")
+    plugins.get_registry()
+    assert any("'not_installed', which is not installed" in r.getMessage() for r in caplog.records)
 
 
 def test_plugins_command_lists_what_each_registered(site, monkeypatch, capsys):

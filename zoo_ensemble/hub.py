@@ -107,7 +107,10 @@ def pull(repo: str, revision: str | None = None) -> Pulled:
         raise _translate(exc, repo, revision) from None
     if not (folder / WEIGHTS).is_file():
         raise ModelFormatError(f"hub repo {repo!r}: no {WEIGHTS} in the downloaded snapshot")
+    from .verify import forward_check
+
     loaded = load_folder(folder)
+    forward_check(loaded)  # what `zoo verify` checks, before the model is recorded as pulled
     pulled = Pulled(repo, revision, folder.name, folder, loaded)
     _record(pulled)
     return pulled

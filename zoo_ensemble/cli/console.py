@@ -70,7 +70,7 @@ def setup_logging(verbose: bool = False) -> None:
         handler.setFormatter(_LineFormatter())
         logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
-    logger.propagate = False
+    logger.propagate = True  # no root handler in the CLI; tools that add one (pytest) see the records too
 
 
 def progress(nbytes: bool = False) -> Progress:

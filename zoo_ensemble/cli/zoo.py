@@ -74,6 +74,19 @@ def info(model: Annotated[str, typer.Argument(help="Model id, hf-hub:org/name, l
         console.print(describe())
 
 
+@app.command("verify")
+def verify(model: Annotated[str, typer.Argument(help="Model id, hf-hub:org/name, local-dir:PATH or a folder.")]) -> None:
+    """Check a model end to end (card, config, weights, network, one dummy slice) and say what was found."""
+    from ..registry import resolve_folder
+    from ..verify import verify_folder
+
+    folder = resolve_folder(model)
+    result = verify_folder(folder)
+    console.print(f"[b]{safe(result.loaded.card.model_id)}[/b] in {safe(folder)}")
+    for line in result.checks:
+        console.print(f"  [green]ok[/] {safe(line)}")
+
+
 @app.command("plugins")
 def plugins() -> None:
     """Installed plugins and what each registered."""
