@@ -92,3 +92,19 @@ def test_fixed_splits_in_manifest(cohort_a, tmp_path):
     splits = open_dataset(root).split(seed=99)
     assert [c.case_id for c in splits["test"]] == ids[3:]
     assert np.all([c.case_id in ids[:2] for c in splits["train"]])
+
+
+def test_case_hashes_are_salted_by_the_data_and_match_across_copies(cohort_a, tmp_path):
+    import hashlib
+
+    case = cohort_a.cases[0]
+    unsalted = hashlib.sha256(f"{cohort_a.name}/{case.case_id}".encode()).hexdigest()[:16]
+    assert cohort_a.case_hash(case) != unsalted  # a case id cannot be found by trying names
+    copy = tmp_path / "copy"
+    shutil.copytree(cohort_a.root, copy)
+    again = open_dataset(copy)
+    assert again.case_hash(again.case(case.case_id)) == cohort_a.case_hash(case)  # the same data, the same hashes
+    manifest = json.loads((copy / "dataset.json").read_text())
+    (copy / "dataset.json").write_text(json.dumps({**manifest, "case_salt": "my-secret"}))
+    salted = open_dataset(copy)
+    assert salted.case_salt() == "my-secret" and salted.case_hash(salted.case(case.case_id)) != cohort_a.case_hash(case)

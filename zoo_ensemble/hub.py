@@ -19,6 +19,7 @@ from .cards import MODEL_ID
 from .errors import HubError, ModelFormatError, UnknownModelError
 from .model_folder import CARD, CONFIG, PICKLE_SUFFIXES, WEIGHTS, LoadedModel, load_folder
 from .paths import zoo_home
+from .urls import redact
 
 MODEL_FILES = [CARD, CONFIG, WEIGHTS]
 TAG = "zoo-ensemble"
@@ -35,9 +36,10 @@ class Pulled:
 
 
 def endpoint() -> str:
+    """The Hub's address as messages show it (credentials in the URL are hidden)."""
     from huggingface_hub import constants
 
-    return constants.ENDPOINT
+    return redact(constants.ENDPOINT)
 
 
 def offline() -> bool:
@@ -56,7 +58,7 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
 
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return redact(text[0]) if text else type(exc).__name__
 
 
 def _translate(exc: BaseException, repo: str, revision: str | None) -> Exception:

