@@ -105,10 +105,14 @@ def score_masks(pred: dict[str, np.ndarray], ref: dict[str, np.ndarray], spacing
 
 
 def _pairs(pred: Path, gt: Path) -> list[tuple[str, Path, Path]]:
+    for flag, path in (("--pred", pred), ("--gt", gt)):
+        if not path.exists():
+            raise ZooError(f"{flag} {path}: no such file or folder")
     if pred.is_dir() != gt.is_dir():
         raise ZooError(f"--pred {pred} and --gt {gt} must both be files or both be folders")
     if pred.is_file():
         return [(strip_image_suffix(gt.name), pred, gt)]
+
     def index(folder: Path) -> dict[str, Path]:
         return {strip_image_suffix(p.name): p for p in sorted(folder.iterdir()) if p.name.lower().endswith(IMAGE_SUFFIXES)}
 

@@ -8,8 +8,10 @@ wherever huggingface_hub looks for it (``HF_TOKEN``, ``hf auth login``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,21 @@ def _check_remote_files(repo: str, revision: str | None) -> None:
         raise ModelFormatError(f"hub repo {repo!r} lacks {', '.join(missing)}; it is not a zoo-ensemble model")
 
 
+@contextlib.contextmanager
+def _quiet_downloads() -> Iterator[None]:
+    """huggingface_hub's per-file progress bars off for three small files: a failed pull then
+    prints exactly one error line."""
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    was_disabled = are_progress_bars_disabled()
+    disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not was_disabled:
+            enable_progress_bars()
+
+
 def pull(repo: str, revision: str | None = None) -> Pulled:
     """Download (or find in the cache) a model repo and check card and weights."""
     from huggingface_hub import snapshot_download
@@ -102,7 +119,8 @@ def pull(repo: str, revision: str | None = None) -> Pulled:
     try:
         if not offline():
             _check_remote_files(repo, revision)
-        folder = Path(snapshot_download(repo, revision=revision, allow_patterns=MODEL_FILES, local_files_only=offline()))
+        with _quiet_downloads():
+            folder = Path(snapshot_download(repo, revision=revision, allow_patterns=MODEL_FILES, local_files_only=offline()))
     except (UnknownModelError, ModelFormatError):
         raise
     except Exception as exc:  # huggingface_hub and httpx raise many types; each becomes one clear line

@@ -83,7 +83,7 @@ def preview(
     labels: Annotated[Path | None, typer.Option("--labels", "-l", help="Label map file (found automatically in dataset layouts).")] = None,
     label_map: Annotated[str | None, typer.Option("--label-map", help="Label map name or 1=heart,... (default: the dataset's, else 'zoo').")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="PNG to write (default: CASE name + .png in the current folder).")] = None,
-    slices: Annotated[int, typer.Option(help="Number of axial slices.")] = 4,
+    slices: Annotated[int, typer.Option(min=1, max=32, help="Number of axial slices.")] = 4,
     window: Annotated[str, typer.Option(help="Display window WIDTH/LEVEL in HU.")] = "1600/-300",
 ) -> None:
     """Render a PNG of a few axial slices with organ contours."""

@@ -28,9 +28,9 @@ def train(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Model folder (default: the local zoo).")] = None,
     size: Annotated[int | None, typer.Option(help="Crop size in pixels after resampling (default: the variant's: tiny 160, small 256, paper 320).")] = None,
     spacing: Annotated[str | None, typer.Option(help="In-plane pixel spacing X,Y in mm every slice is resampled to (default: the variant's: tiny 2.2,2.2, small 1.4,1.4, paper 1.0,1.0).")] = None,
-    epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = 40,
-    steps: Annotated[int, typer.Option(help="Batches per epoch.")] = 40,
-    batch_size: Annotated[int, typer.Option(help="Slices per batch.")] = 8,
+    epochs: Annotated[int, typer.Option(min=1, max=100000, help="Maximum epochs.")] = 40,
+    steps: Annotated[int, typer.Option(min=1, max=1000000, help="Batches per epoch.")] = 40,
+    batch_size: Annotated[int, typer.Option(min=1, max=4096, help="Slices per batch.")] = 8,
     lr: Annotated[float, typer.Option(help="Initial learning rate (Adam).")] = 1e-3,
     minutes: Annotated[float | None, typer.Option(help="Wall-clock budget; stops after the epoch that crosses it.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
@@ -77,7 +77,7 @@ def predict(
     probabilities: Annotated[bool, typer.Option("--probabilities", help="Also write one probability map per organ.")] = False,
     label_map: Annotated[str, typer.Option("--label-map", help="Values to write: zoo, structseg, segthor, ... or 1=heart,...")] = "zoo",
     organs: Annotated[str | None, typer.Option("--organs", help="Only these organs (ensembles run only the members they need).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Slices per forward pass.")] = 16,
+    batch_size: Annotated[int, typer.Option(min=1, max=4096, help="Slices per forward pass.")] = 16,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
     """Segment a CT volume; the label map is written on the input's exact grid."""

@@ -1,0 +1,55 @@
+"""Run many ``zoo`` invocations in one process under an address-space limit; report each outcome.
+
+Used by ``test_hostile_inputs.py``: ``python hostile_runner.py CASES.json RESULTS.json``. After
+the imports every case may allocate at most ``LIMIT_GIB`` more (``RLIMIT_AS``), so a hostile
+config that asks for hundreds of gigabytes fails the case instead of the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import resource
+import sys
+import traceback
+
+LIMIT_GIB = 2
+
+
+def _vm(field: str) -> int:
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(field)
+
+
+def main() -> None:
+    cases = json.load(open(sys.argv[1]))
+    import torch  # noqa: F401  (the libraries' own mappings come before the limit)
+
+    from zoo_ensemble import cli, hub, model_folder, verify  # noqa: F401
+    from zoo_ensemble.cli import main as zoo
+
+    cli._register()
+    torch.ones(4) @ torch.ones(4)  # start the thread pool before the limit, as a real run would have
+    limit = _vm("VmSize:") + LIMIT_GIB * 2**30
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    results = []
+    for case in cases:
+        out, err = io.StringIO(), io.StringIO()
+        code: object = 0
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                zoo(case["argv"])
+            except SystemExit as exc:
+                code = exc.code
+            except BaseException:  # a crash: recorded with its traceback, the run goes on
+                code = "crash"
+                err.write(traceback.format_exc())
+        results.append({"name": case["name"], "code": code, "stderr": err.getvalue(), "stdout": out.getvalue()})
+    json.dump({"results": results, "peak_rss": _vm("VmHWM:"), "limit_extra": LIMIT_GIB * 2**30}, open(sys.argv[2], "w"))
+
+
+if __name__ == "__main__":
+    main()
