@@ -106,7 +106,41 @@ def test_bad_cards_name_the_field(trained_heart, tmp_path, edit, message):
         load_folder(m)
 
 
-def test_card_records_the_post_processing_choice(trained_heart):
-    card = load_folder(trained_heart).card
-    assert set(card.postprocess) <= {"largest_component"}
-    assert all(o == "heart" for o in card.postprocess.get("largest_component", []))
+class _Blobs(torch.nn.Module):
+    """Logits: the heart where HU > 0 (a big blob and a stray speck in the test slices)."""
+
+    def forward(self, hu):
+        return (hu > 0).float() * 20 - 10
+
+
+def _case(ref):
+    import numpy as np
+
+    from zoo_ensemble.data.slices import CaseSlices
+
+    image = np.full((4, 32, 32), -1000, np.int16)
+    image[:, 4:20, 4:20] = 40
+    image[1, 28, 28] = 40  # a speck of false positive
+    return CaseSlices("d", "c", image, ref[:, None].astype(np.uint8), np.array([True]), (1.0, 1.0, 1.0))
+
+
+def test_largest_component_is_kept_only_where_it_helps_validation_dice():
+    import numpy as np
+
+    from zoo_ensemble.training.fit import choose_largest_component
+
+    blob = np.zeros((4, 32, 32), bool)
+    blob[:, 4:20, 4:20] = True
+    assert choose_largest_component(_Blobs(), [_case(blob)], ["heart"]) == ["heart"]
+    both = blob.copy()
+    both[1, 28, 28] = True  # the speck is really heart: removing it would cost Dice
+    assert choose_largest_component(_Blobs(), [_case(both)], ["heart"]) == []
+
+
+def test_card_records_the_post_processing_choice(trained_heart, tmp_path):
+    m = _copy(trained_heart, tmp_path)
+    card = load_folder(m).card
+    card.postprocess = {"largest_component": ["heart"]}
+    card.write(m)
+    assert load_folder(m).card.postprocess == {"largest_component": ["heart"]}
+    assert "largest connected component kept for heart" in (m / "README.md").read_text()

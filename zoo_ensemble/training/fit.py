@@ -173,7 +173,7 @@ def choose_largest_component(model: torch.nn.Module, val_cases: Sequence[CaseSli
     from ..metrics import dice
 
     model.eval()
-    device = next(model.parameters()).device
+    device = next(model.parameters(), torch.empty(0)).device
     gains: dict[str, list[float]] = {o: [] for o in organs}
     for case in val_cases:
         chunks = []
