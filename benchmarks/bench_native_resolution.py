@@ -5,9 +5,10 @@ For each model (default: the 18 models of the zoo-thorax plugin), on LIDC-IDRI-0
 - Dice of its organ on ``ct.nii.gz`` (512 x 512 at 0.70 mm) against ``labels.nii.gz`` and on
   ``ct_small.nii.gz`` (128 x 128 at 2.81 mm) against ``labels_small.nii.gz`` (label map ``zoo``),
   and their difference (target: within 0.03);
-- on the full-resolution CT, prediction time (read slices, resample to the model's spacing,
-  crop, forward, paste back, resample the probabilities back, decide labels) divided by the
-  bare forward passes over the same resampled crops, timed in the same run (target: <= 1.15).
+- on the full-resolution CT, prediction time (slices to float, resample to the model's spacing,
+  crop, forward, paste back, resample the probabilities back, decide labels; the card's
+  largest-component post-processing left out) divided by the bare forward passes over the same
+  resampled crops, timed in the same run (target: <= 1.15).
 
 Data: ``--data DIR`` (what ``zoo data sample --out DIR`` writes), else ``../shared/data/lidc-idri-0001``.
 Run: python benchmarks/bench_native_resolution.py [--models heart-unet,...] [--data DIR]
@@ -63,6 +64,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "lidc-idri-0001")
     parser.add_argument("--models", help="comma-separated model ids (default: the zoo-thorax plugin's 18)")
     parser.add_argument("--no-timing", action="store_true", help="skip the resampling-cost timing")
+    parser.add_argument("--repeat", type=int, default=3, help="timings per model; the best is kept")
     args = parser.parse_args()
 
     from zoo_ensemble.io import read_ct, read_labels
@@ -83,12 +85,16 @@ def main() -> None:
     for model_id in ids:
         predictor, loaded = load_for_prediction(model_id, device="cpu")
         organs = loaded.organs
-        t = time.perf_counter()
-        with torch.inference_mode():
-            pf = predictor.predict(full)
-        seconds = time.perf_counter() - t
-        ps = predictor.predict(small)
-        bare = float("nan") if args.no_timing else bare_forward_seconds(predictor, full)
+        pf, ps = predictor.predict(full), predictor.predict(small)  # as `zoo predict` runs (post-processing included)
+        predictor.largest_component = []  # timed without the post-processing: resampling against the bare forward
+        seconds, bare = float("nan"), float("nan")
+        for _ in range(0 if args.no_timing else args.repeat):  # best of --repeat, each in the same run
+            t = time.perf_counter()
+            with torch.inference_mode():
+                predictor.predict(full)
+            seconds = min(seconds, time.perf_counter() - t) if seconds == seconds else time.perf_counter() - t
+            b = bare_forward_seconds(predictor, full)
+            bare = min(bare, b) if bare == bare else b
         for i, organ in enumerate(organs):
             value = ORGAN_VALUES[organ]
             df = dice(pf.labels == i + 1, full_ref == value)

@@ -35,17 +35,20 @@ def keep_largest_component(mask: np.ndarray) -> np.ndarray:
 
 
 def labels_from_probabilities(probs: torch.Tensor, threshold: float = 0.5) -> tuple[torch.Tensor, int]:
-    """One label per pixel from multi-label probabilities ``(B, C, H, W)``.
+    """One label per pixel from multi-label probabilities ``(B, C, H, W)``, as uint8.
 
     0 (background) where no channel passes ``threshold``; otherwise ``1 + argmax`` over the
     channels that pass, i.e. the most confident organ. Also returns how many pixels were
-    contested (more than one channel passed).
+    contested (more than one channel passed). Runs on the input's full grid, so it stays to a
+    few passes over uint8 and bool data.
     """
     passing = probs > threshold
-    masked = torch.where(passing, probs, torch.full_like(probs, -1.0))
-    label = torch.where(passing.any(dim=1), masked.argmax(dim=1) + 1, torch.zeros_like(masked[:, 0], dtype=torch.long))
-    contested = int((passing.sum(dim=1) > 1).sum())
-    return label, contested
+    if probs.shape[1] == 1:
+        return passing[:, 0].to(torch.uint8), 0
+    count = passing.sum(dim=1, dtype=torch.uint8)
+    best = probs.masked_fill(~passing, -1.0).argmax(dim=1).to(torch.uint8) + 1
+    label = best.masked_fill_(count == 0, 0)
+    return label, int((count > 1).sum())
 
 
 @dataclass
@@ -146,7 +149,7 @@ class Predictor:
             hu = torch.from_numpy(volume.array[z0:z1].astype(np.float32))[:, None]
             probs = self._forward_batch(hu, (volume.spacing[0], volume.spacing[1]))
             lab, n = labels_from_probabilities(probs, self.threshold)
-            labels[z0:z1] = lab.numpy().astype(np.uint8)
+            labels[z0:z1] = lab.numpy()
             contested += n
             if probs_out is not None:
                 for c, organ in enumerate(self.organs):
