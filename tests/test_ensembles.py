@@ -187,3 +187,50 @@ def test_compose_and_push(in_member_zoo, hub, tmp_path, monkeypatch):
     monkeypatch.setenv("ZOO_HOME", str(tmp_path / "elsewhere"))  # pull into another zoo
     pulled = zhub.pull("zoo-test/argmax-ens")
     assert pulled.loaded.card.kind == "ensemble" and len(pulled.loaded.card.members) == 3
+
+
+def _liar(zoo, name: str, loss: float) -> None:
+    """A copy of heart-unet whose card claims another validation loss."""
+    folder = zoo / "models" / name
+    shutil.copytree(zoo / "models" / "heart-unet", folder)
+    text = (folder / "README.md").read_text()
+    start = text.index("best_val_loss:")
+    end = text.index("\n", start)
+    text = text[:start] + f"best_val_loss: {loss}" + text[end:]
+    (folder / "README.md").write_text(text.replace("model_id: heart-unet", f"model_id: {name}"))
+
+
+def test_implausible_card_numbers_do_not_choose_members(in_member_zoo):
+    from zoo_ensemble.compose import choose_members
+
+    _liar(in_member_zoo, "heart-liar", -1000.0)
+    try:
+        members, _ = choose_members("heart")
+        assert [m.model_id for m in members] == ["heart-unet"]  # a negative loss is not believed
+        assert "validation loss" in members[0].reason and "best of 2" in members[0].reason
+    finally:
+        shutil.rmtree(in_member_zoo / "models" / "heart-liar")
+
+
+def test_pulled_models_rank_after_installed_and_local_ones(in_member_zoo, hub, tmp_path):
+    from zoo_ensemble import hub as zhub
+    from zoo_ensemble.compose import choose_members
+
+    better = tmp_path / "better"
+    shutil.copytree(in_member_zoo / "models" / "heart-unet", better)
+    text = (better / "README.md").read_text()
+    start = text.index("best_val_loss:")
+    text = text[:start] + "best_val_loss: 0.0001" + text[text.index("\n", start):]
+    (better / "README.md").write_text(text.replace("model_id: heart-unet", "model_id: heart-hub"))
+    zhub.push(better, "someone/heart-hub")
+    zhub.pull("someone/heart-hub")
+    members, _ = choose_members("heart")
+    assert [m.model_id for m in members] == ["heart-unet"] and "installed and local models first" in members[0].reason
+    chosen, _ = choose_members("heart", ["heart-hub"])
+    assert chosen[0].source.startswith("hf-hub:someone/heart-hub@")
+
+
+def test_provenance_names_no_local_path(in_member_zoo, tmp_path):
+    result = compose("argmax", "all", MEMBERS, [], out=tmp_path / "ens")
+    for member in load_folder(result.folder).card.members:
+        assert member["source"] == "local" and "/" not in json.dumps({k: v for k, v in member.items() if k != "repo"})

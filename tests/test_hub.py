@@ -135,3 +135,14 @@ def test_a_pulled_card_cannot_take_over_another_models_id(hub, trained_heart, tm
     assert resolve_folder("heart-unet") == local
     ids = {r.model_id: r for r in list_models()}
     assert ids["heart-unet"].folder == local and ids["hf-hub:evil/heart-unet"].folder == pulled.folder
+
+
+def test_credentials_in_the_endpoint_never_reach_a_message(monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", "http://alice:s3cret@127.0.0.1:9")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    assert zhub.endpoint() == "http://***@127.0.0.1:9"
+    with pytest.raises((HubError, UnknownModelError)) as exc:
+        zhub.pull("zoo-test/anything")
+    assert "s3cret" not in str(exc.value) and "alice" not in str(exc.value)
