@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import ZooError
-from .hookspecs import hookimpl
+from .zoo.hookspecs import hookimpl
 
 __version__ = "0.1.0.dev0"
 
@@ -31,23 +31,11 @@ def list_models(organ: str | None = None) -> list[Any]:
 
 def __getattr__(name: str) -> Any:
     # Lazy re-exports keep `import zoo_ensemble` light (no torch import for the CLI's --help).
-    if name == "ModelSpec":
-        from .plugins import ModelSpec
+    if name in ("ArchitectureSpec", "LabelMap", "MethodSpec", "ModelSpec", "Organ", "Window"):
+        from . import specs
 
-        return ModelSpec
-    if name in ("ArchitectureSpec",):
-        from .architectures import ArchitectureSpec
-
-        return ArchitectureSpec
-    if name == "LabelMap":
-        from .labelmaps import LabelMap
-
-        return LabelMap
-    if name in ("Organ", "Window"):
-        from . import organs
-
-        return getattr(organs, name)
+        return getattr(specs, name)
     raise AttributeError(name)
 
 
-__all__ = ["ArchitectureSpec", "LabelMap", "ModelSpec", "Organ", "Window", "ZooError", "hookimpl", "list_models", "load_model"]
+__all__ = ["ArchitectureSpec", "LabelMap", "MethodSpec", "ModelSpec", "Organ", "Window", "ZooError", "hookimpl", "list_models", "load_model"]

@@ -101,7 +101,7 @@ def source_of(folder: Path) -> str:
     """Where a member came from, as provenance may say it: ``hf-hub:repo@commit``, ``plugin NAME``
     or ``local`` (never a local path: a card is published)."""
     from . import hub
-    from .plugins import get_registry
+    from .zoo.plugins import get_registry
 
     pulled = hub.entry_for_folder(folder)
     if pulled:

@@ -7,89 +7,17 @@ unknown, not background.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import LabelMapError
 from .organs import get_organ
+from .specs import LabelMap
+from .zoo.plugins import get_registry
 
-log = logging.getLogger("zoo_ensemble")
-
-
-@dataclass(frozen=True)
-class LabelMap:
-    """``organ -> label values``; several values may make one organ (TotalSegmentator lobes)."""
-
-    name: str
-    values: Mapping[str, tuple[int, ...]]
-    description: str = ""
-
-    def __post_init__(self) -> None:
-        seen: dict[int, str] = {}
-        for organ, vals in self.values.items():
-            get_organ(organ)
-            if not vals:
-                raise LabelMapError(f"label map {self.name!r}: organ {organ!r} has no value")
-            for v in vals:
-                if not 0 < int(v) < 65536:
-                    raise LabelMapError(f"label map {self.name!r}: value {v} of {organ!r} is not in 1..65535")
-                if v in seen:
-                    raise LabelMapError(
-                        f"label map {self.name!r}: value {v} is given to both {seen[v]!r} and {organ!r}"
-                    )
-                seen[v] = organ
-
-    @property
-    def organs(self) -> list[str]:
-        return list(self.values)
-
-    def mask(self, labels: np.ndarray, organ: str) -> np.ndarray:
-        """Boolean mask of ``organ`` in a label array."""
-        if organ not in self.values:
-            raise LabelMapError(f"label map {self.name!r} has no organ {organ!r} (it has {', '.join(self.values)})")
-        vals = self.values[organ]
-        if len(vals) == 1:
-            return labels == vals[0]
-        return np.isin(labels, vals)
-
-    def masks(self, labels: np.ndarray, organs: list[str] | None = None) -> dict[str, np.ndarray]:
-        """One boolean mask per organ (all organs of the map by default)."""
-        return {o: self.mask(labels, o) for o in (organs or self.organs)}
-
-    def unknown_values(self, labels: np.ndarray) -> dict[int, int]:
-        """Label values present in ``labels`` that this map does not name, with voxel counts."""
-        known = {v for vals in self.values.values() for v in vals} | {0}
-        values, counts = np.unique(labels, return_counts=True)
-        return {int(v): int(c) for v, c in zip(values, counts) if int(v) not in known}
-
-    def warn_unknown(self, labels: np.ndarray, where: str) -> None:
-        """Say once per file which values this map leaves out (they are scored as background)."""
-        unknown = self.unknown_values(labels)
-        if unknown:
-            shown = ", ".join(f"{v} ({c} voxels)" for v, c in list(unknown.items())[:8])
-            log.warning("%s: label value(s) %s are not in label map %r and count as background", where, shown, self.name)
-
-    def encode(self, masks: Mapping[str, np.ndarray], dtype: type = np.uint8) -> np.ndarray:
-        """Write masks into one label array with this map's (first) value per organ.
-
-        Where masks overlap, the organ later in ``masks`` wins.
-        """
-        if not masks:
-            raise LabelMapError("nothing to encode")
-        shape = next(iter(masks.values())).shape
-        out = np.zeros(shape, dtype=dtype)
-        for organ, m in masks.items():
-            if organ not in self.values:
-                raise LabelMapError(f"label map {self.name!r} has no value for organ {organ!r}")
-            out[m] = self.values[organ][0]
-        return out
-
-    def as_dict(self) -> dict[str, list[int]]:
-        return {o: list(v) for o, v in self.values.items()}
+__all__ = ["BUILTIN_LABEL_MAPS", "LabelMap", "check_laterality", "get_label_map", "label_map_names", "parse_custom"]
 
 
 def _lm(name: str, description: str, **values: int | tuple[int, ...]) -> LabelMap:
@@ -126,8 +54,6 @@ BUILTIN_LABEL_MAPS: tuple[LabelMap, ...] = (
 )
 
 def _registered() -> dict[str, LabelMap]:
-    from .plugins import get_registry
-
     reg = get_registry()
     return {name: reg.get("label_maps", name) for name in reg.names("label_maps")}
 
@@ -152,7 +78,14 @@ def parse_custom(text: str, name: str = "custom") -> LabelMap:
         values.setdefault(m.group(2), []).append(int(m.group(1)))
     if not values:
         raise LabelMapError(f"empty label map {text!r}")
-    return LabelMap(name, {o: tuple(v) for o, v in values.items()}, f"declared: {text}")
+    return _checked(LabelMap(name, {o: tuple(v) for o, v in values.items()}, f"declared: {text}"))
+
+
+def _checked(label_map: LabelMap) -> LabelMap:
+    """A user-declared map whose organs are all in the vocabulary."""
+    for organ in label_map.values:
+        get_organ(organ)
+    return label_map
 
 
 def get_label_map(spec: str | Mapping[str, object] | LabelMap) -> LabelMap:
@@ -185,7 +118,7 @@ def _from_mapping(spec: Mapping[str, object]) -> LabelMap:
             values.setdefault(str(key), []).extend(val)
         else:
             raise LabelMapError(f"cannot read label map entry {key!r}: {val!r}")
-    return LabelMap("custom", {o: tuple(v) for o, v in values.items()}, "declared in a manifest")
+    return _checked(LabelMap("custom", {o: tuple(v) for o, v in values.items()}, "declared in a manifest"))
 
 
 def check_laterality(masks: Mapping[str, np.ndarray], min_voxels: int = 50) -> None:

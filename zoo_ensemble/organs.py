@@ -1,60 +1,22 @@
 """The organ vocabulary and each organ's default CT window.
 
 Windows are (width, level) in HU from Table I of Crespi et al.; the aorta, absent from the
-table, gets the usual mediastinal window. Plugins may add organs through :func:`register_organ`.
+table, gets the usual mediastinal window. The registry is the one vocabulary: the core plugin
+registers these organs and plugins add theirs through the ``register_organs`` hook.
 """
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
 
 from .errors import UnknownOrganError
+from .specs import Organ, Window
+from .zoo.plugins import get_registry
 
+__all__ = ["BUILTIN_ORGANS", "THORACIC_ORGANS", "Organ", "Window", "check_organ_list", "default_window", "get_organ", "parse_organs"]
 
-@dataclass(frozen=True)
-class Window:
-    """A CT display window: HU in ``[level - width/2, level + width/2]`` maps onto ``[0, 1]``."""
-
-    width: float
-    level: float
-
-    def __post_init__(self) -> None:
-        if not self.width > 0:
-            raise ValueError(f"window width must be > 0, got {self.width}")
-
-    @property
-    def low(self) -> float:
-        return self.level - self.width / 2
-
-    @property
-    def high(self) -> float:
-        return self.level + self.width / 2
-
-    def as_dict(self) -> dict[str, float]:
-        return {"width": self.width, "level": self.level}
-
-
-@dataclass(frozen=True)
-class Organ:
-    name: str
-    window: Window
-    description: str
-    small: bool = False  # thin or small structures: oversampled when training
-
-
-_ORGANS: dict[str, Organ] = {}
-
-
-def register_organ(organ: Organ) -> None:
-    """Add an organ to the vocabulary; a second, different definition of one name is an error."""
-    existing = _ORGANS.get(organ.name)
-    if existing is not None and existing != organ:
-        raise UnknownOrganError(f"organ {organ.name!r} is already defined differently")
-    _ORGANS[organ.name] = organ
-
-
-_BUILTIN_ORGANS = (
+#: The core's organs; plugins add theirs through the ``register_organs`` hook.
+BUILTIN_ORGANS: tuple[Organ, ...] = (
     Organ("lung_left", Window(1500, -600), "left lung"),
     Organ("lung_right", Window(1500, -600), "right lung"),
     Organ("heart", Window(350, 50), "heart"),
@@ -63,12 +25,6 @@ _BUILTIN_ORGANS = (
     Organ("spinal_cord", Window(600, 0), "spinal cord", small=True),
     Organ("aorta", Window(400, 40), "aorta"),
 )
-for _organ in _BUILTIN_ORGANS:
-    register_organ(_organ)
-
-
-def builtin_organs() -> tuple[Organ, ...]:
-    return _BUILTIN_ORGANS
 
 #: The organs of the paper, in the channel order its multi-organ models use.
 THORACIC_ORGANS: tuple[str, ...] = (
@@ -81,28 +37,17 @@ THORACIC_ORGANS: tuple[str, ...] = (
 )
 
 
-def organ_names() -> list[str]:
-    """All known organ names (plugins' included), in registration order."""
-    from .plugins import ensure_loaded
-
-    ensure_loaded()
-    return list(_ORGANS)
-
-
 def get_organ(name: str) -> Organ:
-    """Look an organ up by name; an unknown name is an error that suggests close matches."""
-    if name not in _ORGANS:
-        from .plugins import ensure_loaded
-
-        ensure_loaded()  # a plugin may define it
-    try:
-        return _ORGANS[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, _ORGANS, n=3)
+    """Look an organ up in the registry (the one vocabulary); an unknown name is an error that
+    suggests close matches."""
+    reg = get_registry()
+    organ = reg.get("organs", name) if isinstance(name, str) else None
+    if organ is None:
+        known = reg.names("organs")
+        close = difflib.get_close_matches(str(name), known, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise UnknownOrganError(
-            f"unknown organ {name!r}{hint} (known: {', '.join(_ORGANS)})"
-        ) from None
+        raise UnknownOrganError(f"unknown organ {name!r}{hint} (known: {', '.join(known)})")
+    return organ
 
 
 def default_window(name: str) -> Window:

@@ -19,7 +19,8 @@ from .cards import Card
 from .errors import UnknownModelError, ZooError
 from .organs import Window
 from .paths import zoo_home
-from .plugins import ModelSpec, get_registry
+from .specs import ModelSpec
+from .zoo.plugins import get_registry
 
 log = logging.getLogger("zoo_ensemble")
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UnknownModelError
 from ..organs import Window
-from .base import ModelConfig, SegmentationModel, default_windows
+from ..specs import ArchitectureSpec
+from ..zoo.plugins import get_registry
+from .base import DEFINED, ModelConfig, SegmentationModel, default_windows, register_architecture
 
 
 #: Input geometry of each size preset: a crop and an in-plane spacing that together cover a
@@ -23,33 +23,19 @@ VARIANT_GEOMETRY: dict[str, dict[str, Any]] = {
 }
 
 
-@dataclass(frozen=True)
-class ArchitectureSpec:
-    name: str
-    build: Callable[[ModelConfig], SegmentationModel]
-    presets: dict[str, dict[str, Any]]
-    description: str = ""
-
-
 def builtin_architectures() -> list[ArchitectureSpec]:
-    from . import deeplabv3, se_resunet, unet
+    """The families this package defines (their modules register themselves on import)."""
+    from . import deeplabv3, se_resunet, unet  # noqa: F401  (each module's @register_architecture)
 
-    return [
-        ArchitectureSpec("unet", unet.build, unet.PRESETS, "U-Net (Ronneberger et al.)"),
-        ArchitectureSpec("se_resunet", se_resunet.build, se_resunet.PRESETS, "SE-ResUNet (Cao et al.), timm SE-ResNet encoder"),
-        ArchitectureSpec("deeplabv3", deeplabv3.build, deeplabv3.PRESETS, "DeepLabV3 (Chen et al.), timm ResNet encoder, ASPP"),
-    ]
+    order = ("unet", "se_resunet", "deeplabv3")
+    return [DEFINED[n] for n in order] + [spec for n, spec in DEFINED.items() if n not in order]
 
 
 def architecture_names() -> list[str]:
-    from ..plugins import get_registry
-
     return get_registry().names("architectures")
 
 
 def get_architecture(name: str) -> ArchitectureSpec:
-    from ..plugins import get_registry
-
     spec = get_registry().get("architectures", name)
     if spec is None:
         known = architecture_names()
@@ -97,4 +83,5 @@ __all__ = [
     "get_architecture",
     "builtin_architectures",
     "make_config",
+    "register_architecture",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import ModelConfig, SegmentationModel, conv_bn_relu, upsample_to
+from .base import ModelConfig, SegmentationModel, conv_bn_relu, register_architecture, upsample_to
 from .se_resunet import timm_encoder
 
 PRESETS = {
@@ -52,5 +52,6 @@ class DeepLabV3(SegmentationModel):
         return self.refine
 
 
+@register_architecture("deeplabv3", PRESETS, "DeepLabV3 (Chen et al.), timm ResNet encoder, ASPP")
 def build(config: ModelConfig) -> DeepLabV3:
     return DeepLabV3(config)

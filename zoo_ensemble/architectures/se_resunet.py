@@ -12,7 +12,7 @@ import timm
 import torch
 from torch import nn
 
-from .base import ModelConfig, SegmentationModel, conv_bn_relu, upsample_to
+from .base import ModelConfig, SegmentationModel, conv_bn_relu, register_architecture, upsample_to
 
 PRESETS = {
     "tiny": {"encoder": "seresnet18", "encoder_layers": [1, 1, 1, 1], "widths": [8, 16, 32, 64], "decoder_widths": [32, 16, 8, 8, 8]},
@@ -104,5 +104,6 @@ class SEResUNet(SegmentationModel):
         return self.last
 
 
+@register_architecture("se_resunet", PRESETS, "SE-ResUNet (Cao et al.), timm SE-ResNet encoder")
 def build(config: ModelConfig) -> SEResUNet:
     return SEResUNet(config)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import ModelConfig, SegmentationModel, conv_bn_relu, upsample_to
+from .base import ModelConfig, SegmentationModel, conv_bn_relu, register_architecture, upsample_to
 
 PRESETS = {
     "tiny": {"widths": [8, 16, 32, 64, 64]},
@@ -59,5 +59,6 @@ class UNet(SegmentationModel):
         return self.core.up[-1]
 
 
+@register_architecture("unet", PRESETS, "U-Net (Ronneberger et al.)")
 def build(config: ModelConfig) -> UNet:
     return UNet(config)

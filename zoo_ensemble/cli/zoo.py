@@ -90,7 +90,7 @@ def verify(model: Annotated[str, typer.Argument(help="Model id, hf-hub:org/name,
 @app.command("plugins")
 def plugins() -> None:
     """Installed plugins and what each registered."""
-    from ..plugins import get_registry
+    from ..zoo.plugins import get_registry
 
     reg = get_registry()
     table = Table(title="plugins", title_justify="left")
@@ -110,7 +110,7 @@ def pull(
     """Download a model into the Hugging Face cache and check its card and weights."""
     from .. import hub
     from ..errors import UnknownModelError
-    from ..plugins import get_registry
+    from ..zoo.plugins import get_registry
 
     spec = get_registry().get("models", model)
     if spec is not None:

@@ -2,42 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
-
 from ..errors import UnknownModelError
+from ..specs import MethodSpec
+from ..zoo.plugins import get_registry
+from .base import DEFINED, register_method
 
-
-@dataclass(frozen=True)
-class MethodSpec:
-    name: str
-    build: Callable[..., Any]
-    trainable: bool
-    description: str = ""
+__all__ = ["MethodSpec", "builtin_methods", "get_method", "method_names", "register_method"]
 
 
 def builtin_methods() -> list[MethodSpec]:
-    """The paper's four methods (registered by the core plugin)."""
-    from . import argmax, layer_fusion, logits_conv, meta_unet
+    """The paper's four methods (their modules register themselves on import)."""
+    from . import argmax, layer_fusion, logits_conv, meta_unet  # noqa: F401  (each module's @register_method)
 
-    return [
-        MethodSpec("argmax", argmax.build, False, "most confident member above threshold; nothing trained"),
-        MethodSpec("logits_conv", logits_conv.build, True, "1 x 1 convolution over the member logits"),
-        MethodSpec("meta_unet", meta_unet.build, True, "U-Net on the stacked member logits"),
-        MethodSpec("layer_fusion", layer_fusion.build, True, "members' last feature layers fused by a 1 x 1 convolution"),
-    ]
+    order = ("argmax", "logits_conv", "meta_unet", "layer_fusion")
+    return [DEFINED[n] for n in order] + [spec for n, spec in DEFINED.items() if n not in order]
 
 
 def method_names() -> list[str]:
-    from ..plugins import get_registry
-
     return get_registry().names("ensemble_methods")
 
 
 def get_method(name: str) -> MethodSpec:
-    from ..plugins import get_registry
-
     spec = get_registry().get("ensemble_methods", name)
     if spec is None:
         raise UnknownModelError(f"unknown ensemble method {name!r} (registered: {', '.join(method_names()) or 'none'})")

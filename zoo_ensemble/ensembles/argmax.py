@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .base import Ensemble
+from .base import Ensemble, register_method
 
 ABSENT = -30.0  # the logit of an organ no running member segments
 
@@ -34,5 +34,6 @@ class ArgmaxEnsemble(Ensemble):
         return out
 
 
+@register_method("argmax", trainable=False, description="most confident member above threshold; nothing trained")
 def build(members, infos, organs, **options) -> ArgmaxEnsemble:
     return ArgmaxEnsemble(members, infos, organs, **options)

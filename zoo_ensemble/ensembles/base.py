@@ -8,7 +8,7 @@ a method may unfreeze parts of them (layer fusion's last layers).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +16,22 @@ import torch
 from torch import nn
 
 from ..architectures import SegmentationModel
+from ..specs import MethodSpec
+
+
+#: Methods defined in this package, filled by :func:`register_method` as each module is
+#: imported; the core plugin registers them.
+DEFINED: dict[str, MethodSpec] = {}
+
+
+def register_method(name: str, trainable: bool, description: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate an ensemble method's ``build(members, infos, organs, **options)``."""
+
+    def decorate(build: Callable[..., Any]) -> Callable[..., Any]:
+        DEFINED[name] = MethodSpec(name, build, trainable, description)
+        return build
+
+    return decorate
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .base import Ensemble
+from .base import Ensemble, register_method
 
 
 class LayerFusionEnsemble(Ensemble):
@@ -51,5 +51,6 @@ class LayerFusionEnsemble(Ensemble):
         return self.fuse(feats)
 
 
+@register_method("layer_fusion", trainable=True, description="members' last feature layers fused by a 1 x 1 convolution")
 def build(members, infos, organs, **options) -> LayerFusionEnsemble:
     return LayerFusionEnsemble(members, infos, organs, **options)

@@ -15,7 +15,7 @@ import torch
 from rich.table import Table
 from torch import nn
 
-from .base import Ensemble, organ_channel_matrix
+from .base import Ensemble, organ_channel_matrix, register_method
 
 
 class LogitsConvEnsemble(Ensemble):
@@ -47,5 +47,6 @@ class LogitsConvEnsemble(Ensemble):
         return table
 
 
+@register_method("logits_conv", trainable=True, description="1 x 1 convolution over the member logits")
 def build(members, infos, organs, **options) -> LogitsConvEnsemble:
     return LogitsConvEnsemble(members, infos, organs, **options)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..architectures.unet import PRESETS, UNetCore
-from .base import Ensemble, organ_channel_matrix
+from .base import Ensemble, organ_channel_matrix, register_method
 
 
 class MetaUNetEnsemble(Ensemble):
@@ -44,5 +44,6 @@ class MetaUNetEnsemble(Ensemble):
         return y + self.skip(logits) if self.residual else y
 
 
+@register_method("meta_unet", trainable=True, description="U-Net on the stacked member logits")
 def build(members, infos, organs, **options) -> MetaUNetEnsemble:
     return MetaUNetEnsemble(members, infos, organs, **options)
