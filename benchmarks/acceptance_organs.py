@@ -31,7 +31,9 @@ def epoch_minutes(minutes: float) -> float:
 
 def phantom_part(args, work: Path) -> dict:
     from zoo_ensemble.data.cohort import write_cohort
-    from zoo_ensemble.predict import evaluate_model, load_model, predictor_for
+    from zoo_ensemble.evaluation import evaluate_model
+    from zoo_ensemble.zoo.catalog import load_model
+    from zoo_ensemble.zoo.loading import predictor_for
     from zoo_ensemble.training.fit import train_model
     from zoo_ensemble.training.trainer import TrainConfig
 
@@ -58,7 +60,9 @@ def phantom_part(args, work: Path) -> dict:
 def lidc_part(args, work: Path) -> dict:
     from zoo_ensemble.data.dataset import open_dataset, write_manifest
     from zoo_ensemble.labelmaps import get_label_map
-    from zoo_ensemble.predict import evaluate_model, load_model, predictor_for
+    from zoo_ensemble.evaluation import evaluate_model
+    from zoo_ensemble.zoo.catalog import load_model
+    from zoo_ensemble.zoo.loading import predictor_for
     from zoo_ensemble.training.fit import train_model
     from zoo_ensemble.training.trainer import TrainConfig
 

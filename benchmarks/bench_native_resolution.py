@@ -68,7 +68,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from zoo_ensemble.io import read_ct, read_labels
-    from zoo_ensemble.predict import load_for_prediction
+    from zoo_ensemble.zoo.catalog import load_for_prediction
 
     if args.models:
         ids = args.models.split(",")

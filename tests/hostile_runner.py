@@ -28,7 +28,8 @@ def main() -> None:
     cases = json.load(open(sys.argv[1]))
     import torch  # noqa: F401  (the libraries' own mappings come before the limit)
 
-    from zoo_ensemble import cli, hub, model_folder, verify  # noqa: F401
+    from zoo_ensemble import cli  # noqa: F401
+    from zoo_ensemble.zoo import catalog, hub, loading, verify  # noqa: F401
     from zoo_ensemble.cli import main as zoo
 
     cli._register()

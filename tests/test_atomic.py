@@ -65,18 +65,18 @@ def test_model_folder_files_share_one_mode(trained_heart):
 def _pull_many(args):
     home, start = args
     os.environ["ZOO_HOME"] = home
-    from zoo_ensemble import hub
+    from zoo_ensemble.zoo import hub
 
     for i in range(start, start + 10):
         card = SimpleNamespace(model_id=f"m-{i}")
-        hub._record(SimpleNamespace(repo=f"org/m-{i}", revision=None, commit="c" * 40, folder=Path(home) / f"f{i}", loaded=SimpleNamespace(card=card)))
+        hub.record(hub.Downloaded(f"org/m-{i}", None, "c" * 40, Path(home) / f"f{i}"), card.model_id)
 
 
 def test_concurrent_pulls_keep_every_index_entry(tmp_path, monkeypatch):
     monkeypatch.setenv("ZOO_HOME", str(tmp_path))
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         pool.map(_pull_many, [(str(tmp_path), k * 10) for k in range(4)])
-    from zoo_ensemble import hub
+    from zoo_ensemble.zoo import hub
 
     index = hub.index()
     assert sorted(index) == sorted(f"org/m-{i}" for i in range(40))

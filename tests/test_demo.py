@@ -5,8 +5,8 @@ import pytest
 from zoo_ensemble.zoo import plugins
 from zoo_ensemble.cli.demo import comparison_tables
 from zoo_ensemble.demo import COHORT_SEED_OFFSET, METHODS, DemoSettings, plugin_members, run_demo
-from zoo_ensemble.model_folder import load_folder
-from zoo_ensemble.registry import list_models
+from zoo_ensemble.zoo.loading import load_folder
+from zoo_ensemble.zoo.catalog import list_models
 
 
 @pytest.fixture

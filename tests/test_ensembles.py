@@ -9,8 +9,9 @@ import torch
 
 from zoo_ensemble.compose import ComposeError, compose
 from zoo_ensemble.errors import ZooError
-from zoo_ensemble.model_folder import load_folder
-from zoo_ensemble.predict import load_model, predictor_for
+from zoo_ensemble.zoo.loading import load_folder
+from zoo_ensemble.zoo.catalog import load_model
+from zoo_ensemble.zoo.loading import predictor_for
 from zoo_ensemble.training.trainer import TrainConfig
 
 MEMBERS = ["heart-unet", "trachea-se_resunet", "lung_left-deeplabv3"]
@@ -181,11 +182,12 @@ def test_default_members_are_the_best_per_organ(in_member_zoo):
 
 
 def test_compose_and_push(in_member_zoo, hub, tmp_path, monkeypatch):
-    from zoo_ensemble import hub as zhub
+    from zoo_ensemble.zoo import hub as zhub
+    from zoo_ensemble.zoo.catalog import pull
 
     compose("argmax", "all", MEMBERS, [], out=tmp_path / "pushed", push="zoo-test/argmax-ens")
     monkeypatch.setenv("ZOO_HOME", str(tmp_path / "elsewhere"))  # pull into another zoo
-    pulled = zhub.pull("zoo-test/argmax-ens")
+    pulled = pull("zoo-test/argmax-ens")
     assert pulled.loaded.card.kind == "ensemble" and len(pulled.loaded.card.members) == 3
 
 
@@ -213,7 +215,8 @@ def test_implausible_card_numbers_do_not_choose_members(in_member_zoo):
 
 
 def test_pulled_models_rank_after_installed_and_local_ones(in_member_zoo, hub, tmp_path):
-    from zoo_ensemble import hub as zhub
+    from zoo_ensemble.zoo import hub as zhub
+    from zoo_ensemble.zoo.catalog import pull
     from zoo_ensemble.compose import choose_members
 
     better = tmp_path / "better"
@@ -223,7 +226,7 @@ def test_pulled_models_rank_after_installed_and_local_ones(in_member_zoo, hub, t
     text = text[:start] + "best_val_loss: 0.0001" + text[text.index("\n", start):]
     (better / "README.md").write_text(text.replace("model_id: heart-unet", "model_id: heart-hub"))
     zhub.push(better, "someone/heart-hub")
-    zhub.pull("someone/heart-hub")
+    pull("someone/heart-hub")
     members, _ = choose_members("heart")
     assert [m.model_id for m in members] == ["heart-unet"] and "installed and local models first" in members[0].reason
     chosen, _ = choose_members("heart", ["heart-hub"])

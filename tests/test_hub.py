@@ -6,10 +6,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from zoo_ensemble import hub as zhub
+from zoo_ensemble.zoo import hub as zhub
+from zoo_ensemble.zoo.catalog import pull
 from zoo_ensemble.errors import HubError, ModelFormatError, UnknownModelError
-from zoo_ensemble.model_folder import load_folder
-from zoo_ensemble.registry import resolve_folder
+from zoo_ensemble.zoo.loading import load_folder
+from zoo_ensemble.zoo.catalog import resolve_folder
 
 
 def _outputs(folder):
@@ -22,7 +23,7 @@ def _outputs(folder):
 def test_push_then_pull_gives_identical_outputs(hub, trained_heart):
     info = zhub.push(trained_heart, "zoo-test/heart-unet")
     assert info.oid
-    pulled = zhub.pull("zoo-test/heart-unet")
+    pulled = pull("zoo-test/heart-unet")
     assert pulled.commit == info.oid and len(pulled.commit) == 40
     assert torch.equal(_outputs(pulled.folder), _outputs(trained_heart))
     assert zhub.index()["zoo-test/heart-unet"]["commit"] == info.oid
@@ -38,17 +39,17 @@ def test_push_then_pull_gives_identical_outputs(hub, trained_heart):
 def test_pull_a_pinned_revision_and_offline_cache(hub, trained_heart, monkeypatch):
     first = zhub.push(trained_heart, "zoo-test/heart-pinned")
     zhub.push(trained_heart, "zoo-test/heart-pinned", message="again")
-    pulled = zhub.pull("zoo-test/heart-pinned", revision=first.oid)
+    pulled = pull("zoo-test/heart-pinned", revision=first.oid)
     assert pulled.commit == first.oid
 
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     hub.state.requests.clear()
-    again = zhub.pull("zoo-test/heart-pinned", revision=first.oid)
+    again = pull("zoo-test/heart-pinned", revision=first.oid)
     assert again.folder == pulled.folder and hub.state.requests == []  # nothing went over the network
     with pytest.raises(HubError, match="not in the local cache"):
-        zhub.pull("zoo-test/never-pulled")
+        pull("zoo-test/never-pulled")
 
 
 def test_tampered_weights_are_refused(hub, trained_heart, tmp_path):
@@ -68,7 +69,7 @@ def test_tampered_weights_are_refused(hub, trained_heart, tmp_path):
     files["model.safetensors"] = FileEntry((bad / "model.safetensors").read_bytes(), True)
     repo.branches["main"] = hub.state.new_commit(repo, files)
     with pytest.raises(ModelFormatError, match="sha256"):
-        zhub.pull("zoo-test/swapped")
+        pull("zoo-test/swapped")
 
 
 def test_pickle_only_and_missing_repos(hub, trained_heart, tmp_path):
@@ -82,21 +83,21 @@ def test_pickle_only_and_missing_repos(hub, trained_heart, tmp_path):
     })
     hub.state.repos[repo.repo_id] = repo
     with pytest.raises(ModelFormatError, match="only pickled weights"):
-        zhub.pull("zoo-test/pickled")
+        pull("zoo-test/pickled")
     with pytest.raises(UnknownModelError, match="not found"):
-        zhub.pull("zoo-test/does-not-exist")
+        pull("zoo-test/does-not-exist")
     with pytest.raises(UnknownModelError, match="no revision"):
-        zhub.push(trained_heart, "zoo-test/revs") and zhub.pull("zoo-test/revs", revision="v9")
+        zhub.push(trained_heart, "zoo-test/revs") and pull("zoo-test/revs", revision="v9")
 
 
 def test_network_failure_mid_download_leaves_a_consistent_cache(hub, trained_heart):
     zhub.push(trained_heart, "zoo-test/flaky")
     hub.state.break_next.add("model.safetensors")
     try:
-        zhub.pull("zoo-test/flaky")
+        pull("zoo-test/flaky")
     except (HubError, ModelFormatError):
         pass  # the cut may surface as an error, or huggingface_hub may have retried by itself
-    pulled = zhub.pull("zoo-test/flaky")  # a retry works
+    pulled = pull("zoo-test/flaky")  # a retry works
     assert torch.equal(_outputs(pulled.folder), _outputs(trained_heart))
 
 
@@ -119,19 +120,19 @@ def test_unreachable_hub_is_one_clear_error(hub, monkeypatch):
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
     monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", "http://127.0.0.1:9/{repo_id}/resolve/{revision}/{filename}")
     with pytest.raises(HubError, match="cannot reach the Hub"):
-        zhub.pull("zoo-test/anything")
+        pull("zoo-test/anything")
 
 
 def test_a_pulled_card_cannot_take_over_another_models_id(hub, trained_heart, tmp_path, monkeypatch):
     """A repo whose card calls itself like a local model is listed under its repo and never
     shadows the local one."""
-    from zoo_ensemble.registry import list_models
+    from zoo_ensemble.zoo.catalog import list_models
 
     local = tmp_path / "home" / "models" / "heart-unet"
     shutil.copytree(trained_heart, local)
     monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
     zhub.push(trained_heart, "evil/heart-unet")
-    pulled = zhub.pull("evil/heart-unet")
+    pulled = pull("evil/heart-unet")
     assert resolve_folder("heart-unet") == local
     ids = {r.model_id: r for r in list_models()}
     assert ids["heart-unet"].folder == local and ids["hf-hub:evil/heart-unet"].folder == pulled.folder
@@ -144,5 +145,5 @@ def test_credentials_in_the_endpoint_never_reach_a_message(monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     assert zhub.endpoint() == "http://***@127.0.0.1:9"
     with pytest.raises((HubError, UnknownModelError)) as exc:
-        zhub.pull("zoo-test/anything")
+        pull("zoo-test/anything")
     assert "s3cret" not in str(exc.value) and "alice" not in str(exc.value)

@@ -7,9 +7,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from zoo_ensemble.cards import Card
+from zoo_ensemble.zoo.cards import Card
 from zoo_ensemble.errors import ModelFormatError
-from zoo_ensemble.model_folder import load_folder
+from zoo_ensemble.zoo.loading import load_folder
 
 
 def _copy(src, tmp_path, name="m"):

@@ -13,13 +13,13 @@ import torch
 from torch import nn
 
 from zoo_ensemble.architectures import make_config
-from zoo_ensemble.cards import Card
+from zoo_ensemble.zoo.cards import Card
 from zoo_ensemble.cli import main
 from zoo_ensemble.errors import ModelFormatError, ZooError
 from zoo_ensemble.inference import Predictor
 from zoo_ensemble.input_range import InputRange, ScanGrid, parse_spacing
 from zoo_ensemble.io import Geometry, Volume
-from zoo_ensemble.model_folder import load_folder
+from zoo_ensemble.zoo.loading import load_folder
 from zoo_ensemble.preprocess import ResampleInPlane, resize
 
 
@@ -191,7 +191,7 @@ def test_an_old_card_without_spacing_still_loads_and_predicts(trained_heart, tmp
     (folder / "README.md").write_text(text[:start] + text[end + 1 :])
     loaded = load_folder(folder)
     assert loaded.card.spacing is None
-    from zoo_ensemble.predict import predictor_for
+    from zoo_ensemble.zoo.loading import predictor_for
 
     with caplog.at_level(logging.WARNING, logger="zoo_ensemble"):
         predictor_for(loaded, device="cpu").predict(_volume(np.full((1, 64, 64), -1000, np.int16), (4.0, 4.0, 5.0)))

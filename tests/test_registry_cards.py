@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
-from zoo_ensemble.cards import Card
+from zoo_ensemble.zoo.cards import Card
 from zoo_ensemble.cli import main
 from zoo_ensemble.errors import UnknownModelError
-from zoo_ensemble.registry import list_models, resolve_folder
+from zoo_ensemble.zoo.catalog import list_models, resolve_folder
 
 REPO = Path(__file__).resolve().parents[1]
 

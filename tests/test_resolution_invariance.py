@@ -13,7 +13,7 @@ import pytest
 
 from zoo_ensemble.io import Geometry, Volume, read_ct, read_labels
 from zoo_ensemble.metrics import dice
-from zoo_ensemble.predict import load_for_prediction
+from zoo_ensemble.zoo.catalog import load_for_prediction
 
 MODELS = Path(__file__).resolve().parents[1] / "plugins" / "zoo-thorax" / "zoo_thorax" / "models"
 ZOO_VALUES = {"lung_left": 1, "lung_right": 2, "heart": 3, "trachea": 4}

@@ -17,14 +17,14 @@ __version__ = "0.1.0.dev0"
 
 def load_model(spec: str) -> Any:
     """Load a model by id, ``hf-hub:org/name@rev``, ``local-dir:PATH`` or folder (checked)."""
-    from .predict import load_model as _load
+    from .zoo.catalog import load_model as _load
 
     return _load(spec)
 
 
 def list_models(organ: str | None = None) -> list[Any]:
     """Every model this installation knows (plugins, local zoo, pulled from the Hub)."""
-    from .registry import list_models as _list
+    from .zoo.catalog import list_models as _list
 
     return _list(organ)
 

@@ -20,20 +20,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from .cards import Card, check_model_id
+from .zoo.cards import Card, check_model_id
 from .data.dataset import Case, Dataset
 from .ensembles import get_method
 from .ensembles.base import MemberInfo
-from .ensembles.io import build_ensemble, ensemble_config
+from .zoo.ensemble_folder import build_ensemble, ensemble_config
 from .errors import ZooError
-from .evaluation import Report
+from .evaluation import Report, evaluate_pairs
 from .inference import Predictor
 from .input_range import InputRange
-from .model_folder import LoadedModel, load_folder, sha256_file, write_folder
+from .zoo.folder import sha256_file, write_folder
+from .zoo.loading import LoadedModel, load_folder
 from .organs import parse_organs
 from .paths import slice_cache_dir, zoo_home
-from .predict import evaluate_pairs
-from .registry import list_models, resolve_folder
+from .zoo.catalog import list_models, resolve_folder
 
 log = logging.getLogger("zoo_ensemble")
 
@@ -61,7 +61,7 @@ class Member:
         return self.loaded.card
 
     def provenance(self) -> dict[str, Any]:
-        from . import hub
+        from .zoo import hub
 
         card = self.card
         entry: dict[str, Any] = {"model_id": card.model_id, "source": self.source, "kind": card.kind, "organs": list(card.organs)}
@@ -100,7 +100,7 @@ class ComposeResult:
 def source_of(folder: Path) -> str:
     """Where a member came from, as provenance may say it: ``hf-hub:repo@commit``, ``plugin NAME``
     or ``local`` (never a local path: a card is published)."""
-    from . import hub
+    from .zoo import hub
     from .zoo.plugins import get_registry
 
     pulled = hub.entry_for_folder(folder)
@@ -311,7 +311,7 @@ def compose(
     folder = Path(out) if out else zoo_home() / "models" / model_id
     write_folder(folder, ensemble.state_dict(), ensemble_config(ensemble, card), card)
     if push:
-        from . import hub
+        from .zoo import hub
 
         hub.push(folder, push)
     return ComposeResult(folder, members, organs_list, report, leakage, train_result)

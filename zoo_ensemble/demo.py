@@ -23,7 +23,7 @@ from .errors import ZooError
 from .evaluation import Report
 from .organs import THORACIC_ORGANS
 from .paths import zoo_home
-from .registry import list_models
+from .zoo.catalog import list_models
 from .training.trainer import TrainConfig
 
 METHODS = ("argmax", "logits_conv", "meta_unet", "layer_fusion")

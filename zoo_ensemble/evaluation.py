@@ -11,14 +11,16 @@ import csv
 import io as _io
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .atomic import write_text
+from .data.dataset import Case, Dataset
 from .errors import ZooError
+from .inference import Predictor
 from .io import IMAGE_SUFFIXES, Volume, read_labels, strip_image_suffix
 from .labelmaps import LabelMap
 from .metrics import OrganScore, score
@@ -149,4 +151,45 @@ def evaluate_label_files(
         ref = gt_map.masks(ref_vol.array, organs)
         prd = pred_map.masks(pred_vol.array, organs)
         report.scores.extend(score_masks(prd, ref, ref_vol.spacing_zyx, case, organs))
+    return report
+
+
+def evaluate_model(
+    predictor: Predictor,
+    dataset: Dataset,
+    split: str = "test",
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> Report:
+    """Predict every labelled case of ``split`` and score the organs the dataset annotates."""
+    if split == "all":
+        cases = list(dataset.cases)
+    else:
+        splits = dataset.split(seed)
+        if split not in splits:
+            raise ZooError(f"unknown split {split!r}: use train, val, test or all")
+        cases = splits[split]
+    cases = [c for c in cases if c.labels is not None]
+    if not any(dataset.annotates(o) for o in predictor.organs):
+        raise ZooError(f"dataset {dataset.name!r} annotates none of the model's organs ({', '.join(predictor.organs)})")
+    if not cases:
+        raise ZooError(f"dataset {dataset.name!r} has no labelled cases in split {split!r}")
+    report = evaluate_pairs(predictor, [(dataset, c) for c in cases], progress)
+    report.extra.update(dataset=dataset.name, split=split)
+    return report
+
+
+def evaluate_pairs(predictor: Predictor, pairs: Sequence[tuple[Dataset, Case]], progress: Callable[[int, int], None] | None = None) -> Report:
+    """Predict and score each (dataset, case); each case scores the organs its dataset annotates."""
+    organs = list(predictor.organs)
+    report = Report(organs=organs, extra={"contested": 0})
+    for i, (ds, case) in enumerate(pairs, start=1):
+        scored = [o for o in organs if ds.annotates(o)]
+        volume, ref = ds.load(case, scored)
+        pred = predictor.predict(volume)
+        report.extra["contested"] = int(report.extra["contested"]) + pred.contested
+        report.scores.extend(score_masks(pred.masks(), ref, volume.spacing_zyx, f"{ds.name}/{case.case_id}", scored))
+        if progress:
+            progress(i, len(pairs))
+    report.organs = [o for o in organs if any(s.organ == o for s in report.scores)]
     return report

@@ -282,3 +282,9 @@ def strip_image_suffix(name: str) -> str:
         if low.endswith(suffix):
             return name[: -len(suffix)]
     return name
+
+
+def probability_path(labels: str | Path, organ: str) -> Path:
+    """Where the probability map of ``organ`` goes beside a label map: ``labels_prob_heart.nii.gz``."""
+    labels = Path(labels)
+    return labels.with_name(f"{strip_image_suffix(labels.name)}_prob_{organ}.nii.gz")

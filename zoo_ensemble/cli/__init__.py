@@ -6,36 +6,15 @@ import os
 import sys
 
 import typer
+
 from ..errors import ZooError
+from .app import app
 from .console import err_console, safe, setup_logging
 
 # typer 0.29 bundles its own click; older releases use the installed one. Either way its
 # exceptions derive from the click that ``typer.BadParameter`` derives from.
 _CLICK_EXCEPTION = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 _ABORT = typer.Abort
-
-app = typer.Typer(
-    name="zoo",
-    help="Compose single-organ CT segmentation models into multi-organ ensembles.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        from .. import __version__
-
-        typer.echo(f"zoo-ensemble {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
-) -> None:
-    """Compose single-organ CT segmentation models into multi-organ ensembles."""
 
 
 def _error(message: str) -> None:

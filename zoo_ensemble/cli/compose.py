@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from . import app
+from .app import app
 from .console import console, progress_callback, report_table, safe
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..errors import ZooError
-from . import app
+from .app import app
 from .console import console, progress, progress_callback, safe
 
 data_app = typer.Typer(help="Generate and look at CT data.", no_args_is_help=True)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from . import app
+from .app import app
 from .console import console, progress
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..errors import ZooError
-from . import app
+from .app import app
 from .console import console, progress, report_table, safe
 
 
@@ -47,7 +47,9 @@ def evaluate(
 
 def _evaluate_model(model: str, data: Path | None, split: str, seed: int | None, labels: str | None, organs: str | None, batch_size: int, device: str):
     from ..data.dataset import open_dataset
-    from ..predict import evaluate_model, load_model, predictor_for
+    from ..evaluation import evaluate_model
+    from ..zoo.catalog import load_model
+    from ..zoo.loading import predictor_for
 
     if data is None:
         raise ZooError("evaluating a model needs --data DIR")

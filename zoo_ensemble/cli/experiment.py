@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from ..errors import ZooError
-from . import app
+from .app import app
 from .console import console, err_console
 
 experiment_app = typer.Typer(help="Reproduce the paper's experiments (baseline, exp1 to exp5).", no_args_is_help=True)

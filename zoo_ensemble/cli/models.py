@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..errors import ZooError
-from . import app
+from .app import app
 from .console import console, progress, progress_callback, safe
 
 
@@ -81,10 +81,10 @@ def predict(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
     """Segment a CT volume; the label map is written on the input's exact grid."""
-    from ..io import WRITE_SUFFIXES, read_ct, strip_image_suffix, write_labels, write_volume
+    from ..io import WRITE_SUFFIXES, probability_path, read_ct, write_labels, write_volume
     from ..labelmaps import get_label_map
     from ..outputs import check_output_file
-    from ..predict import load_for_prediction
+    from ..zoo.catalog import load_for_prediction
 
     check_output_file(out, [ct], WRITE_SUFFIXES)
     lm = get_label_map(label_map)
@@ -93,7 +93,7 @@ def predict(
     if missing:
         raise ZooError(f"label map {lm.name!r} has no value for {', '.join(missing)}; choose another --label-map")
     volume = read_ct(ct)
-    prob_paths = {o: out.with_name(f"{strip_image_suffix(out.name)}_prob_{o}.nii.gz") for o in predictor.organs} if probabilities else {}
+    prob_paths = {o: probability_path(out, o) for o in predictor.organs} if probabilities else {}
     for path in prob_paths.values():
         check_output_file(path, [ct], WRITE_SUFFIXES)
     with progress() as bar:

@@ -9,7 +9,7 @@ import typer
 from rich.markdown import Markdown
 from rich.table import Table
 
-from . import app
+from .app import app
 from .console import console, plain, safe
 
 
@@ -28,7 +28,7 @@ def list_(
         _list_hub(organ, query)
         return
     from ..organs import get_organ
-    from ..registry import list_models
+    from ..zoo.catalog import list_models
 
     if organ:
         get_organ(organ)
@@ -45,7 +45,7 @@ def list_(
 
 
 def _list_hub(organ: str | None, query: str | None) -> None:
-    from .. import hub
+    from ..zoo import hub
 
     found = hub.search(query, organ)
     table = Table(title=f"models tagged zoo-ensemble on {hub.endpoint()}", title_justify="left")
@@ -62,13 +62,12 @@ def _list_hub(organ: str | None, query: str | None) -> None:
 @app.command("info")
 def info(model: Annotated[str, typer.Argument(help="Model id, hf-hub:org/name, local-dir:PATH or a folder.")]) -> None:
     """Print a model's card (and, for learned ensembles, what the method learned)."""
-    from ..model_folder import load_folder
-    from ..registry import resolve_folder
+    from ..zoo.cards import card_body
+    from ..zoo.catalog import load_model
 
-    folder = resolve_folder(model)
-    loaded = load_folder(folder)
-    console.print(f"[b]{safe(loaded.card.model_id)}[/b] in {safe(folder)}")
-    console.print(Markdown(plain((folder / "README.md").read_text(encoding="utf-8").split("---", 2)[-1])))
+    loaded = load_model(model)
+    console.print(f"[b]{safe(loaded.card.model_id)}[/b] in {safe(loaded.folder)}")
+    console.print(Markdown(plain(card_body(loaded.folder))))
     describe = getattr(loaded.model, "describe", None)
     if describe is not None:
         console.print(describe())
@@ -77,8 +76,8 @@ def info(model: Annotated[str, typer.Argument(help="Model id, hf-hub:org/name, l
 @app.command("verify")
 def verify(model: Annotated[str, typer.Argument(help="Model id, hf-hub:org/name, local-dir:PATH or a folder.")]) -> None:
     """Check a model end to end (card, config, weights, network, one dummy slice) and say what was found."""
-    from ..registry import resolve_folder
-    from ..verify import verify_folder
+    from ..zoo.catalog import resolve_folder
+    from ..zoo.verify import verify_folder
 
     folder = resolve_folder(model)
     result = verify_folder(folder)
@@ -108,24 +107,15 @@ def pull(
     revision: Annotated[str | None, typer.Option("--revision", help="Branch, tag or commit (default: the pinned one, else main).")] = None,
 ) -> None:
     """Download a model into the Hugging Face cache and check its card and weights."""
-    from .. import hub
-    from ..errors import UnknownModelError
-    from ..zoo.plugins import get_registry
+    from ..zoo.catalog import pull as pull_model
+    from ..zoo.catalog import pull_target
 
-    spec = get_registry().get("models", model)
-    if spec is not None:
-        if spec.path is not None:
-            console.print(f"{safe(model)} ships inside its plugin ({safe(spec.path)}); nothing to download")
-            return
-        repo, rev = spec.hub_repo, revision or spec.revision
-    else:
-        text = model[len("hf-hub:") :] if model.startswith("hf-hub:") else model
-        if "/" not in text:
-            raise UnknownModelError(f"{model!r} is not a plugin model; give a Hub repo as hf-hub:org/name")
-        repo, rev = hub.parse_spec(text)
-        rev = revision or rev
-    pulled = hub.pull(repo, rev)
-    console.print(f"pulled [b]{safe(pulled.loaded.card.model_id)}[/b] from {safe(repo)} at commit {safe(pulled.commit)} into {safe(pulled.folder)}")
+    target = pull_target(model, revision)
+    if target is None:
+        console.print(f"{safe(model)} ships inside its plugin; nothing to download")
+        return
+    pulled = pull_model(*target)
+    console.print(f"pulled [b]{safe(pulled.loaded.card.model_id)}[/b] from {safe(pulled.repo)} at commit {safe(pulled.commit)} into {safe(pulled.folder)}")
 
 
 @app.command("push")
@@ -136,7 +126,7 @@ def push(
     create_pr: Annotated[bool, typer.Option("--create-pr", help="Open a pull request instead of committing to main.")] = False,
 ) -> None:
     """Publish a model folder to the Hub (refused if its card, config or weights fail the checks)."""
-    from .. import hub
+    from ..zoo import hub
 
     info = hub.push(folder, repo, private=private, create_pr=create_pr)
     url = getattr(info, "pr_url", None) or getattr(info, "commit_url", None) or str(info)

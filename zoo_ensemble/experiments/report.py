@@ -146,7 +146,7 @@ def _setup_section(inp: ReportInputs, ws: Workspace) -> str:
 
 
 def _members_section(results: Mapping[str, Mapping[str, Mapping[str, Any]]], ws: Workspace) -> str:
-    from ..cards import Card
+    from ..zoo.cards import Card
 
     rows, seen = [], set()
     for entries in results.values():

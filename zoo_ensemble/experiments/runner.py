@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_path
-from ..cards import Card
+from ..zoo.cards import Card
 from ..compose import compose, rank_key
 from ..data.cohort import write_cohort
 from ..data.dataset import Case, Dataset, open_dataset
 from ..io import Volume
-from ..model_folder import LoadedModel, load_folder
-from ..predict import evaluate_pairs, predictor_for
+from ..evaluation import evaluate_pairs
+from ..zoo.loading import LoadedModel, load_folder, predictor_for
 from ..training.fit import split_datasets, train_model
 from .plan import (
     ModelJob,

@@ -12,13 +12,13 @@ import numpy as np
 import torch
 
 from ..architectures import build_model, make_config
-from ..cards import check_model_id
+from ..zoo.cards import card_for, check_model_id
 from ..data.dataset import Case, Dataset
 from ..data.slices import CaseSlices, load_cases
 from ..errors import TrainingError
 from ..evaluation import Report
 from ..input_range import InputRange
-from ..model_folder import card_for, save_model
+from ..zoo.folder import save_model
 from ..paths import slice_cache_dir, zoo_home
 from .trainer import Reporter, TrainConfig, TrainResult, Trainer
 
@@ -119,7 +119,7 @@ def train_model(
     metrics = {"val": val_metrics(result)}
     largest = choose_largest_component(model, val_cases, organs)
     card = card_for(
-        model,
+        model.config,
         model_id,
         license=license,
         training=training_record(datasets, train_pairs, val_pairs, config, result, split_seed, val_fraction, test_fraction, note, time.time() - started),

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader
 
 from ..data.augment import Augmenter
 from ..data.slices import CaseSlices, EpochSampler, SliceDataset, slice_weights
+from ..devices import resolve_device
 from ..errors import TrainingError
 from .checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from .losses import MaskedDiceBCELoss
@@ -55,18 +56,6 @@ class TrainConfig:
         for k in ("max_minutes", "device", "num_workers", "val_batch_size", "epochs"):
             d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise TrainingError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrainingError(f"device {name!r} asked for, but CUDA is not available on this machine")
-    return device
 
 
 class Reporter(Protocol):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from zoo_ensemble import ModelSpec, hookimpl
 from zoo_ensemble.organs import default_window
-from zoo_ensemble.registry import package_path
+from zoo_ensemble.zoo.catalog import package_path
 
 ORGANS = ("lung_left", "lung_right", "heart", "trachea", "esophagus", "spinal_cord")
 ARCHITECTURES = ("unet", "se_resunet", "deeplabv3")
