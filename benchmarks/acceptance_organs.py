@@ -34,17 +34,17 @@ def phantom_part(args, work: Path) -> dict:
     from zoo_ensemble.evaluation import evaluate_model
     from zoo_ensemble.zoo.catalog import load_model
     from zoo_ensemble.zoo.loading import predictor_for
-    from zoo_ensemble.training.fit import train_model
+    from zoo_ensemble.training.fit import TrainRequest, train_model
     from zoo_ensemble.training.trainer import TrainConfig
 
     ds = write_cohort(work / "cohort-a", "A", args.cases, args.seed)
     results = {}
     for organ in TARGETS:
         t = time.time()
-        folder, res = train_model(
+        folder, res = train_model(TrainRequest(
             [organ], args.arch, [ds], out=work / "models" / f"{organ}-{args.arch}", run_dir=work / "runs" / organ,
             config=TrainConfig(epochs=200, steps_per_epoch=args.steps, batch_size=8, max_minutes=epoch_minutes(args.minutes), seed=args.seed),
-        )
+        ))
         train_s = time.time() - t
         report = evaluate_model(predictor_for(load_model(f"local-dir:{folder}"), "cpu"), ds, "test", seed=0)
         st = report.organ_stats(organ)
@@ -63,7 +63,7 @@ def lidc_part(args, work: Path) -> dict:
     from zoo_ensemble.evaluation import evaluate_model
     from zoo_ensemble.zoo.catalog import load_model
     from zoo_ensemble.zoo.loading import predictor_for
-    from zoo_ensemble.training.fit import train_model
+    from zoo_ensemble.training.fit import TrainRequest, train_model
     from zoo_ensemble.training.trainer import TrainConfig
 
     src = args.shared / "data" / "lidc-idri-0001"
@@ -80,10 +80,10 @@ def lidc_part(args, work: Path) -> dict:
     write_manifest(root, "lidc-idri-0001-parts", get_label_map("zoo"), organs, splits={k: [k] for k in parts})
     ds = open_dataset(root)
     t = time.time()
-    folder, res = train_model(
+    folder, res = train_model(TrainRequest(
         organs, args.arch, [ds], out=work / "models" / "lungs-lidc", run_dir=work / "runs" / "lidc", input_size=(128, 128),
         config=TrainConfig(epochs=200, steps_per_epoch=args.steps, batch_size=8, max_minutes=epoch_minutes(args.minutes), seed=args.seed),
-    )
+    ))
     train_s = time.time() - t
     report = evaluate_model(predictor_for(load_model(f"local-dir:{folder}"), "cpu"), ds, "test")
     out = {}

@@ -32,7 +32,7 @@ def main() -> None:
     args = p.parse_args()
 
     from zoo_ensemble.architectures import build_model, make_config
-    from zoo_ensemble.ensembles.base import MemberInfo
+    from zoo_ensemble.ensembles.base import MemberRecord
     from zoo_ensemble.zoo.ensemble_folder import build_ensemble
     from zoo_ensemble.inference import Predictor
     from zoo_ensemble.io import read_ct
@@ -45,7 +45,7 @@ def main() -> None:
     for organ, arch in zip(ORGANS, ARCHS):
         cfg = make_config(arch, [organ], args.variant, input_size=list(size))
         members.append(build_model(cfg).eval())
-        infos.append(MemberInfo(f"{organ}-{arch}", [organ], cfg.to_dict()))
+        infos.append(MemberRecord(f"{organ}-{arch}", [organ], cfg.to_dict()))
     box = centre_box(*volume.shape[1:], size)
     crops = [crop_or_pad(torch.from_numpy(volume.array[z : z + 8].astype(np.float32))[:, None], box, AIR_HU) for z in range(0, volume.shape[0], 8)]
 

@@ -74,14 +74,14 @@ def zoo_home_env(path):
 @pytest.fixture(scope="session")
 def trained_heart(cohort_a, tmp_path_factory):
     """A tiny heart model trained for a few steps and saved as a zoo model folder."""
-    from zoo_ensemble.training.fit import train_model
+    from zoo_ensemble.training.fit import TrainRequest, train_model
     from zoo_ensemble.training.trainer import TrainConfig
 
     with zoo_home_env(tmp_path_factory.mktemp("trained-home")) as home:
-        folder, _ = train_model(
+        folder, _ = train_model(TrainRequest(
             ["heart"], "unet", [cohort_a], out=home / "heart-unet", input_size=(64, 64), spacing=(4.0, 4.0),
-            config=TrainConfig(epochs=2, steps_per_epoch=3, batch_size=4, seed=0), split_seed=0,
-        )
+            config=TrainConfig(epochs=2, steps_per_epoch=3, batch_size=4, seed=0),
+        ))
     return folder
 
 
@@ -120,15 +120,15 @@ def hub(hub_server, tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def member_zoo(cohort_a, tmp_path_factory):
     """A zoo home with three tiny binary members (trained a few steps on cohort A, 64 x 64)."""
-    from zoo_ensemble.training.fit import train_model
+    from zoo_ensemble.training.fit import TrainRequest, train_model
     from zoo_ensemble.training.trainer import TrainConfig
 
     with zoo_home_env(tmp_path_factory.mktemp("member-zoo")) as home:
         for organ, arch in (("heart", "unet"), ("trachea", "se_resunet"), ("lung_left", "deeplabv3")):
-            train_model(
+            train_model(TrainRequest(
                 [organ], arch, [cohort_a], input_size=(64, 64), spacing=(4.0, 4.0),
                 config=TrainConfig(epochs=2, steps_per_epoch=2, batch_size=4, seed=0),
-            )
+            ))
     return home
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from zoo_ensemble.compose import ComposeError, compose
+from zoo_ensemble.compose import ComposeError, ComposeRequest, compose
 from zoo_ensemble.errors import ZooError
 from zoo_ensemble.zoo.loading import load_folder
 from zoo_ensemble.zoo.catalog import load_model
@@ -31,7 +31,7 @@ def _frozen_snapshot(ensemble):
 @pytest.mark.parametrize("method", ["logits_conv", "meta_unet", "layer_fusion"])
 def test_learned_methods_keep_members_frozen(in_member_zoo, cohort_a, tmp_path, method):
     before = {m: load_folder(in_member_zoo / "models" / m).model.state_dict() for m in MEMBERS}
-    result = compose(method, "all", MEMBERS, [cohort_a], out=tmp_path / method, config=QUICK)
+    result = compose(ComposeRequest(method, "all", MEMBERS, [cohort_a], out=tmp_path / method, config=QUICK))
     ens = load_folder(result.folder).model
     assert ens.organs == ["heart", "trachea", "lung_left"]
     changed_last = False
@@ -51,7 +51,7 @@ def test_learned_methods_keep_members_frozen(in_member_zoo, cohort_a, tmp_path, 
 
 
 def test_argmax_reproduces_members_where_they_do_not_overlap(in_member_zoo, tmp_path):
-    result = compose("argmax", "all", MEMBERS, [], out=tmp_path / "argmax")
+    result = compose(ComposeRequest("argmax", "all", MEMBERS, [], out=tmp_path / "argmax"))
     ens = load_folder(result.folder).model
     torch.manual_seed(1)
     x = torch.randn(2, 1, 64, 64) * 400
@@ -69,7 +69,7 @@ def test_argmax_reproduces_members_where_they_do_not_overlap(in_member_zoo, tmp_
 
 
 def test_saved_ensemble_is_self_contained_and_reloads_identically(in_member_zoo, cohort_a, tmp_path):
-    result = compose("logits_conv", "all", MEMBERS, [cohort_a], out=tmp_path / "lc", config=QUICK)
+    result = compose(ComposeRequest("logits_conv", "all", MEMBERS, [cohort_a], out=tmp_path / "lc", config=QUICK))
     x = torch.randn(1, 1, 64, 64) * 300
     with torch.no_grad():
         a = load_folder(result.folder).model(x)
@@ -91,7 +91,7 @@ def test_saved_ensemble_is_self_contained_and_reloads_identically(in_member_zoo,
 def test_logits_conv_info_shows_the_learned_weights(in_member_zoo, cohort_a, tmp_path, capsys):
     from zoo_ensemble.cli import main
 
-    result = compose("logits_conv", "all", MEMBERS, [cohort_a], out=tmp_path / "lc2", config=QUICK)
+    result = compose(ComposeRequest("logits_conv", "all", MEMBERS, [cohort_a], out=tmp_path / "lc2", config=QUICK))
     main(["info", f"local-dir:{result.folder}"])
     out = capsys.readouterr().out
     assert "learned weight" in out and "heart-unet:heart" in out and "bias" in out
@@ -100,7 +100,7 @@ def test_logits_conv_info_shows_the_learned_weights(in_member_zoo, cohort_a, tmp
 
 
 def test_predict_only_the_members_an_organ_needs(in_member_zoo, tmp_path):
-    result = compose("argmax", "all", MEMBERS, [], out=tmp_path / "am")
+    result = compose(ComposeRequest("argmax", "all", MEMBERS, [], out=tmp_path / "am"))
     loaded = load_model(f"local-dir:{result.folder}")
     calls = []
     for i, m in enumerate(loaded.model.members):
@@ -118,11 +118,11 @@ def test_predict_only_the_members_an_organ_needs(in_member_zoo, tmp_path):
 
 
 def test_redundant_and_multiclass_members(in_member_zoo, cohort_a, tmp_path, monkeypatch):
-    from zoo_ensemble.training.fit import train_model
+    from zoo_ensemble.training.fit import TrainRequest, train_model
 
-    train_model(["heart", "trachea"], "unet", [cohort_a], model_id="multi-unet", input_size=(64, 64), spacing=(4.0, 4.0), config=TrainConfig(epochs=1, steps_per_epoch=1, batch_size=2))
+    train_model(TrainRequest(["heart", "trachea"], "unet", [cohort_a], model_id="multi-unet", input_size=(64, 64), spacing=(4.0, 4.0), config=TrainConfig(epochs=1, steps_per_epoch=1, batch_size=2)))
     try:
-        result = compose("layer_fusion", "heart,trachea", ["heart-unet", "trachea-se_resunet", "multi-unet"], [cohort_a], out=tmp_path / "lf", config=QUICK)
+        result = compose(ComposeRequest("layer_fusion", "heart,trachea", ["heart-unet", "trachea-se_resunet", "multi-unet"], [cohort_a], out=tmp_path / "lf", config=QUICK))
         ens = load_folder(result.folder).model
         assert ens.channel_names() == ["heart-unet:heart", "trachea-se_resunet:trachea", "multi-unet:heart", "multi-unet:trachea"]
         assert ens.fuse.in_channels == sum(m.feature_channels for m in ens.members)
@@ -138,11 +138,11 @@ def test_bad_input_fails_before_training(in_member_zoo, cohort_a, cohort_b, tmp_
 
     monkeypatch.setattr(trainer.Trainer, "fit", no_training)
     with pytest.raises(ComposeError, match="no member covers aorta"):
-        compose("logits_conv", "heart,aorta", MEMBERS, [cohort_a])
+        compose(ComposeRequest("logits_conv", "heart,aorta", MEMBERS, [cohort_a]))
     with pytest.raises(ZooError, match="no dataset annotates 'lung_left'"):
-        compose("logits_conv", "all", MEMBERS, [cohort_b])
+        compose(ComposeRequest("logits_conv", "all", MEMBERS, [cohort_b]))
     with pytest.raises(ComposeError, match="give data"):
-        compose("meta_unet", "all", MEMBERS, [])
+        compose(ComposeRequest("meta_unet", "all", MEMBERS, []))
     odd = in_member_zoo / "models" / "odd-size"
     shutil.copytree(in_member_zoo / "models" / "heart-unet", odd)
     try:
@@ -152,28 +152,28 @@ def test_bad_input_fails_before_training(in_member_zoo, cohort_a, cohort_b, tmp_
         config = json.loads((odd / "config.json").read_text())
         (odd / "config.json").write_text(json.dumps({**config, "input_size": [96, 96]}))
         with pytest.raises(ComposeError, match="disagree on input size"):
-            compose("argmax", "all", ["heart-unet", "odd-size"], [])
+            compose(ComposeRequest("argmax", "all", ["heart-unet", "odd-size"], []))
         (odd / "README.md").write_text(text.replace("kind: binary", "kind: what"))
         with pytest.raises(ZooError, match="zoo.kind"):
-            compose("argmax", "all", ["odd-size"], [])
+            compose(ComposeRequest("argmax", "all", ["odd-size"], []))
     finally:
         shutil.rmtree(odd)
 
 
 def test_leakage_is_reported_and_strict_refuses(in_member_zoo, cohort_a, tmp_path):
-    result = compose("argmax", "all", MEMBERS, [cohort_a], out=tmp_path / "leaky")
+    result = compose(ComposeRequest("argmax", "all", MEMBERS, [cohort_a], out=tmp_path / "leaky"))
     assert result.leakage == []  # argmax trains nothing and the test split is unseen by the members
     with pytest.raises(ComposeError, match="--strict"):
-        compose("logits_conv", "all", MEMBERS, [cohort_a], strict=True, config=QUICK)
-    leaky = compose("logits_conv", "all", MEMBERS, [cohort_a], out=tmp_path / "leaky2", config=QUICK)
+        compose(ComposeRequest("logits_conv", "all", MEMBERS, [cohort_a], strict=True, config=QUICK))
+    leaky = compose(ComposeRequest("logits_conv", "all", MEMBERS, [cohort_a], out=tmp_path / "leaky2", config=QUICK))
     assert any("seen by member heart-unet" in line for line in leaky.leakage)
     assert load_folder(leaky.folder).card.training["leakage"]
     with pytest.raises(ComposeError, match="--fresh-cases"):
-        compose("logits_conv", "all", MEMBERS, [cohort_a], fresh_cases=True, config=QUICK)
+        compose(ComposeRequest("logits_conv", "all", MEMBERS, [cohort_a], fresh_cases=True, config=QUICK))
 
 
 def test_default_members_are_the_best_per_organ(in_member_zoo):
-    from zoo_ensemble.compose import choose_members
+    from zoo_ensemble.members import choose_members
 
     members, organs = choose_members("heart,trachea")
     assert [m.model_id for m in members] == ["heart-unet", "trachea-se_resunet"] and organs == ["heart", "trachea"]
@@ -185,7 +185,7 @@ def test_compose_and_push(in_member_zoo, hub, tmp_path, monkeypatch):
     from zoo_ensemble.zoo import hub as zhub
     from zoo_ensemble.zoo.catalog import pull
 
-    compose("argmax", "all", MEMBERS, [], out=tmp_path / "pushed", push="zoo-test/argmax-ens")
+    compose(ComposeRequest("argmax", "all", MEMBERS, [], out=tmp_path / "pushed", push="zoo-test/argmax-ens"))
     monkeypatch.setenv("ZOO_HOME", str(tmp_path / "elsewhere"))  # pull into another zoo
     pulled = pull("zoo-test/argmax-ens")
     assert pulled.loaded.card.kind == "ensemble" and len(pulled.loaded.card.members) == 3
@@ -203,7 +203,7 @@ def _liar(zoo, name: str, loss: float) -> None:
 
 
 def test_implausible_card_numbers_do_not_choose_members(in_member_zoo):
-    from zoo_ensemble.compose import choose_members
+    from zoo_ensemble.members import choose_members
 
     _liar(in_member_zoo, "heart-liar", -1000.0)
     try:
@@ -217,7 +217,7 @@ def test_implausible_card_numbers_do_not_choose_members(in_member_zoo):
 def test_pulled_models_rank_after_installed_and_local_ones(in_member_zoo, hub, tmp_path):
     from zoo_ensemble.zoo import hub as zhub
     from zoo_ensemble.zoo.catalog import pull
-    from zoo_ensemble.compose import choose_members
+    from zoo_ensemble.members import choose_members
 
     better = tmp_path / "better"
     shutil.copytree(in_member_zoo / "models" / "heart-unet", better)
@@ -234,6 +234,6 @@ def test_pulled_models_rank_after_installed_and_local_ones(in_member_zoo, hub, t
 
 
 def test_provenance_names_no_local_path(in_member_zoo, tmp_path):
-    result = compose("argmax", "all", MEMBERS, [], out=tmp_path / "ens")
+    result = compose(ComposeRequest("argmax", "all", MEMBERS, [], out=tmp_path / "ens"))
     for member in load_folder(result.folder).card.members:
         assert member["source"] == "local" and "/" not in json.dumps({k: v for k, v in member.items() if k != "repo"})

@@ -8,7 +8,7 @@ from zoo_ensemble.data.phantom import SOURCES
 from zoo_ensemble.experiments.claims import check_claims
 from zoo_ensemble.experiments.plan import (
     check_experiments,
-    choose_members,
+    plan_members,
     multiclass_jobs,
     pool_jobs,
     source_jobs,
@@ -118,13 +118,13 @@ def test_members_of_each_experiment():
     p, exps = load_preset("cpu"), load_experiments()
     ranked = {o: [f"{o}-deeplabv3", f"{o}-se_resunet", f"{o}-unet"] for o in p.organs}
     best = [f"{o}-deeplabv3" for o in p.organs]
-    assert choose_members(exps["exp1"], p, ranked, PHANTOM).ids == best
-    two = choose_members(exps["exp2"], p, ranked, PHANTOM)
+    assert plan_members(exps["exp1"], p, ranked, PHANTOM).ids == best
+    two = plan_members(exps["exp2"], p, ranked, PHANTOM)
     # the esophagus's best model is already a DeepLabV3, so the next best is the extra member
     assert two.ids == [*best, "esophagus-se_resunet", "trachea-unet"]
     assert any("already the best esophagus model" in n for n in two.notes)
-    assert choose_members(exps["exp4"], p, ranked, PHANTOM).ids == [*best, "multiclass-deeplabv3"]
-    assert choose_members(exps["exp3"], p, ranked, PHANTOM).ids == [
+    assert plan_members(exps["exp4"], p, ranked, PHANTOM).ids == [*best, "multiclass-deeplabv3"]
+    assert plan_members(exps["exp3"], p, ranked, PHANTOM).ids == [
         "lung_left-deeplabv3", "lung_right-deeplabv3", "heart-deeplabv3-Aonly",
         "spinal_cord-deeplabv3", "esophagus-deeplabv3-Bonly", "trachea-deeplabv3-Bonly",
     ]
@@ -180,7 +180,8 @@ def test_cli_errors_are_one_line():
 
 
 def test_train_fraction_keeps_a_seeded_share_of_each_dataset(cohort_a, cohort_b):
-    from zoo_ensemble.compose import ComposeError, subsample_pairs
+    from zoo_ensemble.errors import TrainingError
+    from zoo_ensemble.training.recipe import subsample_pairs
 
     pairs = [(cohort_a, c) for c in cohort_a.cases] + [(cohort_b, c) for c in cohort_b.cases]  # 4 + 3 patients
     fifth = subsample_pairs(pairs, 0.2, seed=0)
@@ -190,5 +191,5 @@ def test_train_fraction_keeps_a_seeded_share_of_each_dataset(cohort_a, cohort_b)
     assert half == subsample_pairs(pairs, 0.5, seed=0)
     assert [p for p in pairs if p in half] == half  # original order kept
     assert subsample_pairs(pairs, 1.0) == pairs
-    with pytest.raises(ComposeError, match=r"train fraction must be in \(0, 1\]"):
+    with pytest.raises(TrainingError, match=r"train fraction must be in \(0, 1\]"):
         subsample_pairs(pairs, 0.0)

@@ -17,13 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .compose import compose, rank_key
+from .compose import ComposeRequest, compose
+from .members import rank_key
 from .data.cohort import write_cohort
 from .errors import ZooError
 from .evaluation import Report
 from .organs import THORACIC_ORGANS
 from .paths import zoo_home
 from .zoo.catalog import list_models
+from .training.recipe import SplitPlan
 from .training.trainer import TrainConfig
 
 METHODS = ("argmax", "logits_conv", "meta_unet", "layer_fusion")
@@ -89,11 +91,11 @@ def run_demo(
     )
     config = TrainConfig(epochs=s.epochs, steps_per_epoch=s.steps, batch_size=s.batch_size, seed=s.seed, augment=False, device="cpu")
     for i, method in enumerate(METHODS, start=1):
-        composed = compose(
+        composed = compose(ComposeRequest(
             method, list(s.organs), result.members, [data], name=f"demo-ensemble-{method}", config=config,
-            split_seed=s.seed, val_fraction=s.val_fraction, test_fraction=s.test_fraction, device="cpu",
+            split=SplitPlan(seed=s.seed, val=s.val_fraction, test=s.test_fraction),
             reporter=reporter_for(f"ensemble {method}") if reporter_for and method != "argmax" else None,
-        )
+        ))
         assert composed.report is not None
         result.reports[method] = composed.report
         result.folders[method] = composed.folder

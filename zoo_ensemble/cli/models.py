@@ -8,63 +8,58 @@ from typing import Annotated
 import typer
 
 from ..errors import ZooError
+from . import options as opt
 from .app import app
 from .console import console, progress, progress_callback, safe
-
-
-def _datasets(paths: list[Path], labels: str | None) -> list:
-    from ..data.dataset import open_dataset
-
-    return [open_dataset(p, label_map=labels) for p in paths]
 
 
 @app.command("train")
 def train(
     organ: Annotated[list[str], typer.Option("--organ", help="Organ to segment; repeat for a multiclass model.")],
-    data: Annotated[list[Path], typer.Option("--data", help="Dataset folder; repeat to pool datasets.")],
+    data: opt.Data,
     arch: Annotated[str, typer.Option("--arch", help="unet, se_resunet or deeplabv3.")] = "unet",
     variant: Annotated[str, typer.Option(help="Model size: tiny (CPU), small, paper (GPU).")] = "tiny",
-    name: Annotated[str | None, typer.Option("--name", help="Model id (default <organ>-<arch>).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Model folder (default: the local zoo).")] = None,
+    name: opt.Name = None,
+    out: opt.Out = None,
     size: Annotated[int | None, typer.Option(help="Crop size in pixels after resampling (default: the variant's: tiny 160, small 256, paper 320).")] = None,
     spacing: Annotated[str | None, typer.Option(help="In-plane pixel spacing X,Y in mm every slice is resampled to (default: the variant's: tiny 2.2,2.2, small 1.4,1.4, paper 1.0,1.0).")] = None,
-    epochs: Annotated[int, typer.Option(min=1, max=100000, help="Maximum epochs.")] = 40,
-    steps: Annotated[int, typer.Option(min=1, max=1000000, help="Batches per epoch.")] = 40,
-    batch_size: Annotated[int, typer.Option(min=1, max=4096, help="Slices per batch.")] = 8,
-    lr: Annotated[float, typer.Option(help="Initial learning rate (Adam).")] = 1e-3,
-    minutes: Annotated[float | None, typer.Option(help="Wall-clock budget; stops after the epoch that crosses it.")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    seed: Annotated[int, typer.Option(help="Seed for initialisation, sampling and augmentation.")] = 0,
-    split_seed: Annotated[int, typer.Option(help="Seed of the patient-level train/val/test split.")] = 0,
-    labels: Annotated[str | None, typer.Option("--labels", help="Label map override for the datasets.")] = None,
+    epochs: opt.Epochs = 40,
+    steps: opt.Steps = 40,
+    batch_size: opt.BatchSize = 8,
+    lr: opt.Lr = 1e-3,
+    minutes: opt.Minutes = None,
+    device: opt.Device = "auto",
+    seed: opt.Seed = 0,
+    split_seed: opt.SplitSeed = 0,
+    labels: opt.Labels = None,
     no_augment: Annotated[bool, typer.Option("--no-augment", help="Train without augmentation.")] = False,
     workers: Annotated[int, typer.Option(help="Data-loader worker processes.")] = 0,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run of this model id.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Replace an --out folder that is not a zoo model folder.")] = False,
+    resume: opt.Resume = False,
+    force: opt.Force = False,
 ) -> None:
     """Train a binary (one --organ) or multiclass (several) model and save it as a zoo model."""
     from ..input_range import parse_spacing
     from ..organs import parse_organs
-    from ..outputs import check_output_folder, is_model_folder
-    from ..training.fit import train_model
+    from ..training.fit import TrainRequest, train_model
+    from ..training.recipe import SplitPlan
     from ..training.trainer import TrainConfig
     from .train_progress import RichReporter
 
     organs = parse_organs(organ)
     pixel = parse_spacing(spacing, "--spacing", ZooError) if spacing is not None else None
-    if out is not None:
-        check_output_folder(out, "zoo model folder", owned=is_model_folder(out), force=force, inputs=data)
-    datasets = _datasets(data, labels)
+    opt.check_model_out(out, force, data)
     config = TrainConfig(
         epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, lr=lr, max_minutes=minutes,
         seed=seed, device=device, augment=not no_augment, num_workers=workers,
     )
-    folder, result = train_model(
-        organs, arch, datasets, out=out, model_id=name, variant=variant, input_size=(size, size) if size else None, spacing=pixel, config=config,
-        split_seed=split_seed, resume=resume, prepare_progress=progress_callback("prepare slices"), reporter=RichReporter(name or "/".join(organs)),
+    request = TrainRequest(
+        organs=organs, architecture=arch, data=opt.datasets(data, labels), out=out, model_id=name, variant=variant,
+        input_size=(size, size) if size else None, spacing=pixel, config=config, split=SplitPlan(seed=split_seed), resume=resume,
+        prepare_progress=progress_callback("prepare slices"), reporter=RichReporter(name or "/".join(organs)),
     )
+    folder, result = train_model(request)
     console.print(
-        f"saved [b]{folder.name}[/b] to {folder} (best epoch {result.best_epoch} of {result.epochs_run}, "
+        f"saved [b]{safe(folder.name)}[/b] to {safe(folder)} (best epoch {result.best_epoch} of {result.epochs_run}, "
         f"val loss {result.best_val_loss:.4f}, {result.stopped})"
     )
 
@@ -78,7 +73,7 @@ def predict(
     label_map: Annotated[str, typer.Option("--label-map", help="Values to write: zoo, structseg, segthor, ... or 1=heart,...")] = "zoo",
     organs: Annotated[str | None, typer.Option("--organs", help="Only these organs (ensembles run only the members they need).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=4096, help="Slices per forward pass.")] = 16,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: opt.Device = "auto",
 ) -> None:
     """Segment a CT volume; the label map is written on the input's exact grid."""
     from ..io import WRITE_SUFFIXES, probability_path, read_ct, write_labels, write_volume

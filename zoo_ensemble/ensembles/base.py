@@ -35,7 +35,7 @@ def register_method(name: str, trainable: bool, description: str = "") -> Callab
 
 
 @dataclass
-class MemberInfo:
+class MemberRecord:
     """Provenance of a member, kept in the ensemble's config and card."""
 
     model_id: str
@@ -47,10 +47,10 @@ class MemberInfo:
 class Ensemble(nn.Module):
     method: str = "?"
 
-    def __init__(self, members: Sequence[SegmentationModel], infos: Sequence[MemberInfo], organs: Sequence[str], **options: Any):
+    def __init__(self, members: Sequence[SegmentationModel], infos: Sequence[MemberRecord], organs: Sequence[str], **options: Any):
         super().__init__()
         if len(members) != len(infos):
-            raise ValueError("one MemberInfo per member")
+            raise ValueError("one MemberRecord per member")
         self.members = nn.ModuleList(members)
         self.infos = list(infos)
         self.organs = list(organs)
@@ -121,3 +121,12 @@ def organ_channel_matrix(channels: list[tuple[int, str]], organs: Sequence[str])
         for c in hits:
             w[o, c] = 1.0 / len(hits)
     return w
+
+
+def __getattr__(name: str) -> Any:
+    if name == "MemberInfo":  # renamed in 0.1; the alias goes in the next release
+        import warnings
+
+        warnings.warn("MemberInfo is deprecated; use MemberRecord", DeprecationWarning, stacklevel=2)
+        return MemberRecord
+    raise AttributeError(name)

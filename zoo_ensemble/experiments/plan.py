@@ -108,7 +108,7 @@ def best_architectures(ranked: Mapping[str, list[str]]) -> dict[str, str]:
     return {o: ids[0].removeprefix(f"{o}-") for o, ids in ranked.items()}
 
 
-def choose_members(exp: Experiment, preset: Preset, ranked: Mapping[str, list[str]], annotated: Mapping[str, set[str]]) -> MemberChoice:
+def plan_members(exp: Experiment, preset: Preset, ranked: Mapping[str, list[str]], annotated: Mapping[str, set[str]]) -> MemberChoice:
     """Member ids of ``exp``; ``ranked[organ]`` lists the pool's models of that organ, best first."""
     m = exp.members
     if m.sources:

@@ -20,18 +20,20 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..zoo.cards import Card
-from ..compose import compose, rank_key
+from ..compose import ComposeRequest, compose
 from ..data.cohort import write_cohort
 from ..data.dataset import Case, Dataset, open_dataset
 from ..io import Volume
 from ..evaluation import evaluate_pairs
 from ..zoo.loading import LoadedModel, load_folder, predictor_for
-from ..training.fit import split_datasets, train_model
+from ..members import rank_key
+from ..training.fit import TrainRequest, train_model
+from ..training.recipe import SplitPlan
 from .plan import (
     ModelJob,
     best_architectures,
     check_experiments,
-    choose_members,
+    plan_members,
     multiclass_jobs,
     pool_jobs,
     source_jobs,
@@ -125,7 +127,7 @@ class Runner:
         self._overlay_reference()
         with _quiet_leakage():
             for exp in self.experiments:
-                choice = choose_members(exp, p, ranked, self.annotated)
+                choice = plan_members(exp, p, ranked, self.annotated)
                 for note in choice.notes:
                     self.say(f"{exp.name}: {note}")
                 for entry in exp.entries:
@@ -143,13 +145,13 @@ class Runner:
         resume = (run_dir / "checkpoint.safetensors").exists()
         self.say(f"{'resuming' if resume else 'training'} {job.model_id} ({job.kind}, on {', '.join(job.sources)})")
         started = time.monotonic()
-        train_model(
+        train_model(TrainRequest(
             list(job.organs), job.architecture, [self.datasets[s] for s in job.sources], out=folder, model_id=job.model_id,
             variant=p.variant, input_size=p.input_size, spacing=p.spacing,
-            config=p.train["multiclass" if job.kind == "multiclass" else "binary"], split_seed=p.seed,
-            val_fraction=p.val_fraction, test_fraction=p.test_fraction, run_dir=run_dir, resume=resume,
+            config=p.train["multiclass" if job.kind == "multiclass" else "binary"],
+            split=SplitPlan(seed=p.seed, val=p.val_fraction, test=p.test_fraction), run_dir=run_dir, resume=resume,
             reporter=self.reporter_for(job.model_id), note=f"zoo experiment ({p.name} preset)",
-        )
+        ))
         self.ws.add_time(f"model/{job.model_id}", time.monotonic() - started)
         self.result.trained.append(job.model_id)
         return folder
@@ -166,8 +168,7 @@ class Runner:
     # --- entries ---------------------------------------------------------------------------
     def _test_pairs(self) -> list[tuple[Dataset, Case]]:
         p = self.preset
-        splits = split_datasets(list(self.datasets.values()), p.seed, p.val_fraction, p.test_fraction)
-        pairs = [(ds, c) for ds, c in splits.test if any(ds.annotates(o) for o in p.organs)]
+        pairs = SplitPlan(seed=p.seed, val=p.val_fraction, test=p.test_fraction).split(list(self.datasets.values()), p.organs).test
         if not pairs:
             raise ExperimentError("the data leave no labelled test patients; add cases")
         return pairs
@@ -207,12 +208,12 @@ class Runner:
         run_dir = self.ws.run_dir(key)
         resume = (run_dir / "checkpoint.safetensors").exists()
         self.say(f"{exp.name}: {'resuming' if resume else 'composing'} {entry.method} of {len(member_ids)} members")
-        result = compose(
+        result = compose(ComposeRequest(
             entry.method, list(p.organs), [str(self.ws.model(i)) for i in member_ids], list(self.datasets.values()),
             name=f"{exp.name}-{entry.method}", out=self.ws.ensemble(exp.name, entry.method), config=p.train["ensemble"],
-            split_seed=p.seed, options=p.methods.get(entry.method) or None, reporter=self.reporter_for(key), resume=resume,
-            device=p.device, run_dir=run_dir, train_fraction=exp.train_fraction, val_fraction=p.val_fraction, test_fraction=p.test_fraction,
-        )
+            split=SplitPlan(seed=p.seed, val=p.val_fraction, test=p.test_fraction, train_fraction=exp.train_fraction),
+            options=p.methods.get(entry.method) or {}, reporter=self.reporter_for(key), resume=resume, run_dir=run_dir,
+        ))
         if result.report is None:
             raise ExperimentError(f"{exp.name}: {entry.method} was not evaluated (no test patients)")
         if result.train_result is None:

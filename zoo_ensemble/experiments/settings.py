@@ -46,7 +46,10 @@ class Entry:
 
 
 @dataclass(frozen=True)
-class Members:
+class MemberRules:
+    """How an experiment picks its members: the best pool model per organ, extra ones per organ,
+    multiclass members, and organs whose member is trained on named sources only."""
+
     best: bool = False
     extra: dict[str, str] = field(default_factory=dict)
     multiclass: tuple[str, ...] = ()
@@ -59,7 +62,7 @@ class Experiment:
     title: str
     table: str
     entries: tuple[Entry, ...]
-    members: Members
+    members: MemberRules
     train_fraction: float = 1.0
     paper: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
 
@@ -96,7 +99,7 @@ def _experiment(name: str, d: dict[str, Any]) -> Experiment:
         raise ExperimentError(f"{where}: no entries")
     m = d.get("members") or {}
     _only(m, {"best", "extra", "multiclass", "sources"}, f"{where} members")
-    members = Members(
+    members = MemberRules(
         best=bool(m.get("best", False)),
         extra={str(k): str(v) for k, v in (m.get("extra") or {}).items()},
         multiclass=tuple(m.get("multiclass") or ()),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,122 +12,77 @@ import numpy as np
 import torch
 
 from ..architectures import build_model, make_config
-from ..zoo.cards import card_for, check_model_id
 from ..data.dataset import Case, Dataset
-from ..data.slices import CaseSlices, load_cases
+from ..data.slices import CaseSlices
 from ..errors import TrainingError
 from ..evaluation import Report
-from ..input_range import InputRange
+from ..inference import keep_largest_component
+from ..metrics import dice
+from ..paths import zoo_home
+from ..zoo.cards import card_for, check_model_id
 from ..zoo.folder import save_model
-from ..paths import slice_cache_dir, zoo_home
-from .trainer import Reporter, TrainConfig, TrainResult, Trainer
+from .recipe import SplitPlan, TrainingRun, check_organs_annotated, fit
+from .trainer import Reporter, TrainConfig, TrainResult
 
 
 @dataclass
-class SplitCases:
-    """The cases of each dataset used for training and validation (by patient)."""
+class TrainRequest:
+    """What ``zoo train`` asks for: organs, architecture and size, data, where the model goes,
+    the training schedule and the patient split. ``input_size`` and ``spacing`` (in-plane x, y
+    mm) default to the variant's; ``overrides`` replace other config fields (e.g. ``widths``)."""
 
-    train: list[tuple[Dataset, Case]]
-    val: list[tuple[Dataset, Case]]
-    test: list[tuple[Dataset, Case]]
-
-
-def split_datasets(datasets: Sequence[Dataset], seed: int = 0, val: float = 0.15, test: float = 0.15) -> SplitCases:
-    out = SplitCases([], [], [])
-    for ds in datasets:
-        parts = ds.split(seed, val, test)
-        for name in ("train", "val", "test"):
-            getattr(out, name).extend((ds, c) for c in parts[name] if c.labels is not None)
-    return out
-
-
-def check_organs_annotated(organs: Sequence[str], datasets: Sequence[Dataset]) -> None:
-    for organ in organs:
-        if not any(ds.annotates(organ) for ds in datasets):
-            names = ", ".join(ds.name for ds in datasets)
-            raise TrainingError(f"no dataset annotates {organ!r} (datasets: {names}); it cannot be learned from them")
-
-
-def prepare(pairs: Sequence[tuple[Dataset, Case]], organs: Sequence[str], size: Sequence[int], spacing: Sequence[float] | None, cache: Path | None, progress: Callable[[int, int], None] | None = None) -> list[CaseSlices]:
-    out: list[CaseSlices] = []
-    for i, (ds, case) in enumerate(pairs, start=1):
-        out.extend(load_cases(ds, [case], list(organs), tuple(size), tuple(spacing) if spacing else None, cache))
-        if progress:
-            progress(i, len(pairs))
-    return out
+    organs: Sequence[str]
+    architecture: str
+    data: Sequence[Dataset]
+    out: str | Path | None = None
+    model_id: str | None = None
+    variant: str = "tiny"
+    input_size: Sequence[int] | None = None
+    spacing: Sequence[float] | None = None
+    config: TrainConfig = field(default_factory=TrainConfig)
+    split: SplitPlan = field(default_factory=SplitPlan)
+    run_dir: str | Path | None = None
+    resume: bool = False
+    reporter: Reporter | None = None
+    prepare_progress: Callable[[int, int], None] | None = None
+    note: str | None = None
+    license: str = "apache-2.0"
+    overrides: dict[str, Any] = field(default_factory=dict)
 
 
 def default_model_id(organs: Sequence[str], architecture: str) -> str:
     return f"{organs[0]}-{architecture}" if len(organs) == 1 else f"multiclass-{architecture}"
 
 
-def train_model(
-    organs: Sequence[str],
-    architecture: str,
-    datasets: Sequence[Dataset],
-    out: str | Path | None = None,
-    model_id: str | None = None,
-    variant: str = "tiny",
-    input_size: Sequence[int] | None = None,
-    spacing: Sequence[float] | None = None,
-    config: TrainConfig = TrainConfig(),
-    split_seed: int = 0,
-    val_fraction: float = 0.15,
-    test_fraction: float = 0.15,
-    run_dir: str | Path | None = None,
-    resume: bool = False,
-    reporter: Reporter | None = None,
-    prepare_progress: Callable[[int, int], None] | None = None,
-    note: str | None = None,
-    license: str = "apache-2.0",
-    **overrides: Any,
-) -> tuple[Path, TrainResult]:
-    """Train one model on ``datasets`` and save the best epoch (by validation loss) as a zoo model.
+def train_model(request: TrainRequest) -> tuple[Path, TrainResult]:
+    """Train one model and save its best epoch (by validation loss) as a zoo model folder.
 
-    ``input_size`` and ``spacing`` (in-plane x, y mm) default to the variant's: every training
-    slice is resampled to ``spacing`` and centre-cropped to ``input_size``, and the card records
-    both and the range of grids the training scans came on. Returns the model folder and the
-    training result. ``run_dir`` keeps the resumable checkpoint.
+    Every slice is resampled to the model's spacing and centre-cropped to its input size; the
+    card records both, the grids the training scans came on, the data (case ids hashed) and the
+    validation numbers. Returns the folder and the training result.
     """
-    organs = list(organs)
-    if not datasets:
+    r = request
+    organs = list(r.organs)
+    if not r.data:
         raise TrainingError("no dataset given (--data DIR)")
-    check_organs_annotated(organs, datasets)
-    model_id = check_model_id(model_id or default_model_id(organs, architecture), "--name", TrainingError)
-    out = Path(out) if out else zoo_home() / "models" / model_id
-    run_dir = Path(run_dir) if run_dir else zoo_home() / "runs" / model_id
-    cfg = make_config(architecture, organs, variant, input_size=list(input_size) if input_size else None, spacing=list(spacing) if spacing else None, **overrides)
-
-    splits = split_datasets(datasets, split_seed, val_fraction, test_fraction)
-    train_pairs = [p for p in splits.train if any(p[0].annotates(o) for o in organs)]
-    val_pairs = [p for p in splits.val if any(p[0].annotates(o) for o in organs)]
-    if not train_pairs or not val_pairs:
-        raise TrainingError("the datasets give no training or no validation patients for these organs; add cases")
-    cache = slice_cache_dir()
-    both = prepare(train_pairs + val_pairs, organs, cfg.input_size, cfg.spacing, cache, prepare_progress)
-    train_cases, val_cases = both[: len(train_pairs)], both[len(train_pairs) :]
-
-    torch.manual_seed(config.seed)
+    check_organs_annotated(organs, r.data)
+    model_id = check_model_id(r.model_id or default_model_id(organs, r.architecture), "--name", TrainingError)
+    geometry = {"input_size": list(r.input_size) if r.input_size else None, "spacing": list(r.spacing) if r.spacing else None}
+    cfg = make_config(r.architecture, organs, r.variant, **geometry, **r.overrides)
+    splits = r.split.split(r.data, organs)
+    torch.manual_seed(r.config.seed)
     model = build_model(cfg)
-    if not resume and (run_dir / "checkpoint.safetensors").exists():
-        (run_dir / "checkpoint.safetensors").unlink()
-    trainer = Trainer(model, train_cases, val_cases, organs, config, run_dir / "checkpoint.safetensors", reporter)
+    run = TrainingRun(r.config, Path(r.run_dir) if r.run_dir else zoo_home() / "runs" / model_id, r.resume, r.reporter, r.prepare_progress)
     started = time.time()
-    result = trainer.fit(resume=resume)
-    model.load_state_dict(result.best_state)
-
-    metrics = {"val": val_metrics(result)}
-    largest = choose_largest_component(model, val_cases, organs)
+    fitted = fit(model, organs, splits, (cfg.input_size, cfg.spacing), run)
+    largest = choose_largest_component(model, fitted.val_cases, organs)
     card = card_for(
-        model.config,
-        model_id,
-        license=license,
-        training=training_record(datasets, train_pairs, val_pairs, config, result, split_seed, val_fraction, test_fraction, note, time.time() - started),
-        metrics=metrics,
-        postprocess={"largest_component": largest} if largest else {},
-        trained_on=InputRange.of_grids(c.grid for c in both if c.grid is not None),
+        cfg, model_id, license=r.license, metrics={"val": val_metrics(fitted.result)},
+        training=training_record(r.data, splits.train, splits.val, r.config, fitted.result, r.split, r.note, time.time() - started),
+        postprocess={"largest_component": largest} if largest else {}, trained_on=fitted.trained_on,
     )
-    return save_model(model.cpu(), out, card), result
+    out = Path(r.out) if r.out else zoo_home() / "models" / model_id
+    return save_model(model.cpu(), out, card), fitted.result
 
 
 def training_record(
@@ -136,9 +91,7 @@ def training_record(
     val_pairs: Sequence[tuple[Dataset, Case]],
     config: TrainConfig,
     result: TrainResult,
-    split_seed: int,
-    val_fraction: float,
-    test_fraction: float,
+    split: SplitPlan,
     note: str | None,
     seconds: float,
 ) -> dict[str, Any]:
@@ -147,7 +100,7 @@ def training_record(
         **datasets_record(datasets, train_pairs, val_pairs),
         "cases_train": len(train_pairs),
         "cases_val": len(val_pairs),
-        "split": {"seed": split_seed, "val": val_fraction, "test": test_fraction},
+        "split": {"seed": split.seed, "val": split.val, "test": split.test},
         "epochs": result.epochs_run,
         "best_epoch": result.best_epoch,
         "best_val_loss": result.best_val_loss,
@@ -169,9 +122,6 @@ def training_record(
 def choose_largest_component(model: torch.nn.Module, val_cases: Sequence[CaseSlices], organs: Sequence[str], batch: int = 16) -> list[str]:
     """Organs for which keeping the largest 3D component does not lower validation Dice
     (nnU-Net's rule), judged on the validation patients' prepared slices."""
-    from ..inference import keep_largest_component
-    from ..metrics import dice
-
     model.eval()
     device = next(model.parameters(), torch.empty(0)).device
     gains: dict[str, list[float]] = {o: [] for o in organs}

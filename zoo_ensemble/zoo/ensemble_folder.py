@@ -9,7 +9,7 @@ from typing import Any
 
 from ..architectures import ModelConfig, build_model
 from ..ensembles import get_method
-from ..ensembles.base import Ensemble, MemberInfo
+from ..ensembles.base import Ensemble, MemberRecord
 from ..errors import ModelFormatError
 from .cards import Card, check_model_id
 from .folder import build_within_limits, check_card_matches, load_state, read_weights, weights_header
@@ -34,7 +34,7 @@ def ensemble_config(ensemble: Ensemble, card: Card) -> dict[str, Any]:
     }
 
 
-def build_ensemble(method: str, members: list, infos: list[MemberInfo], organs: list[str], options: dict[str, Any] | None = None) -> Ensemble:
+def build_ensemble(method: str, members: list, infos: list[MemberRecord], organs: list[str], options: dict[str, Any] | None = None) -> Ensemble:
     return get_method(method).build(members, infos, organs, **(options or {}))
 
 
@@ -47,14 +47,14 @@ def load_ensemble(folder: Path, card: Card, config: dict[str, Any]) -> Ensemble:
     if not isinstance(config["organs"], list) or list(config["organs"]) != list(card.organs):
         raise ModelFormatError(f"{folder}: card organs {card.organs} disagree with config.json organs {config['organs']}")
     check_card_matches(folder, card, config)
-    specs = _member_specs(config["members"], folder)
+    records = _member_records(config["members"], folder)
     options = config.get("options") or {}
     if not isinstance(options, dict):
         raise ModelFormatError(f"{folder}/config.json: field 'options' must be a mapping")
 
     def build() -> Ensemble:
-        members = [build_model(cfg) for cfg, _ in specs]
-        return build_ensemble(config["method"], members, [info for _, info in specs], list(config["organs"]), options)
+        members = [build_model(cfg) for cfg, _ in records]
+        return build_ensemble(config["method"], members, [record for _, record in records], list(config["organs"]), options)
 
     where = str(folder / "model.safetensors")
     ensemble = build_within_limits(build, weights_header(folder, card), where)
@@ -62,7 +62,7 @@ def load_ensemble(folder: Path, card: Card, config: dict[str, Any]) -> Ensemble:
     return ensemble.eval()
 
 
-def _member_specs(members: Any, folder: Path) -> list[tuple[ModelConfig, MemberInfo]]:
+def _member_records(members: Any, folder: Path) -> list[tuple[ModelConfig, MemberRecord]]:
     """Each member's config and provenance, checked before any member is built."""
     if not (isinstance(members, list) and 0 < len(members) <= MAX_MEMBERS):
         raise ModelFormatError(f"{folder}/config.json: field 'members' must list 1 to {MAX_MEMBERS} members")
@@ -71,5 +71,5 @@ def _member_specs(members: Any, folder: Path) -> list[tuple[ModelConfig, MemberI
         if not (isinstance(m, dict) and isinstance(m.get("config"), dict) and isinstance(m.get("model_id"), str) and isinstance(m.get("organs"), list)):
             raise ModelFormatError(f"{folder}/config.json: member {i} needs model_id, organs and config")
         check_model_id(m["model_id"], f"{folder}/config.json: member {i}")
-        out.append((ModelConfig.from_dict(m["config"]), MemberInfo(m["model_id"], list(m["organs"]), m["config"])))
+        out.append((ModelConfig.from_dict(m["config"]), MemberRecord(m["model_id"], list(m["organs"]), m["config"])))
     return out

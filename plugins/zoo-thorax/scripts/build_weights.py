@@ -45,7 +45,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     from zoo_ensemble.data.cohort import write_cohort
-    from zoo_ensemble.training.fit import train_model
+    from zoo_ensemble.training.fit import TrainRequest, train_model
     from zoo_ensemble.training.trainer import TrainConfig
 
     args = parse_args()
@@ -64,10 +64,10 @@ def main() -> None:
                 run_dir = work / "runs" / model_id
                 started = time.monotonic()
                 datasets = [ds for ds in cohorts if ds.annotates(organ)]
-                folder, res = train_model(
+                folder, res = train_model(TrainRequest(
                     [organ], arch, datasets, out=HERE / "zoo_thorax" / "models" / model_id, model_id=model_id,
                     run_dir=run_dir, note=NOTE, config=config, resume=(run_dir / "checkpoint.safetensors").exists(),
-                )
+                ))
                 print(
                     f"{model_id}: val loss {res.best_val_loss:.4f}, val Dice {res.history[res.best_epoch - 1]['val_dice_mean']:.3f}, "
                     f"best epoch {res.best_epoch}/{res.epochs_run} ({res.stopped}), {time.monotonic() - started:.0f} s",

@@ -1,0 +1,120 @@
+"""The one training recipe, shared by organ models and ensembles: split the data by patient,
+prepare the slices at the model's grid, train through the :class:`Trainer` (resumable), and keep
+the best epoch by validation loss."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.dataset import Case, Dataset
+from ..data.slices import CaseSlices, load_cases
+from ..errors import TrainingError
+from ..input_range import InputRange
+from ..paths import slice_cache_dir
+from .trainer import Reporter, TrainConfig, Trainer, TrainResult
+
+Pairs = list[tuple[Dataset, Case]]
+
+
+@dataclass
+class SplitCases:
+    """The (dataset, case) pairs of each split, by patient."""
+
+    train: Pairs
+    val: Pairs
+    test: Pairs
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """How patients are split: a seeded shuffle per dataset (or its manifest's fixed splits), and
+    optionally a seeded share of the training patients (data scarcity, the paper's experiment 5)."""
+
+    seed: int = 0
+    val: float = 0.15
+    test: float = 0.15
+    train_fraction: float = 1.0
+
+    def split(self, datasets: Sequence[Dataset], organs: Sequence[str]) -> SplitCases:
+        """The labelled cases of datasets that annotate any of ``organs``, split by patient."""
+        out = SplitCases([], [], [])
+        for ds in datasets:
+            if not any(ds.annotates(o) for o in organs):
+                continue
+            parts = ds.split(self.seed, self.val, self.test)
+            for name in ("train", "val", "test"):
+                getattr(out, name).extend((ds, c) for c in parts[name] if c.labels is not None)
+        if self.train_fraction != 1.0:
+            out.train = subsample_pairs(out.train, self.train_fraction, self.seed)
+        return out
+
+
+def subsample_pairs(pairs: Pairs, fraction: float, seed: int = 0) -> Pairs:
+    """A seeded share of each dataset's patients (at least one per dataset), in the original order."""
+    if not 0 < fraction <= 1:
+        raise TrainingError(f"train fraction must be in (0, 1], got {fraction}")
+    rng = np.random.default_rng(seed)
+    keep: set[int] = set()
+    for name in dict.fromkeys(ds.name for ds, _ in pairs):
+        idx = [i for i, (ds, _) in enumerate(pairs) if ds.name == name]
+        k = max(1, int(round(len(idx) * fraction)))
+        keep.update(int(i) for i in rng.choice(idx, size=k, replace=False))
+    return [p for i, p in enumerate(pairs) if i in keep]
+
+
+def check_organs_annotated(organs: Sequence[str], datasets: Sequence[Dataset]) -> None:
+    for organ in organs:
+        if not any(ds.annotates(organ) for ds in datasets):
+            names = ", ".join(ds.name for ds in datasets)
+            raise TrainingError(f"no dataset annotates {organ!r} (datasets: {names}); it cannot be learned from them")
+
+
+def prepare(pairs: Sequence[tuple[Dataset, Case]], organs: Sequence[str], size: Sequence[int], spacing: Sequence[float] | None, progress: Callable[[int, int], None] | None = None) -> list[CaseSlices]:
+    """Every case's slices resampled to ``spacing`` and cropped to ``size`` (cached on disk)."""
+    out: list[CaseSlices] = []
+    for i, (ds, case) in enumerate(pairs, start=1):
+        out.extend(load_cases(ds, [case], list(organs), tuple(size), tuple(spacing) if spacing else None, slice_cache_dir()))
+        if progress:
+            progress(i, len(pairs))
+    return out
+
+
+@dataclass
+class TrainingRun:
+    """Where and how one network trains: the schedule, the resumable checkpoint's folder, and
+    who shows progress."""
+
+    config: TrainConfig
+    run_dir: Path
+    resume: bool = False
+    reporter: Reporter | None = None
+    prepare_progress: Callable[[int, int], None] | None = None
+
+
+@dataclass
+class Fitted:
+    result: TrainResult
+    train_cases: list[CaseSlices]
+    val_cases: list[CaseSlices]
+    trained_on: InputRange | None  # the grids of the training and validation scans
+
+
+def fit(model: torch.nn.Module, organs: Sequence[str], splits: SplitCases, grid: tuple[Sequence[int], Sequence[float] | None], run: TrainingRun) -> Fitted:
+    """Train ``model`` on ``splits`` at ``grid`` (input size, spacing) and load its best epoch."""
+    if not splits.train or not splits.val:
+        raise TrainingError("the datasets give no training or no validation patients for these organs; add cases")
+    both = prepare(splits.train + splits.val, organs, grid[0], grid[1], run.prepare_progress)
+    train_cases, val_cases = both[: len(splits.train)], both[len(splits.train) :]
+    checkpoint = Path(run.run_dir) / "checkpoint.safetensors"
+    if not run.resume and checkpoint.exists():
+        checkpoint.unlink()
+    trainer = Trainer(model, train_cases, val_cases, list(organs), run.config, checkpoint, run.reporter)
+    result = trainer.fit(resume=run.resume)
+    model.load_state_dict(result.best_state)
+    trained_on = InputRange.of_grids(c.grid for c in both if c.grid is not None)
+    return Fitted(result, train_cases, val_cases, trained_on)
