@@ -30,7 +30,7 @@ def epoch_minutes(minutes: float) -> float:
 
 
 def phantom_part(args, work: Path) -> dict:
-    from zoo_ensemble.data.cohort import write_cohort
+    from zoo_ensemble.data.phantom import write_cohort
     from zoo_ensemble.evaluation import evaluate_model
     from zoo_ensemble.zoo.catalog import load_model
     from zoo_ensemble.zoo.loading import predictor_for

@@ -35,7 +35,7 @@ def main() -> None:
     ct = args.shared / "data" / "lidc-idri-0001" / "ct.nii.gz"
     labels = args.shared / "data" / "lidc-idri-0001" / "labels.nii.gz"
 
-    from zoo_ensemble import io, metrics
+    from zoo_ensemble import metrics, volumes
     from zoo_ensemble.organs import default_window
     from zoo_ensemble.preprocess import CenterCropPad, WindowLayer
 
@@ -43,7 +43,7 @@ def main() -> None:
     window, crop = WindowLayer.of(default_window("lung_left")), CenterCropPad(args.crop)
 
     def ours():
-        vol = io.read_ct(ct)
+        vol = volumes.read_ct(ct)
         with torch.no_grad():
             return window(crop(torch.from_numpy(vol.array).float()[:, None]))
 
@@ -55,7 +55,7 @@ def main() -> None:
     print(f"read 512x512x133 CT and make {tuple(slices.shape)} windowed crops: {t_ours:.3f} s")
     print(f"  baseline bare SimpleITK read: {t_bare:.3f} s   ratio {t_ours / t_bare:.2f}")
 
-    lab = io.read_labels(labels)
+    lab = volumes.read_labels(labels)
     ref = lab.array == 2  # right lung
     pred = np.roll(np.roll(ref, 3, axis=2), 1, axis=0)
     sp = lab.spacing_zyx

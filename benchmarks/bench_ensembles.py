@@ -35,7 +35,7 @@ def main() -> None:
     from zoo_ensemble.ensembles.base import MemberRecord
     from zoo_ensemble.zoo.ensemble_folder import build_ensemble
     from zoo_ensemble.inference import Predictor
-    from zoo_ensemble.io import read_ct
+    from zoo_ensemble.volumes import read_ct
     from zoo_ensemble.preprocess import AIR_HU, centre_box, crop_or_pad
 
     torch.manual_seed(0)

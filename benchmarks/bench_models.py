@@ -95,7 +95,7 @@ def main() -> None:
 
     from zoo_ensemble.architectures import build_model, make_config
     from zoo_ensemble.inference import Predictor
-    from zoo_ensemble.io import read_ct
+    from zoo_ensemble.volumes import read_ct
     from zoo_ensemble.preprocess import AIR_HU, centre_box, crop_or_pad
 
     torch.manual_seed(0)
@@ -146,7 +146,7 @@ def main() -> None:
 
 
 def _first_slices(volume, n):
-    from zoo_ensemble.io import Geometry, Volume
+    from zoo_ensemble.volumes import Geometry, Volume
 
     arr = np.ascontiguousarray(volume.array[:n])
     g = Geometry(arr.shape[::-1], volume.spacing, volume.origin, volume.direction)
@@ -154,7 +154,7 @@ def _first_slices(volume, n):
 
 
 def _tiled(volume, n):
-    from zoo_ensemble.io import Geometry, Volume
+    from zoo_ensemble.volumes import Geometry, Volume
 
     reps = int(np.ceil(n / volume.shape[0]))
     arr = np.ascontiguousarray(np.concatenate([volume.array] * reps)[:n])

@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="timings per model; the best is kept")
     args = parser.parse_args()
 
-    from zoo_ensemble.io import read_ct, read_labels
+    from zoo_ensemble.volumes import read_ct, read_labels
     from zoo_ensemble.zoo.catalog import load_for_prediction
 
     if args.models:

@@ -35,14 +35,14 @@ def _isolated_home(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(scope="session")
 def cohort_a(tmp_path_factory):
-    from zoo_ensemble.data.cohort import write_cohort
+    from zoo_ensemble.data.phantom import write_cohort
 
     return write_cohort(tmp_path_factory.mktemp("cohort-a"), "A", cases=4, seed=3, scale=4.0)
 
 
 @pytest.fixture(scope="session")
 def cohort_b(tmp_path_factory):
-    from zoo_ensemble.data.cohort import write_cohort
+    from zoo_ensemble.data.phantom import write_cohort
 
     return write_cohort(tmp_path_factory.mktemp("cohort-b"), "B", cases=3, seed=3, scale=4.0)
 

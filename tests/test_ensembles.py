@@ -95,8 +95,23 @@ def test_logits_conv_info_shows_the_learned_weights(in_member_zoo, cohort_a, tmp
     main(["info", f"local-dir:{result.folder}"])
     out = capsys.readouterr().out
     assert "learned weight" in out and "heart-unet:heart" in out and "bias" in out
-    w = load_folder(result.folder).model.weights()
+    model = load_folder(result.folder).model
+    w = model.weights()
     assert w.shape == (3, 3)
+    learned = model.describe()
+    assert learned.columns == ["heart", "trachea", "lung_left"]
+    assert [name for name, _ in learned.rows] == [*model.channel_names(), "bias"]
+    assert learned.rows[0][1] == pytest.approx(w[:, 0].tolist())
+    assert f"{w[0, 0].item():+.3f}" in out
+
+
+def test_info_on_an_argmax_ensemble_prints_no_learned_table(in_member_zoo, tmp_path, capsys):
+    from zoo_ensemble.cli import main
+
+    result = compose(ComposeRequest("argmax", "all", MEMBERS, [], out=tmp_path / "am0"))
+    main(["info", f"local-dir:{result.folder}"])
+    out = capsys.readouterr().out
+    assert "learned weight" not in out and "None" not in out.split()
 
 
 def test_predict_only_the_members_an_organ_needs(in_member_zoo, tmp_path):
@@ -107,7 +122,7 @@ def test_predict_only_the_members_an_organ_needs(in_member_zoo, tmp_path):
         m.register_forward_hook(lambda mod, inp, out, i=i: calls.append(i))
     predictor = predictor_for(loaded, "cpu", organs="trachea")
     assert predictor.organs == ["trachea"]
-    from zoo_ensemble.io import Geometry, Volume
+    from zoo_ensemble.volumes import Geometry, Volume
 
     arr = np.full((3, 64, 64), -1000, dtype=np.int16)
     g = Geometry((64, 64, 3), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
@@ -158,6 +173,20 @@ def test_bad_input_fails_before_training(in_member_zoo, cohort_a, cohort_b, tmp_
             compose(ComposeRequest("argmax", "all", ["odd-size"], []))
     finally:
         shutil.rmtree(odd)
+
+
+def test_leakage_is_logged_unless_the_caller_reports_it(in_member_zoo, cohort_a, caplog):
+    from zoo_ensemble.compose import check
+    from zoo_ensemble.ensembles import get_method
+    from zoo_ensemble.members import choose_members
+
+    members, organs = choose_members("all", MEMBERS)
+    for warn, logged in ((True, 1), (False, 0)):
+        caplog.clear()
+        request = ComposeRequest("logits_conv", "all", MEMBERS, [cohort_a], warn_leakage=warn)
+        with caplog.at_level("WARNING", logger="zoo_ensemble"):
+            _, leakage = check(request, get_method("logits_conv"), members, organs)
+        assert leakage and len([r for r in caplog.records if "seen by member" in r.getMessage()]) == logged * len(leakage)
 
 
 def test_leakage_is_reported_and_strict_refuses(in_member_zoo, cohort_a, tmp_path):

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from zoo_ensemble.inference import Predictor, labels_from_probabilities
-from zoo_ensemble.io import Geometry, Volume
+from zoo_ensemble.volumes import Geometry, Volume
 
 
 def test_labels_from_probabilities():

@@ -18,7 +18,7 @@ from zoo_ensemble.cli import main
 from zoo_ensemble.errors import ModelFormatError, ZooError
 from zoo_ensemble.inference import Predictor
 from zoo_ensemble.input_range import InputRange, ScanGrid, parse_spacing
-from zoo_ensemble.io import Geometry, Volume
+from zoo_ensemble.volumes import Geometry, Volume
 from zoo_ensemble.zoo.loading import load_folder
 from zoo_ensemble.preprocess import ResampleInPlane, resize
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zoo_ensemble import io
+from zoo_ensemble import volumes
 from zoo_ensemble.errors import LabelMapError, UnknownOrganError
 from zoo_ensemble.labelmaps import check_laterality, get_label_map, parse_custom
 from zoo_ensemble.organs import default_window, get_organ, parse_organs
@@ -63,7 +63,7 @@ def test_encode_decode_round_trip():
 
 
 def test_laterality_check_catches_a_swapped_map(lidc):
-    labels = io.read_labels(lidc / "labels_small.nii.gz").array
+    labels = volumes.read_labels(lidc / "labels_small.nii.gz").array
     check_laterality(get_label_map("zoo").masks(labels, ["lung_left", "lung_right"]))
     swapped = parse_custom("2=lung_left,1=lung_right")
     with pytest.raises(LabelMapError, match="lies on the patient's right"):

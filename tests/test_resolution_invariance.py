@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zoo_ensemble.io import Geometry, Volume, read_ct, read_labels
+from zoo_ensemble.volumes import Geometry, Volume, read_ct, read_labels
 from zoo_ensemble.metrics import dice
 from zoo_ensemble.zoo.catalog import load_for_prediction
 

@@ -15,11 +15,11 @@ from .zoo.hookspecs import hookimpl
 __version__ = "0.1.0.dev0"
 
 
-def load_model(spec: str) -> Any:
+def load_model(model: str) -> Any:
     """Load a model by id, ``hf-hub:org/name@rev``, ``local-dir:PATH`` or folder (checked)."""
     from .zoo.catalog import load_model as _load
 
-    return _load(spec)
+    return _load(model)
 
 
 def list_models(organ: str | None = None) -> list[Any]:

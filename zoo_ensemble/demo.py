@@ -19,7 +19,7 @@ from typing import Any
 
 from .compose import ComposeRequest, compose
 from .members import rank_key
-from .data.cohort import write_cohort
+from .data.phantom import write_cohort
 from .errors import ZooError
 from .evaluation import Report
 from .organs import THORACIC_ORGANS

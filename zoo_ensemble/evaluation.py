@@ -21,7 +21,7 @@ from .atomic import write_text
 from .data.dataset import Case, Dataset
 from .errors import ZooError
 from .inference import Predictor
-from .io import IMAGE_SUFFIXES, Volume, read_labels, strip_image_suffix
+from .volumes import IMAGE_SUFFIXES, Volume, read_labels, strip_image_suffix
 from .labelmaps import LabelMap
 from .metrics import OrganScore, score
 

@@ -18,7 +18,7 @@ from scipy import ndimage
 from torch import nn
 
 from .input_range import InputRange, ScanGrid
-from .io import Volume
+from .volumes import Volume
 from .preprocess import AIR_HU, ResampleInPlane, centre_box, crop_or_pad, paste_back, resize
 
 log = logging.getLogger("zoo_ensemble")

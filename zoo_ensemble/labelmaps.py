@@ -124,7 +124,7 @@ def _from_mapping(spec: Mapping[str, object]) -> LabelMap:
 def check_laterality(masks: Mapping[str, np.ndarray], min_voxels: int = 50) -> None:
     """Refuse masks whose left lung lies on the patient's right (a swapped label map).
 
-    Masks must be in the canonical LPS orientation of :mod:`zoo_ensemble.io`, where the x index
+    Masks must be in the canonical LPS orientation of :mod:`zoo_ensemble.volumes`, where the x index
     grows towards the patient's left.
     """
     left, right = masks.get("lung_left"), masks.get("lung_right")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -24,6 +23,8 @@ def compose(
     push: Annotated[str | None, typer.Option("--push", help="Publish it to this Hub repo (org/name).")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Refuse when training or test cases overlap the members' training cases.")] = False,
     fresh_cases: Annotated[bool, typer.Option("--fresh-cases", help="Train the ensemble only on cases no member has seen.")] = False,
+    # The training options repeat in `zoo train` and `zoo compose` as parameters because typer
+    # declares options so; their definitions are shared in cli/options.py, the defaults differ.
     epochs: opt.Epochs = 30,
     steps: opt.Steps = 30,
     batch_size: opt.BatchSize = 8,
@@ -49,7 +50,7 @@ def compose(
     opt.check_model_out(out, force, data)
     request = ComposeRequest(
         method=method, organs=organs, models=models.split(",") if models else None, data=opt.datasets(data, labels),
-        name=name, out=out, push=push, strict=strict, fresh_cases=fresh_cases, resume=resume,
+        name=name, out=out, push=push, strict=strict, fresh_cases=fresh_cases, resume=resume, warn_leakage=False,
         config=TrainConfig(epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, lr=lr, max_minutes=minutes, seed=seed, device=device, augment=augment),
         split=SplitPlan(seed=split_seed, train_fraction=train_fraction),
         options={"variant": variant} if method == "meta_unet" else {},

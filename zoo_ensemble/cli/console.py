@@ -23,6 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from ..ensembles.base import LearnedTable
 from ..evaluation import Report, Stat
 
 console = Console()
@@ -123,4 +124,15 @@ def report_table(report: Report, title: str = "Evaluation") -> Table:
     table.add_row("[b]mean[/b]", _fmt(st["dice"], 3), _fmt(st["precision"], 3), _fmt(st["recall"], 3), _fmt(st["hd95"], 2), str(st["dice"].n), end_section=True)
     if report.missed():
         table.caption = f"{report.missed()} organ(s) missed or spurious: HD95 set to the grid diagonal"
+    return table
+
+
+def learned_table(learned: LearnedTable) -> Table:
+    """What a learned ensemble method learned (its plain numbers) as a table."""
+    table = Table(title=safe(learned.title), title_justify="left")
+    table.add_column("member channel")
+    for column in learned.columns:
+        table.add_column(safe(column), justify="right")
+    for name, values in learned.rows:
+        table.add_row(safe(name), *(f"{v:+.3f}" for v in values))
     return table

@@ -25,7 +25,7 @@ def phantom(
     force: Annotated[bool, typer.Option("--force", help="Replace a non-empty --out folder that holds something else.")] = False,
 ) -> None:
     """Generate a deterministic synthetic thoracic CT cohort with organ labels."""
-    from ..data.cohort import same_cohort, write_cohort
+    from ..data.phantom import same_cohort, write_cohort
     from ..outputs import check_output_folder, clear_folder
 
     owned = same_cohort(out, source.upper(), cases, seed, scale)
@@ -89,7 +89,7 @@ def preview(
     """Render a PNG of a few axial slices with organ contours."""
     from ..data.dataset import open_dataset
     from ..data.preview import render_preview
-    from ..io import read_ct, read_labels, strip_image_suffix
+    from ..volumes import read_ct, read_labels, strip_image_suffix
     from ..labelmaps import get_label_map
     from ..organs import Window
     from ..outputs import check_output_file

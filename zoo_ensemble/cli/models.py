@@ -23,6 +23,8 @@ def train(
     out: opt.Out = None,
     size: Annotated[int | None, typer.Option(help="Crop size in pixels after resampling (default: the variant's: tiny 160, small 256, paper 320).")] = None,
     spacing: Annotated[str | None, typer.Option(help="In-plane pixel spacing X,Y in mm every slice is resampled to (default: the variant's: tiny 2.2,2.2, small 1.4,1.4, paper 1.0,1.0).")] = None,
+    # The training options repeat in `zoo train` and `zoo compose` as parameters because typer
+    # declares options so; their definitions are shared in cli/options.py, the defaults differ.
     epochs: opt.Epochs = 40,
     steps: opt.Steps = 40,
     batch_size: opt.BatchSize = 8,
@@ -76,7 +78,7 @@ def predict(
     device: opt.Device = "auto",
 ) -> None:
     """Segment a CT volume; the label map is written on the input's exact grid."""
-    from ..io import WRITE_SUFFIXES, probability_path, read_ct, write_labels, write_volume
+    from ..volumes import WRITE_SUFFIXES, probability_path, read_ct, write_labels, write_volume
     from ..labelmaps import get_label_map
     from ..outputs import check_output_file
     from ..zoo.catalog import load_for_prediction

@@ -10,7 +10,7 @@ from rich.markdown import Markdown
 from rich.table import Table
 
 from .app import app
-from .console import console, plain, safe
+from .console import console, learned_table, plain, safe
 
 
 def _windows(ws) -> str:
@@ -69,8 +69,9 @@ def info(model: Annotated[str, typer.Argument(help="Model id, hf-hub:org/name, l
     console.print(f"[b]{safe(loaded.card.model_id)}[/b] in {safe(loaded.folder)}")
     console.print(Markdown(plain(card_body(loaded.folder))))
     describe = getattr(loaded.model, "describe", None)
-    if describe is not None:
-        console.print(describe())
+    learned = describe() if describe is not None else None
+    if learned is not None:
+        console.print(learned_table(learned))
 
 
 @app.command("verify")

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..atomic import write_text
 from ..errors import DatasetError
-from ..io import IMAGE_SUFFIXES, Volume, read_ct, read_labels, strip_image_suffix
+from ..volumes import IMAGE_SUFFIXES, Volume, read_ct, read_labels, strip_image_suffix
 from ..labelmaps import LabelMap, check_laterality, get_label_map, label_map_names
 from ..organs import get_organ
 

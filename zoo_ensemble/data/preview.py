@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path
-from ..io import Volume
+from ..volumes import Volume
 from ..organs import Window
 
 ORGAN_COLOURS = {

@@ -15,7 +15,7 @@ def builtin_methods() -> list[MethodSpec]:
     from . import argmax, layer_fusion, logits_conv, meta_unet  # noqa: F401  (each module's @register_method)
 
     order = ("argmax", "logits_conv", "meta_unet", "layer_fusion")
-    return [DEFINED[n] for n in order] + [spec for n, spec in DEFINED.items() if n not in order]
+    return [DEFINED[n] for n in order] + [method for n, method in DEFINED.items() if n not in order]
 
 
 def method_names() -> list[str]:
@@ -23,7 +23,7 @@ def method_names() -> list[str]:
 
 
 def get_method(name: str) -> MethodSpec:
-    spec = get_registry().get("ensemble_methods", name)
-    if spec is None:
+    method = get_registry().get("ensemble_methods", name)
+    if method is None:
         raise UnknownModelError(f"unknown ensemble method {name!r} (registered: {', '.join(method_names()) or 'none'})")
-    return spec
+    return method

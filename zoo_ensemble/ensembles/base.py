@@ -25,7 +25,10 @@ DEFINED: dict[str, MethodSpec] = {}
 
 
 def register_method(name: str, trainable: bool, description: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorate an ensemble method's ``build(members, infos, organs, **options)``."""
+    """Decorate an ensemble method's ``build(members, infos, organs, **options)``.
+
+    The same pattern as ``@register_architecture`` (timm's ``@register_model``), kept as two
+    small decorators because each builds its own spec type with its own arguments."""
 
     def decorate(build: Callable[..., Any]) -> Callable[..., Any]:
         DEFINED[name] = MethodSpec(name, build, trainable, description)
@@ -42,6 +45,16 @@ class MemberRecord:
     organs: list[str]
     config: dict[str, Any]
     card: dict[str, Any] = field(default_factory=dict)  # id, repo, revision, sha256, licence, training
+
+
+@dataclass(frozen=True)
+class LearnedTable:
+    """Learned numbers to show a user: one row per name, one value per column. Plain data, so
+    the core stays free of presentation; the CLI draws it."""
+
+    title: str
+    columns: list[str]
+    rows: list[tuple[str, list[float]]]
 
 
 class Ensemble(nn.Module):
@@ -97,8 +110,8 @@ class Ensemble(nn.Module):
     def method_config(self) -> dict[str, Any]:
         return dict(self.options)
 
-    def describe(self) -> Any:
-        """Something rich can print about what the method learned (or None)."""
+    def describe(self) -> LearnedTable | None:
+        """What the method learned, as plain numbers the CLI renders (None when it learns nothing to show)."""
         return None
 
 

@@ -43,9 +43,6 @@ class LayerFusionEnsemble(Ensemble):
             self.fuse.weight.copy_(w)
             self.fuse.bias.copy_(b)
 
-    def last_layer_parameters(self) -> list[nn.Parameter]:
-        return [p for m in self.members for p in m.last_layer().parameters()]
-
     def forward_members(self, hu: torch.Tensor, members: Sequence[int]) -> torch.Tensor:
         feats = torch.cat([self.members[i].features(hu) for i in members], dim=1)
         return self.fuse(feats)

@@ -12,10 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from rich.table import Table
 from torch import nn
 
-from .base import Ensemble, organ_channel_matrix, register_method
+from .base import Ensemble, LearnedTable, organ_channel_matrix, register_method
 
 
 class LogitsConvEnsemble(Ensemble):
@@ -35,17 +34,10 @@ class LogitsConvEnsemble(Ensemble):
         """``(organs, member channels)``: the learned weight of each member for each organ."""
         return self.conv.weight.detach()[:, :, 0, 0].cpu()
 
-    def describe(self) -> Table:
-        table = Table(title="logits convolution: learned weight of each member channel for each organ", title_justify="left")
-        table.add_column("member channel")
-        for organ in self.organs:
-            table.add_column(organ, justify="right")
-        w = self.weights()
-        for c, name in enumerate(self.channel_names()):
-            table.add_row(name, *(f"{w[o, c]:+.3f}" for o in range(len(self.organs))))
-        table.add_row("bias", *(f"{b:+.3f}" for b in self.conv.bias.detach().cpu().tolist()), end_section=True)
-        return table
-
+    def describe(self) -> LearnedTable:
+        w, bias = self.weights(), self.conv.bias.detach().cpu().tolist()
+        rows = [(name, w[:, c].tolist()) for c, name in enumerate(self.channel_names())]
+        return LearnedTable("logits convolution: learned weight of each member channel for each organ", list(self.organs), [*rows, ("bias", bias)])
 
 @register_method("logits_conv", trainable=True, description="1 x 1 convolution over the member logits")
 def build(members, infos, organs, **options) -> LogitsConvEnsemble:

@@ -8,10 +8,8 @@ make two runs of one preset on one machine give the same numbers.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +19,9 @@ import numpy as np
 from ..atomic import atomic_path
 from ..zoo.cards import Card
 from ..compose import ComposeRequest, compose
-from ..data.cohort import write_cohort
+from ..data.phantom import write_cohort
 from ..data.dataset import Case, Dataset, open_dataset
-from ..io import Volume
+from ..volumes import Volume
 from ..evaluation import evaluate_pairs
 from ..zoo.loading import LoadedModel, load_folder, predictor_for
 from ..members import rank_key
@@ -51,24 +49,6 @@ class RunResult:
     results: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # exp -> slug -> result
     trained: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
-
-
-class _DropLeakage(logging.Filter):
-    """The paper trains ensembles on their members' training patients; the composer's warning
-    about it would repeat for every ensemble, so the report states it once instead."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "were seen by member" not in record.getMessage()
-
-
-@contextlib.contextmanager
-def _quiet_leakage() -> Iterator[None]:
-    log, flt = logging.getLogger("zoo_ensemble"), _DropLeakage()
-    log.addFilter(flt)
-    try:
-        yield
-    finally:
-        log.removeFilter(flt)
 
 
 def open_sources(preset: Preset, ws: Workspace, data: Mapping[str, str | Path] | None, say: Say) -> dict[str, Dataset]:
@@ -125,13 +105,12 @@ class Runner:
         for job in source_jobs(self.experiments, p, best_architectures(ranked), self.annotated):
             self.ensure_model(job)
         self._overlay_reference()
-        with _quiet_leakage():
-            for exp in self.experiments:
-                choice = plan_members(exp, p, ranked, self.annotated)
-                for note in choice.notes:
-                    self.say(f"{exp.name}: {note}")
-                for entry in exp.entries:
-                    self.result.results.setdefault(exp.name, {})[entry.slug] = self.ensure_entry(exp, entry, choice.ids, choice.notes)
+        for exp in self.experiments:
+            choice = plan_members(exp, p, ranked, self.annotated)
+            for note in choice.notes:
+                self.say(f"{exp.name}: {note}")
+            for entry in exp.entries:
+                self.result.results.setdefault(exp.name, {})[entry.slug] = self.ensure_entry(exp, entry, choice.ids, choice.notes)
         return self.result
 
     # --- networks --------------------------------------------------------------------------
@@ -213,6 +192,7 @@ class Runner:
             name=f"{exp.name}-{entry.method}", out=self.ws.ensemble(exp.name, entry.method), config=p.train["ensemble"],
             split=SplitPlan(seed=p.seed, val=p.val_fraction, test=p.test_fraction, train_fraction=exp.train_fraction),
             options=p.methods.get(entry.method) or {}, reporter=self.reporter_for(key), resume=resume, run_dir=run_dir,
+            warn_leakage=False,  # the paper trains ensembles on their members' patients; the report says so once
         ))
         if result.report is None:
             raise ExperimentError(f"{exp.name}: {entry.method} was not evaluated (no test patients)")

@@ -280,6 +280,13 @@ def _window(d: Any) -> Window:
 
 def render_body(card: Card) -> str:
     """The prose part of a card: what, intended use, data, preprocessing, usage, metrics, licence."""
+    lines = _intro(card) + _model_section(card) + _training_section(card) + _metrics_section(card)
+    lines += ["", "## Usage", "", "```bash", f"zoo info {card.model_id}", f"zoo predict {card.model_id} ct.nii.gz -o labels.nii.gz", "```", ""]
+    lines += ["## Licence", "", f"{card.license}.", ""]
+    return "\n".join(lines)
+
+
+def _intro(card: Card) -> list[str]:
     organs = ", ".join(o.replace("_", " ") for o in card.organs)
     what = {
         "binary": f"a binary segmentation model for the **{organs}**",
@@ -288,9 +295,12 @@ def render_body(card: Card) -> str:
     }[card.kind]
     lines = [f"# {card.model_id}", "", f"`{card.model_id}` is {what} on axial CT slices, made with "
              "[zoo-ensemble](https://pypi.org/project/zoo-ensemble/).", ""]
-    lines += ["## Intended use", "", "Research and method development only. This model is **not** a medical "
-              "device and must not be used for clinical decisions or treatment planning.", ""]
-    lines += ["## Model", ""]
+    return lines + ["## Intended use", "", "Research and method development only. This model is **not** a medical "
+                    "device and must not be used for clinical decisions or treatment planning.", ""]
+
+
+def _model_section(card: Card) -> list[str]:
+    lines = ["## Model", ""]
     if card.architecture:
         lines.append(f"- Architecture: {card.architecture}" + (f" (encoder {card.encoder})" if card.encoder else "") + (f", {card.variant} size" if card.variant else ""))
     if card.method:
@@ -307,29 +317,34 @@ def render_body(card: Card) -> str:
     lines.append(f"- Output channels (sigmoid, threshold {card.threshold}): " + ", ".join(card.organs))
     if card.postprocess.get("largest_component"):
         lines.append("- Post-processing: largest connected component kept for " + ", ".join(card.postprocess["largest_component"]))
-    lines += ["", "## Training data", ""]
-    if card.training:
-        names = card.training.get("dataset_names") or []
-        lines.append(f"- Datasets: {', '.join(map(str, names)) or 'not recorded'}")
-        for key in ("cases_train", "cases_val", "epochs", "device", "seconds"):
-            if key in card.training:
-                val = card.training[key]
-                lines.append(f"- {key.replace('_', ' ')}: {len(val) if isinstance(val, list) else val}")
-        if card.training.get("note"):
-            lines.append(f"- {card.training['note']}")
-    else:
-        lines.append("Not recorded.")
-    if card.metrics:
-        lines += ["", "## Metrics", "", "| split | organ | Dice | precision | recall | HD95 (mm) |", "|---|---|---|---|---|---|"]
-        for split, per in card.metrics.items():
-            if isinstance(per, dict):
-                for organ, v in per.items():
-                    if isinstance(v, dict):
-                        cells = [_fmt(v.get(m)) for m in ("dice", "precision", "recall", "hd95")]
-                        lines.append(f"| {split} | {organ} | " + " | ".join(cells) + " |")
-    lines += ["", "## Usage", "", "```bash", f"zoo info {card.model_id}", f"zoo predict {card.model_id} ct.nii.gz -o labels.nii.gz", "```", ""]
-    lines += ["## Licence", "", f"{card.license}.", ""]
-    return "\n".join(lines)
+    return lines
+
+
+def _training_section(card: Card) -> list[str]:
+    lines = ["", "## Training data", ""]
+    if not card.training:
+        return lines + ["Not recorded."]
+    names = card.training.get("dataset_names") or []
+    lines.append(f"- Datasets: {', '.join(map(str, names)) or 'not recorded'}")
+    for key in ("cases_train", "cases_val", "epochs", "device", "seconds"):
+        if key in card.training:
+            val = card.training[key]
+            lines.append(f"- {key.replace('_', ' ')}: {len(val) if isinstance(val, list) else val}")
+    if card.training.get("note"):
+        lines.append(f"- {card.training['note']}")
+    return lines
+
+
+def _metrics_section(card: Card) -> list[str]:
+    if not card.metrics:
+        return []
+    lines = ["", "## Metrics", "", "| split | organ | Dice | precision | recall | HD95 (mm) |", "|---|---|---|---|---|---|"]
+    for split, per in card.metrics.items():
+        for organ, v in (per.items() if isinstance(per, dict) else ()):
+            if isinstance(v, dict):
+                cells = [_fmt(v.get(m)) for m in ("dice", "precision", "recall", "hd95")]
+                lines.append(f"| {split} | {organ} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _fmt(v: Any) -> str:

@@ -155,13 +155,13 @@ def pull_target(ref: str, revision: str | None = None) -> tuple[str, str | None]
     """The Hub repo and revision ``zoo pull REF`` fetches: a plugin model's pinned repo (or
     ``revision``), or ``hf-hub:org/name[@rev]`` / ``org/name``; None for a model that ships
     inside its plugin."""
-    spec = get_registry().get("models", ref)
-    if spec is not None:
-        return None if spec.path is not None else (spec.hub_repo, revision or spec.revision)  # type: ignore[return-value]
+    registered = get_registry().get("models", ref)
+    if registered is not None:
+        return None if registered.path is not None else (registered.hub_repo, revision or registered.revision)  # type: ignore[return-value]
     text = ref[len(HUB_PREFIX) :] if ref.startswith(HUB_PREFIX) else ref
     if "/" not in text:
         raise UnknownModelError(f"{ref!r} is not a plugin model; give a Hub repo as hf-hub:org/name")
-    repo, rev = hub.parse_spec(text)
+    repo, rev = hub.parse_repo_ref(text)
     return repo, revision or rev
 
 
@@ -182,23 +182,22 @@ def resolve_folder(ref: str, pulled: list[Pulled] | None = None) -> Path:
     """The model folder for ``ref``, pulling a Hub model that is not cached (what was pulled is
     appended to ``pulled``, so that the caller need not load it a second time)."""
     if ref.startswith(HUB_PREFIX):
-        repo, revision = hub.parse_spec(ref[len(HUB_PREFIX) :])
+        repo, revision = hub.parse_repo_ref(ref[len(HUB_PREFIX) :])
         return _pulled(repo, revision, pulled)
-    spec = ref
-    if spec.startswith(LOCAL_PREFIX):
-        path = Path(spec[len(LOCAL_PREFIX) :]).expanduser()
+    if ref.startswith(LOCAL_PREFIX):
+        path = Path(ref[len(LOCAL_PREFIX) :]).expanduser()
         if not path.is_dir():
-            raise UnknownModelError(f"{spec}: no such model folder")
+            raise UnknownModelError(f"{ref}: no such model folder")
         return path
-    path = Path(spec).expanduser()
+    path = Path(ref).expanduser()
     if path.is_dir() and (path / "config.json").exists():
         return path
-    if "/" in spec or "\\" in spec:
+    if "/" in ref or "\\" in ref:
         raise UnknownModelError(
-            f"{spec!r} is neither a model id nor a model folder: for a folder write local-dir:{spec}, "
-            f"for a Hub repo write hf-hub:{spec}"
+            f"{ref!r} is neither a model id nor a model folder: for a folder write local-dir:{ref}, "
+            f"for a Hub repo write hf-hub:{ref}"
         )
-    return _resolve_name(spec, pulled)
+    return _resolve_name(ref, pulled)
 
 
 def _pulled(repo: str, revision: str | None, pulled: list[Pulled] | None) -> Path:

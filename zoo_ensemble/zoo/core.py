@@ -28,11 +28,11 @@ def register_label_maps(register: Callable[[Any], None]) -> None:
 
 @hookimpl
 def register_architectures(register: Callable[[Any], None]) -> None:
-    for spec in builtin_architectures():
-        register(spec)
+    for architecture in builtin_architectures():
+        register(architecture)
 
 
 @hookimpl
 def register_ensemble_methods(register: Callable[[Any], None]) -> None:
-    for spec in builtin_methods():
-        register(spec)
+    for method in builtin_methods():
+        register(method)

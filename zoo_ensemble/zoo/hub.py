@@ -52,11 +52,11 @@ def offline() -> bool:
     return bool(constants.HF_HUB_OFFLINE)
 
 
-def parse_spec(spec: str) -> tuple[str, str | None]:
+def parse_repo_ref(ref: str) -> tuple[str, str | None]:
     """``org/name@revision`` -> (repo, revision)."""
-    repo, _, rev = spec.partition("@")
+    repo, _, rev = ref.partition("@")
     if not _REPO.match(repo):
-        raise UnknownModelError(f"{spec!r} is not a Hub repo id (expected org/name[@revision])")
+        raise UnknownModelError(f"{ref!r} is not a Hub repo id (expected org/name[@revision])")
     return repo, rev or None
 
 
@@ -157,7 +157,7 @@ def push(folder: str | Path, repo: str, private: bool = False, create_pr: bool =
     from huggingface_hub import HfApi
 
     loaded = load_folder(folder)
-    parse_spec(repo)
+    parse_repo_ref(repo)
     api = HfApi()
     try:
         api.create_repo(repo, private=private, exist_ok=True)

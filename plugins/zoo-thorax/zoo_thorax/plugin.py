@@ -15,10 +15,6 @@ ORGANS = ("lung_left", "lung_right", "heart", "trachea", "esophagus", "spinal_co
 ARCHITECTURES = ("unet", "se_resunet", "deeplabv3")
 
 
-def model_ids() -> list[str]:
-    return [f"{organ}-{arch}" for organ in ORGANS for arch in ARCHITECTURES]
-
-
 @hookimpl
 def register_models(register):
     for organ in ORGANS:

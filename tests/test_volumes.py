@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from zoo_ensemble import io
+from zoo_ensemble import volumes
 from zoo_ensemble.errors import (
     GeometryMismatchError,
     ImageDimensionError,
@@ -31,17 +31,17 @@ def _ct(shape=(6, 20, 24), seed=0) -> np.ndarray:
 
 
 def test_real_ct_round_trip_keeps_the_flipped_grid(lidc, tmp_path):
-    vol = io.read_ct(lidc / "ct.nii.gz")
+    vol = volumes.read_ct(lidc / "ct.nii.gz")
     assert vol.source.orientation == "LAS"  # stored with a flipped y axis
     assert vol.shape == (133, 512, 512)
     assert vol.array.min() == -1024  # -2048 padding clipped
-    labels = io.read_labels(lidc / "labels.nii.gz", like=vol)
+    labels = volumes.read_labels(lidc / "labels.nii.gz", like=vol)
     # canonical LPS: the patient's left lung (value 1) has the larger x index
     assert np.nonzero(labels.array == 1)[2].mean() > np.nonzero(labels.array == 2)[2].mean()
     # and the spinal cord (6) is posterior (larger y) of the heart (3)
     assert np.nonzero(labels.array == 6)[1].mean() > np.nonzero(labels.array == 3)[1].mean()
 
-    out = io.write_labels(labels.array, labels, tmp_path / "labels.nii.gz")
+    out = volumes.write_labels(labels.array, labels, tmp_path / "labels.nii.gz")
     orig, back = sitk.ReadImage(str(lidc / "labels.nii.gz")), sitk.ReadImage(str(out))
     assert back.GetSize() == orig.GetSize()
     assert back.GetOrigin() == orig.GetOrigin()
@@ -55,7 +55,7 @@ def test_reads_every_format_and_clips_padding(tmp_path, suffix):
     arr = _ct()
     path = tmp_path / f"ct{suffix}"
     sitk.WriteImage(_image(arr), str(path))
-    vol = io.read_ct(path)
+    vol = volumes.read_ct(path)
     assert vol.array.dtype == np.int16
     # y was flipped on disk; canonical order flips it back
     expected = np.maximum(arr[:, ::-1, :], -1024)
@@ -68,8 +68,8 @@ def test_write_back_restores_any_axis_permutation(tmp_path, direction):
     arr = _ct((5, 7, 9)).astype(np.uint8)
     src = tmp_path / "lab.nrrd"
     sitk.WriteImage(_image(arr, direction=direction), str(src))
-    vol = io.read_labels(src)
-    out = io.write_labels(vol.array, vol, tmp_path / "out.nii.gz")
+    vol = volumes.read_labels(src)
+    out = volumes.write_labels(vol.array, vol, tmp_path / "out.nii.gz")
     back = sitk.ReadImage(str(out))
     assert np.array_equal(sitk.GetArrayFromImage(back), arr)
     assert np.allclose(back.GetDirection(), direction)
@@ -80,41 +80,41 @@ def test_not_an_image(tmp_path):
     bad = tmp_path / "scan.nii.gz"
     bad.write_text("this is not an image")
     with pytest.raises(ImageReadError, match="not an image"):
-        io.read_ct(bad)
+        volumes.read_ct(bad)
     with pytest.raises(ImageReadError, match="no such file"):
-        io.read_ct(tmp_path / "missing.nii.gz")
+        volumes.read_ct(tmp_path / "missing.nii.gz")
     txt = tmp_path / "notes.txt"
     txt.write_text("x")
     with pytest.raises(ImageReadError, match="unsupported file type"):
-        io.read_ct(txt)
+        volumes.read_ct(txt)
 
 
 def test_2d_image_is_refused(tmp_path):
     path = tmp_path / "slice.nii.gz"
     sitk.WriteImage(sitk.GetImageFromArray(_ct((20, 24))), str(path))
     with pytest.raises(ImageDimensionError, match="2D image; a 3D volume is needed"):
-        io.read_ct(path)
+        volumes.read_ct(path)
 
 
 def test_8bit_and_offset_data_are_not_hounsfield(tmp_path):
     eight = tmp_path / "eight.nii.gz"
     sitk.WriteImage(_image(np.random.default_rng(0).integers(0, 256, (4, 8, 8)).astype(np.uint8)), str(eight))
     with pytest.raises(NotHounsfieldError, match="8-bit"):
-        io.read_ct(eight)
+        volumes.read_ct(eight)
     offset = tmp_path / "offset.nii.gz"
     sitk.WriteImage(_image((_ct() + 1024).clip(0).astype(np.int16) + 100), str(offset))
     with pytest.raises(NotHounsfieldError, match="Hounsfield"):
-        io.read_ct(offset)
-    assert io.read_ct(offset, check_hu=False).array.min() >= 100
+        volumes.read_ct(offset)
+    assert volumes.read_ct(offset, check_hu=False).array.min() >= 100
 
 
 def test_label_grid_must_match_image(tmp_path):
     img, lab = tmp_path / "img.nii.gz", tmp_path / "lab.nii.gz"
     sitk.WriteImage(_image(_ct()), str(img))
     sitk.WriteImage(_image(np.zeros((6, 20, 24), np.uint8), spacing=(0.8, 0.9, 3.0)), str(lab))
-    vol = io.read_ct(img)
+    vol = volumes.read_ct(img)
     with pytest.raises(GeometryMismatchError, match="differs from its image"):
-        io.read_labels(lab, like=vol)
+        volumes.read_labels(lab, like=vol)
 
 
 def _write_dicom_series(folder, array, series_uid, spacing=(0.7, 0.7, 2.5)):
@@ -146,7 +146,7 @@ def test_dicom_folder_picks_the_longest_series(tmp_path, caplog):
     _write_dicom_series(tmp_path / "dcm", small, "1.2.826.0.1.3680043.2.1125.202")
     with caplog.at_level(logging.WARNING, logger="zoo_ensemble"):
         logging.getLogger("zoo_ensemble").propagate = True
-        vol = io.read_ct(tmp_path / "dcm")
+        vol = volumes.read_ct(tmp_path / "dcm")
     assert vol.shape[0] == 6
     assert any("holds 2 DICOM series" in n for n in vol.notes)
     assert vol.spacing[2] == pytest.approx(2.5)
@@ -158,16 +158,16 @@ def test_dicom_folder_without_series(tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "readme.txt").write_text("no images here")
     with pytest.raises(ImageReadError, match="no readable DICOM series"):
-        io.read_ct(tmp_path / "empty")
+        volumes.read_ct(tmp_path / "empty")
 
 
 def test_write_is_atomic_on_failure(tmp_path, monkeypatch):
-    vol = io.read_labels(_save(tmp_path))
+    vol = volumes.read_labels(_save(tmp_path))
     def boom(*a, **k):
         raise RuntimeError("disk full")
-    monkeypatch.setattr(io.sitk, "WriteImage", boom)
+    monkeypatch.setattr(volumes.sitk, "WriteImage", boom)
     with pytest.raises(RuntimeError):
-        io.write_labels(vol.array, vol, tmp_path / "out" / "pred.nii.gz")
+        volumes.write_labels(vol.array, vol, tmp_path / "out" / "pred.nii.gz")
     assert list((tmp_path / "out").iterdir()) == []
 
 
