@@ -266,3 +266,21 @@ def test_provenance_names_no_local_path(in_member_zoo, tmp_path):
     result = compose(ComposeRequest("argmax", "all", MEMBERS, [], out=tmp_path / "ens"))
     for member in load_folder(result.folder).card.members:
         assert member["source"] == "local" and "/" not in json.dumps({k: v for k, v in member.items() if k != "repo"})
+
+
+def test_compose_command_builds_the_papers_combiner_or_ours(in_member_zoo, cohort_a, tmp_path, capsys):
+    from zoo_ensemble.cli import main
+
+    common = ["--models", ",".join(MEMBERS), "--data", str(cohort_a.root), "--epochs", "1", "--steps", "1", "--batch-size", "4", "--device", "cpu"]
+    main(["compose", "--method", "meta_unet", "--init", "paper", "--out", str(tmp_path / "plain"), *common])
+    main(["compose", "--method", "logits_conv", "--out", str(tmp_path / "ours"), *common])
+    plain = json.loads((tmp_path / "plain" / "config.json").read_text())["options"]
+    ours = json.loads((tmp_path / "ours" / "config.json").read_text())["options"]
+    assert plain == {"variant": "tiny", "widths": [8, 16, 32, 64, 64], "residual": False} and ours == {"init": "members"}
+    assert "residual=False (the paper's combiner: default initialisation, plain meta U-Net)" in (tmp_path / "plain" / "README.md").read_text()
+    assert "init=members (starts at the members' average prediction" in (tmp_path / "ours" / "README.md").read_text()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        main(["compose", "--method", "logits_conv", "--init", "identity", "--out", str(tmp_path / "x"), *common])
+    assert stop.value.code == 2 and "unknown ensemble init 'identity'" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

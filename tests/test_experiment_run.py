@@ -90,6 +90,11 @@ def test_run_evaluates_every_entry(first_run, micro):
     # exp5: each source has 2 training patients; 20 % of them is rounded up to one per source
     assert {r["train_cases"] for r in result.results["exp5"].values()} == {2}
     assert any(m.startswith("training heart-unet") for m in said)
+    # the paper's combiners by default, ours in the rows marked (ours)
+    options = {slug: json.loads((out / r["folder"] / "config.json").read_text())["options"] for slug, r in result.results["exp5"].items()}
+    assert options["logits_conv"]["init"] == "default" and options["logits_conv-ours"]["init"] == "members"
+    assert options["layer_fusion"]["init"] == "default" and options["layer_fusion-ours"]["init"] == "members"
+    assert options["meta_unet"]["residual"] is False and options["meta_unet-ours"]["residual"] is True
 
 
 def test_report_files(first_run, micro, experiments, tmp_path):
@@ -100,21 +105,24 @@ def test_report_files(first_run, micro, experiments, tmp_path):
     ws = Workspace(out)
     path = write_report(ReportInputs(micro, experiments, result.results, "zoo experiment run baseline exp5", open_sources(micro, ws, None, print)), ws, tmp_path)
     text = path.read_text()
-    assert "| Method | Dice | Precision | Recall | HD95 (mm) |" in text
+    assert "| Method | Dice | Precision | Recall | HD95 (mm) | HD95 (voxels) |" in text
+    assert "| *paper: Argmax* | *0.878* | *0.858* | *0.908* |  | *2.44* |" in text  # the paper's HD95 is in voxels
+    assert "| Layer Fusion (ours) |" in text and "Post-processing: none, for every entry" in text
     assert "*paper: Argmax* | *0.878*" in text
-    assert "The argmax ensemble of the best binary models beats every multiclass network in Dice" in text
+    assert "| The argmax ensemble beats every multiclass network in Dice | III-E-1, Table II |" in text
     for exp in ("baseline", "exp5"):
         for kind in ("scores", "organs", "overlay"):
             png = tmp_path / f"{exp}-{kind}.png"
             assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
             assert f"({exp}-{kind}.png)" in text
     rows = (tmp_path / "summary.csv").read_text().splitlines()
-    # 7 entries x (2 organs + mean) x 4 metrics, plus the header
-    assert len(rows) == 1 + 7 * 3 * 4
+    # 10 entries x (2 organs + mean) x 5 metrics, plus the header
+    assert len(rows) == 1 + 10 * 3 * 5
     dice = result.results["baseline"]["argmax"]["report"]["mean"]["dice"]["mean"]
     assert any(r.startswith("baseline,Argmax,argmax,mean,dice,") and abs(float(r.split(",")[5]) - dice) < 1e-5 and r.endswith(",0.878") for r in rows)
     cases = (tmp_path / "cases.csv").read_text().splitlines()
-    assert len(cases) == 1 + 7 * 2 * 2  # entries x test patients x organs
+    assert len(cases) == 1 + 10 * 2 * 2  # entries x test patients x organs
+    assert any(r.startswith("baseline,Argmax,argmax,mean,hd95_voxels,") and r.endswith(",2.445") for r in rows)
 
 
 def test_second_run_reuses_everything(first_run, micro, experiments):

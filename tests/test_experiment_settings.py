@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from zoo_ensemble.data.phantom import SOURCES
-from zoo_ensemble.experiments.claims import check_claims
 from zoo_ensemble.experiments.plan import (
     check_experiments,
     plan_members,
@@ -53,6 +52,29 @@ def test_builtin_presets():
     assert paper.input_size == (320, 320) and paper.spacing == (1.0, 1.0) and paper.variant == "paper"
     assert paper.train["ensemble"].augment is False
     assert cpu.fingerprint() != paper.fingerprint()
+    for preset in (cpu, paper):  # the paper's combiners, said in the preset; ensembles sample uniformly; no post-processing
+        assert preset.methods["logits_conv"] == {"init": "default"} and preset.methods["layer_fusion"] == {"init": "default"}
+        assert preset.methods["meta_unet"]["residual"] is False
+        assert preset.train["ensemble"].small_boost == 1.0
+        assert preset.postprocess == "none" and preset.largest_component() == []
+
+
+def test_our_variants_are_labelled_rows_beside_the_papers():
+    exps = load_experiments()
+    for name in ("exp1", "exp2", "exp5"):
+        entries = {e.slug: e for e in exps[name].entries}
+        for method in ("layer_fusion", "logits_conv", "meta_unet"):
+            assert entries[method].init is None and "ours" not in entries[method].name
+            assert entries[f"{method}-ours"].init == "members" and entries[f"{method}-ours"].name.endswith("ours)")
+            assert entries[f"{method}-ours"].name not in exps[name].paper
+
+
+def test_post_processing_is_one_choice_for_every_entry():
+    base = dict(load_preset("cpu").raw)
+    preset = parse_preset({**base, "postprocess": "largest_component"}, "lc")
+    assert preset.largest_component() == list(preset.organs)
+    with pytest.raises(ExperimentError, match="postprocess must be one of none, largest_component"):
+        parse_preset({**base, "postprocess": "best"}, "bad")
 
 
 @pytest.mark.parametrize(
@@ -85,6 +107,12 @@ def test_bad_preset_files_and_definitions(tmp_path):
         load_experiments(defs)
     defs.write_text("x:\n  entries: [{name: A, method: argmax}]\n  members: {}\n")
     with pytest.raises(ExperimentError, match="best: true or sources"):
+        load_experiments(defs)
+    defs.write_text("x:\n  entries: [{name: A, method: argmax, init: members}]\n  members: {best: true}\n")
+    with pytest.raises(ExperimentError, match="init is one of members, paper and only for"):
+        load_experiments(defs)
+    defs.write_text("x:\n  entries: [{name: A, method: meta_unet}, {name: B, method: meta_unet, init: paper}]\n  members: {best: true}\n")
+    with pytest.raises(ExperimentError, match="two entries run the same thing"):
         load_experiments(defs)
 
 
@@ -128,29 +156,6 @@ def test_members_of_each_experiment():
         "lung_left-deeplabv3", "lung_right-deeplabv3", "heart-deeplabv3-Aonly",
         "spinal_cord-deeplabv3", "esophagus-deeplabv3-Bonly", "trachea-deeplabv3-Bonly",
     ]
-
-
-def _means(**rows):
-    return {exp: {k: {"dice": d, "hd95": h} for k, (d, h) in entries.items()} for exp, entries in rows.items()}
-
-
-def test_claims_are_checked_against_the_numbers():
-    learned = {"layer_fusion": (0.80, 3.0), "logits_conv": (0.805, 3.5), "meta_unet": (0.79, 4.5)}
-    means = _means(
-        baseline={"multiclass-unet": (0.70, 9.0), "multiclass-deeplabv3": (0.75, 3.0), "argmax": (0.80, 4.0)},
-        exp1=learned,
-        exp2={"layer_fusion": (0.82, 2.5), "logits_conv": (0.83, 3.0), "meta_unet": (0.78, 4.0)},
-        exp3={"layer_fusion": (0.70, 6.0), "logits_conv": (0.65, 8.0), "meta_unet": (0.60, 9.0), "argmax": (0.72, 7.0)},
-    )
-    claims = {c.text: c.holds for c in check_claims(means)}
-    assert claims["The argmax ensemble of the best binary models beats every multiclass network in Dice"] is True
-    assert claims["... and in HD95"] is False  # the DeepLabV3 has 3.0 mm against argmax's 4.0
-    assert claims["Learned ensembles are on par with the argmax ensemble in Dice (within 0.01)"] is False  # meta U-Net 0.79
-    assert claims["Layer fusion and logits convolution improve HD95 over the argmax ensemble"] is True
-    assert claims["Redundant esophagus and trachea members improve every learned ensemble in Dice and HD95"] is False
-    assert claims["Single-source members make every learned ensemble worse than in experiment 1 (Dice)"] is True
-    assert claims["Layer fusion beats the argmax ensemble of the same single-source members (Dice)"] is False
-    assert not any("experiment 4" in t or "20 %" in t for t in claims)  # exp4 and exp5 were not run
 
 
 def test_cli_plan_and_list(capsys):

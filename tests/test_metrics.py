@@ -82,3 +82,16 @@ def test_agrees_with_monai(seed):
     assert ours.dice == pytest.approx(float(compute_dice(p, r)), abs=1e-6)
     expected = float(compute_hausdorff_distance(p.bool(), r.bool(), percentile=95, spacing=list(SPACING)))
     assert ours.hd95 == pytest.approx(expected, rel=1e-5)
+
+
+def test_hd95_in_voxels_is_the_distance_on_a_unit_grid():
+    """The paper's HD95 came from code that passed no spacing: a 3-voxel shift along x is 1.8 mm
+    at 0.6 mm, and 3 in voxels; a 2-slice shift in z is 5 mm and 2 in voxels."""
+    shape = (20, 40, 40)
+    ref = _box(shape, (5, 15), (10, 30), (10, 30))
+    x_shift = metrics.score(_box(shape, (5, 15), (10, 30), (13, 33)), ref, SPACING)
+    assert x_shift.hd95 == pytest.approx(1.8) and x_shift.hd95_voxels == pytest.approx(3.0)
+    z_shift = metrics.score(_box(shape, (7, 17), (10, 30), (10, 30)), ref, SPACING)
+    assert z_shift.hd95 == pytest.approx(5.0) and z_shift.hd95_voxels == pytest.approx(2.0)
+    missed = metrics.score(np.zeros(shape, bool), ref, SPACING)
+    assert missed.hd95_empty and missed.hd95_voxels == pytest.approx(math.sqrt(20**2 + 40**2 + 40**2))

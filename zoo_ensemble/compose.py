@@ -58,6 +58,7 @@ class ComposeRequest:
     options: dict[str, Any] = field(default_factory=dict)
     strict: bool = False
     warn_leakage: bool = True  # off where the caller reports ComposeResult.leakage itself
+    largest_component: Sequence[str] = ()  # organs whose largest component the test evaluation keeps
     fresh_cases: bool = False
     resume: bool = False
     run_dir: str | Path | None = None
@@ -88,6 +89,7 @@ def compose(request: ComposeRequest) -> ComposeResult:
     ensemble = build(request, members, organs)
     fitted = train(request, ensemble, organs, splits, model_id) if method.trainable else None
     card = describe(request, model_id, members, organs, fitted, splits, leakage)
+    card.training["method_options"] = ensemble.method_config()
     report = evaluate(ensemble, card, splits, request)
     card.metrics = _metrics(report, fitted)
     folder = Path(request.out) if request.out else zoo_home() / "models" / model_id
@@ -157,7 +159,7 @@ def describe(request: ComposeRequest, model_id: str, members: list[ChosenMember]
 def evaluate(ensemble: Ensemble, card: Card, splits: SplitCases | None, request: ComposeRequest) -> Report | None:
     if splits is None or not splits.test:
         return None
-    predictor = predictor_from_card(ensemble, card, device=request.config.device)
+    predictor = predictor_from_card(ensemble, card, device=request.config.device, largest_component=request.largest_component)
     try:
         return evaluate_pairs(predictor, splits.test, request.evaluate_progress)
     finally:

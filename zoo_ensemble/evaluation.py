@@ -25,7 +25,7 @@ from .volumes import IMAGE_SUFFIXES, Volume, read_labels, strip_image_suffix
 from .labelmaps import LabelMap
 from .metrics import OrganScore, score
 
-METRICS = ("dice", "precision", "recall", "hd95")
+METRICS = ("dice", "precision", "recall", "hd95", "hd95_voxels")
 
 
 @dataclass
@@ -59,13 +59,16 @@ class Report:
         rows = [s for s in self.scores if s.organ == organ]
         return {m: _stat(getattr(s, m) for s in rows) for m in METRICS}
 
-    def mean_stats(self) -> dict[str, Stat]:
-        """Per patient: the mean over its organs; then mean and std over patients."""
+    def mean_stats(self, missed: bool = True) -> dict[str, Stat]:
+        """Per patient: the mean over its organs; then mean and std over patients. With
+        ``missed=False`` the organs missed entirely or predicted where the reference has none
+        (see :meth:`missed`) are left out, so that their grid-diagonal HD95 does not dominate."""
         out = {}
         for m in METRICS:
             per_case = []
             for case in self.cases:
-                vals = [getattr(s, m) for s in self.scores if s.case == case and not math.isnan(getattr(s, m))]
+                rows = [s for s in self.scores if s.case == case and (missed or not s.hd95_empty)]
+                vals = [getattr(s, m) for s in rows if not math.isnan(getattr(s, m))]
                 if vals:
                     per_case.append(float(np.mean(vals)))
             out[m] = _stat(per_case)
@@ -79,6 +82,7 @@ class Report:
         return {
             "organs": {o: {m: st.as_dict() for m, st in self.organ_stats(o).items()} for o in self.organs},
             "mean": {m: st.as_dict() for m, st in self.mean_stats().items()},
+            "mean_without_missed": {m: st.as_dict() for m, st in self.mean_stats(missed=False).items()},
             "cases": [s.as_dict() for s in self.scores],
             "missed": self.missed(),
             **self.extra,

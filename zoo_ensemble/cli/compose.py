@@ -36,6 +36,10 @@ def compose(
     labels: opt.Labels = None,
     augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Augment ensemble training slices (the paper did not).")] = False,
     variant: Annotated[str, typer.Option(help="Meta U-Net size: tiny, small or paper.")] = "tiny",
+    init: Annotated[str, typer.Option("--init", help=(
+        "How the learned combiner starts. members (ours): logits_conv and layer_fusion start as the members' average "
+        "and the meta U-Net is residual on it, so training starts at the members' prediction; paper: the paper's "
+        "combiners (PyTorch's default initialisation, a plain meta U-Net). The card records which."))] = "members",
     resume: opt.Resume = False,
     train_fraction: Annotated[float, typer.Option("--train-fraction", help="Train on this share of each dataset's training patients (data scarcity).")] = 1.0,
     force: opt.Force = False,
@@ -43,6 +47,7 @@ def compose(
     """Build, train (when the method learns), evaluate and save an ensemble of zoo models."""
     from ..compose import ComposeRequest
     from ..compose import compose as run
+    from ..ensembles import init_options
     from ..training.recipe import SplitPlan
     from ..training.trainer import TrainConfig
     from .train_progress import RichReporter
@@ -53,7 +58,7 @@ def compose(
         name=name, out=out, push=push, strict=strict, fresh_cases=fresh_cases, resume=resume, warn_leakage=False,
         config=TrainConfig(epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, lr=lr, max_minutes=minutes, seed=seed, device=device, augment=augment),
         split=SplitPlan(seed=split_seed, train_fraction=train_fraction),
-        options={"variant": variant} if method == "meta_unet" else {},
+        options={**({"variant": variant} if method == "meta_unet" else {}), **init_options(method, init)},
         reporter=RichReporter(name or method), evaluate_progress=progress_callback("evaluate on the test split"),
     )
     _show(run(request), method, push)

@@ -7,7 +7,7 @@ from ..specs import MethodSpec
 from ..zoo.plugins import get_registry
 from .base import DEFINED, register_method
 
-__all__ = ["MethodSpec", "builtin_methods", "get_method", "method_names", "register_method"]
+__all__ = ["INITS", "MethodSpec", "builtin_methods", "get_method", "init_options", "method_names", "register_method"]
 
 
 def builtin_methods() -> list[MethodSpec]:
@@ -27,3 +27,21 @@ def get_method(name: str) -> MethodSpec:
     if method is None:
         raise UnknownModelError(f"unknown ensemble method {name!r} (registered: {', '.join(method_names()) or 'none'})")
     return method
+
+
+#: How a learned combiner starts: at the members' prediction (ours) or as the paper built it.
+INITS = ("members", "paper")
+
+
+def init_options(method: str, init: str) -> dict[str, object]:
+    """The built-in methods' options for ``init``: ``members`` (ours) starts logits convolution
+    and layer fusion from the members' average and makes the meta U-Net residual on it, so a
+    short training run starts at the members' prediction; ``paper`` is the paper's combiners
+    (PyTorch's default seeded initialisation, a plain meta U-Net). Other methods take none."""
+    if init not in INITS:
+        raise UnknownModelError(f"unknown ensemble init {init!r} (one of: {', '.join(INITS)})")
+    if method in ("logits_conv", "layer_fusion"):
+        return {"init": "members" if init == "members" else "default"}
+    if method == "meta_unet":
+        return {"residual": init == "members"}
+    return {}

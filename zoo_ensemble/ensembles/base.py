@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..architectures import SegmentationModel
+from ..errors import ModelFormatError
 from ..specs import MethodSpec
 
 
@@ -59,11 +60,15 @@ class LearnedTable:
 
 class Ensemble(nn.Module):
     method: str = "?"
+    #: The options a method takes: each name with its allowed values (None: checked by the method).
+    #: Options come from a config that may be a stranger's, so nothing else is accepted.
+    OPTIONS: dict[str, tuple[Any, ...] | None] = {}
 
     def __init__(self, members: Sequence[SegmentationModel], infos: Sequence[MemberRecord], organs: Sequence[str], **options: Any):
         super().__init__()
         if len(members) != len(infos):
             raise ValueError("one MemberRecord per member")
+        self._check_options(options)
         self.members = nn.ModuleList(members)
         self.infos = list(infos)
         self.organs = list(organs)
@@ -72,6 +77,15 @@ class Ensemble(nn.Module):
             for p in m.parameters():
                 p.requires_grad_(False)
             m.eval()
+
+    def _check_options(self, options: dict[str, Any]) -> None:
+        for name, value in options.items():
+            if name not in self.OPTIONS:
+                known = ", ".join(self.OPTIONS) or "none"
+                raise ModelFormatError(f"ensemble method {self.method}: unknown option {name!r} (it takes: {known})")
+            allowed = self.OPTIONS[name]
+            if allowed is not None and not any(value == a and type(value) is type(a) for a in allowed):
+                raise ModelFormatError(f"ensemble method {self.method}: option {name}={value!r} must be one of {', '.join(map(repr, allowed))}")
 
     # --- layout of member channels ---------------------------------------------------------
     @property

@@ -1,9 +1,11 @@
-"""Layer fusion: the members' last feature layers (before their 1 x 1 heads) are concatenated
-and a 1 x 1 convolution maps them to the organ channels. Those last layers are trained with it;
-the rest of every member stays frozen.
+"""Layer fusion (the paper's section II-E): the members' last feature layers (before their
+1 x 1 heads) are concatenated and a 1 x 1 convolution maps them to the organ channels. Those
+last layers are trained with it; the rest of every member stays frozen.
 
-The fusion convolution starts from the members' own heads (each organ: the average of the
-heads of the members that segment it), so training starts from the members' predictions.
+``init="members"`` (ours, the default of ``zoo compose``) starts the fusion convolution from the
+members' own heads (each organ: the average of the heads of the members that segment it), so
+training starts from the members' predictions. ``init="default"`` is the paper's: PyTorch's
+default (seeded) initialisation.
 """
 
 from __future__ import annotations
@@ -19,15 +21,17 @@ from .base import Ensemble, register_method
 
 class LayerFusionEnsemble(Ensemble):
     method = "layer_fusion"
+    OPTIONS = {"init": ("members", "default")}
 
-    def __init__(self, members, infos, organs, **options: Any):
-        super().__init__(members, infos, organs, **options)
+    def __init__(self, members, infos, organs, init: str = "members", **options: Any):
+        super().__init__(members, infos, organs, init=init, **options)
         for m in self.members:
             for p in m.last_layer().parameters():
                 p.requires_grad_(True)
         widths = [m.feature_channels for m in self.members]
         self.fuse = nn.Conv2d(sum(widths), len(self.organs), kernel_size=1)
-        self._init_from_heads(widths)
+        if init == "members":
+            self._init_from_heads(widths)
 
     def _init_from_heads(self, widths: list[int]) -> None:
         offsets = [sum(widths[:i]) for i in range(len(widths))]

@@ -1,9 +1,12 @@
-"""Logits convolution: a 1 x 1 convolution over the concatenated member logits, one output
-channel per organ; thresholded multi-label output.
+"""Logits convolution (the paper's section II-C): a 1 x 1 convolution over the concatenated
+member logits, one output channel per organ; thresholded multi-label output.
 
-The convolution starts as the average of the members that segment each organ (weight 1/k,
-other members 0) and learns from there how much to trust each member for each organ, and
-whether another organ's member should suppress it; ``describe()`` shows those weights.
+``init="members"`` (ours, the default of ``zoo compose``) starts the convolution as the average
+of the members that segment each organ (weight 1/k, other members 0, bias 0): at step 0 it
+reproduces the members, and it learns from there how much to trust each member for each organ
+and whether another organ's member should suppress it. ``init="default"`` is the paper's: a
+convolution with PyTorch's default (seeded) initialisation, trained from scratch.
+``describe()`` shows the learned weights.
 """
 
 from __future__ import annotations
@@ -19,13 +22,15 @@ from .base import Ensemble, LearnedTable, organ_channel_matrix, register_method
 
 class LogitsConvEnsemble(Ensemble):
     method = "logits_conv"
+    OPTIONS = {"init": ("members", "default")}
 
-    def __init__(self, members, infos, organs, **options: Any):
-        super().__init__(members, infos, organs, **options)
+    def __init__(self, members, infos, organs, init: str = "members", **options: Any):
+        super().__init__(members, infos, organs, init=init, **options)
         self.conv = nn.Conv2d(len(self.channels), len(self.organs), kernel_size=1)
-        with torch.no_grad():
-            self.conv.weight.copy_(organ_channel_matrix(self.channels, self.organs)[:, :, None, None])
-            self.conv.bias.zero_()
+        if init == "members":
+            with torch.no_grad():
+                self.conv.weight.copy_(organ_channel_matrix(self.channels, self.organs)[:, :, None, None])
+                self.conv.bias.zero_()
 
     def forward_members(self, hu: torch.Tensor, members: Sequence[int]) -> torch.Tensor:
         return self.conv(torch.cat(self.member_logits(hu, members), dim=1))

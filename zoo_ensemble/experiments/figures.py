@@ -32,11 +32,12 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def scores_figure(path: Path, title: str, rows: Sequence[tuple[str, Mapping[str, Any]]], paper: Mapping[str, Sequence[float]]) -> Path:
-    """Bars of mean Dice and HD95 (± std over test patients); diamonds mark the paper's means."""
+    """Bars of mean Dice and HD95 in voxels (± std over test patients); diamonds mark the paper's
+    means (its HD95 values are in voxels: the authors' code passed no spacing)."""
     fig, axes = plt.subplots(1, 2, figsize=(2.2 + 1.3 * len(rows), 3.4))
     names = [n for n, _ in rows]
     x = np.arange(len(rows))
-    for ax, metric, label, col in ((axes[0], "dice", "Dice", 0), (axes[1], "hd95", "HD95 (mm)", 3)):
+    for ax, metric, label, col in ((axes[0], "dice", "Dice", 0), (axes[1], "hd95_voxels", "HD95 (voxels)", 3)):
         means = [r["mean"][metric]["mean"] for _, r in rows]
         stds = [r["mean"][metric]["std"] for _, r in rows]
         ax.bar(x, means, yerr=stds, capsize=4, color="#7aa6c2", edgecolor="#2f5d7c", label="this run")
@@ -48,7 +49,7 @@ def scores_figure(path: Path, title: str, rows: Sequence[tuple[str, Mapping[str,
         if metric == "dice":
             ax.set_ylim(0, 1.05)
         else:
-            ax.set_yscale("log")  # the paper's ~2 mm and a missed organ's ~400 mm on one axis
+            ax.set_yscale("log")  # the paper's ~2 voxels and a missed organ's grid diagonal on one axis
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(loc="lower right", fontsize=8)
     fig.suptitle(title, fontsize=10)

@@ -22,6 +22,7 @@ from ..compose import ComposeRequest, compose
 from ..data.phantom import write_cohort
 from ..data.dataset import Case, Dataset, open_dataset
 from ..volumes import Volume
+from ..ensembles import init_options
 from ..evaluation import evaluate_pairs
 from ..zoo.loading import LoadedModel, load_folder, predictor_for
 from ..members import rank_key
@@ -162,7 +163,8 @@ class Runner:
             self.say(f"{exp.name}: evaluating {entry.model}")
             folder = self.ws.model(entry.model)
             loaded = load_folder(folder)
-            report = evaluate_pairs(predictor_for(loaded, self.preset.device), self.test_pairs)
+            predictor = predictor_for(loaded, self.preset.device, largest_component=self.preset.largest_component())
+            report = evaluate_pairs(predictor, self.test_pairs)
             members: list[str] = []
             train_cases = None
         else:
@@ -183,16 +185,21 @@ class Runner:
     def _compose(self, exp: Experiment, entry: Entry, member_ids: list[str]) -> tuple[Path, Any, int | None]:
         p = self.preset
         assert entry.method is not None
-        key = f"{exp.name}-{entry.method}"
+        key = f"{exp.name}-{entry.slug}"
         run_dir = self.ws.run_dir(key)
         resume = (run_dir / "checkpoint.safetensors").exists()
-        self.say(f"{exp.name}: {'resuming' if resume else 'composing'} {entry.method} of {len(member_ids)} members")
+        self.say(f"{exp.name}: {'resuming' if resume else 'composing'} {entry.name} of {len(member_ids)} members")
+        # the paper's combiner unless the preset says otherwise; a row marked (ours) is ours whatever the preset says
+        options = {**init_options(entry.method, "paper"), **(p.methods.get(entry.method) or {})}
+        if entry.init == "members":
+            options.update(init_options(entry.method, "members"))
         result = compose(ComposeRequest(
             entry.method, list(p.organs), [str(self.ws.model(i)) for i in member_ids], list(self.datasets.values()),
-            name=f"{exp.name}-{entry.method}", out=self.ws.ensemble(exp.name, entry.method), config=p.train["ensemble"],
+            name=key, out=self.ws.ensemble(exp.name, entry.slug), config=p.train["ensemble"],
             split=SplitPlan(seed=p.seed, val=p.val_fraction, test=p.test_fraction, train_fraction=exp.train_fraction),
-            options=p.methods.get(entry.method) or {}, reporter=self.reporter_for(key), resume=resume, run_dir=run_dir,
+            options=options, reporter=self.reporter_for(key), resume=resume, run_dir=run_dir,
             warn_leakage=False,  # the paper trains ensembles on their members' patients; the report says so once
+            largest_component=p.largest_component(),
         ))
         if result.report is None:
             raise ExperimentError(f"{exp.name}: {entry.method} was not evaluated (no test patients)")
@@ -233,7 +240,7 @@ class Runner:
 
     def _overlay_prediction(self, experiment: str, slug: str, loaded: LoadedModel) -> None:
         volume, slices = self._overlay_volume()
-        pred = predictor_for(loaded, self.preset.device).predict(volume)
+        pred = predictor_for(loaded, self.preset.device, largest_component=self.preset.largest_component()).predict(volume)
         with atomic_path(self.ws.overlay(f"{experiment}-{slug}")) as tmp:
             np.savez_compressed(tmp, labels=pred.labels[slices], organs=np.array(pred.organs))
 

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from ..architectures import architecture_names
+from ..ensembles import INITS
 from ..errors import ZooError
 from ..input_range import parse_spacing
 from ..organs import check_organ_list
@@ -25,6 +26,10 @@ from ..training.trainer import TrainConfig
 BUILTIN_PRESETS = ("cpu", "paper")
 PHANTOM_SOURCES = ("A", "B")
 TRAIN_KINDS = ("binary", "multiclass", "ensemble")
+LEARNED_METHODS = ("layer_fusion", "logits_conv", "meta_unet")
+#: What every entry of a run keeps after thresholding: nothing (the paper), or the largest
+#: connected component of every organ (for every entry alike, so no method is favoured).
+POSTPROCESS = ("none", "largest_component")
 
 
 class ExperimentError(ZooError):
@@ -34,15 +39,20 @@ class ExperimentError(ZooError):
 # --- experiments -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Entry:
-    """One row of a table: a trained network (``model``) or an ensemble (``method``)."""
+    """One row of a table: a trained network (``model``) or an ensemble (``method``). A learned
+    ensemble is built as the preset's ``methods`` say (the paper's combiners); ``init: members``
+    makes the row our variant instead (see :func:`zoo_ensemble.ensembles.init_options`)."""
 
     name: str
     model: str | None = None
     method: str | None = None
+    init: str | None = None
 
     @property
     def slug(self) -> str:
-        return self.model or str(self.method)
+        if self.model:
+            return self.model
+        return f"{self.method}-ours" if self.init == "members" else str(self.method)
 
 
 @dataclass(frozen=True)
@@ -91,10 +101,15 @@ def _experiment(name: str, d: dict[str, Any]) -> Experiment:
     _only(d, {"title", "table", "entries", "members", "train_fraction", "paper"}, where)
     entries = []
     for e in d.get("entries") or []:
-        _only(e, {"name", "model", "method"}, f"{where} entry")
+        _only(e, {"name", "model", "method", "init"}, f"{where} entry")
         if ("model" in e) == ("method" in e) or "name" not in e:
             raise ExperimentError(f"{where}: each entry needs a name and exactly one of model, method ({e})")
-        entries.append(Entry(str(e["name"]), e.get("model"), e.get("method")))
+        if "init" in e and (e["init"] not in INITS or e.get("method") not in LEARNED_METHODS):
+            raise ExperimentError(f"{where}: init is one of {', '.join(INITS)} and only for {', '.join(LEARNED_METHODS)} ({e})")
+        entries.append(Entry(str(e["name"]), e.get("model"), e.get("method"), e.get("init")))
+    slugs = [e.slug for e in entries]
+    if len(set(slugs)) != len(slugs):
+        raise ExperimentError(f"{where}: two entries run the same thing ({', '.join(sorted(s for s in slugs if slugs.count(s) > 1))})")
     if not entries:
         raise ExperimentError(f"{where}: no entries")
     m = d.get("members") or {}
@@ -157,7 +172,12 @@ class Preset:
     spacing: tuple[float, float] | None
     train: dict[str, TrainConfig]
     methods: dict[str, dict[str, Any]]
+    postprocess: str = "none"
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def largest_component(self) -> list[str]:
+        """The organs whose largest component every entry keeps (none by default)."""
+        return list(self.organs) if self.postprocess == "largest_component" else []
 
     def fingerprint(self) -> str:
         """What must match for an experiment folder to be continued with this preset."""
@@ -187,7 +207,10 @@ def load_preset(name_or_path: str) -> Preset:
 
 
 def parse_preset(d: dict[str, Any], name: str, where: str = "preset") -> Preset:
-    _only(d, {"seed", "device", "organs", "architectures", "data", "model", "train", "methods"}, where)
+    _only(d, {"seed", "device", "organs", "architectures", "data", "model", "train", "methods", "postprocess"}, where)
+    postprocess = str(d.get("postprocess", "none"))
+    if postprocess not in POSTPROCESS:
+        raise ExperimentError(f"{where}: postprocess must be one of {', '.join(POSTPROCESS)} (got {postprocess!r})")
     seed, device = int(d.get("seed", 0)), str(d.get("device", "auto"))
     organs = tuple(d.get("organs") or ())
     check_organ_list(list(organs), f"{where}: organs", ExperimentError)
@@ -220,6 +243,7 @@ def parse_preset(d: dict[str, Any], name: str, where: str = "preset") -> Preset:
         spacing=parse_spacing(spacing, f"{where} model.spacing", ExperimentError) if spacing is not None else None,
         train={k: _train_config(k, dict(train[k]), seed, device) for k in TRAIN_KINDS},
         methods={str(k): dict(v or {}) for k, v in (d.get("methods") or {}).items()},
+        postprocess=postprocess,
         raw=d,
     )
 

@@ -305,6 +305,9 @@ def _model_section(card: Card) -> list[str]:
         lines.append(f"- Architecture: {card.architecture}" + (f" (encoder {card.encoder})" if card.encoder else "") + (f", {card.variant} size" if card.variant else ""))
     if card.method:
         lines.append(f"- Ensemble method: {card.method}; members: " + ", ".join(str(m.get("model_id")) for m in card.members))
+        options = card.training.get("method_options") if isinstance(card.training, dict) else None
+        if isinstance(options, dict) and options:
+            lines.append("- Method options: " + ", ".join(f"{k}={v}" for k, v in options.items()) + _init_note(card.method, options))
     for w in card.windows:
         lines.append(f"- CT window: width {_num(w.width)} HU, level {_num(w.level)} HU (applied inside the model; feed raw HU)")
     lines.append(f"- Input: {card.input_size[0]} x {card.input_size[1]} slices, {card.crop} crop" + (f", every slice resampled to {card.spacing[0]:g} x {card.spacing[1]:g} mm in-plane" if card.spacing else ", the input's own pixel spacing (none recorded)"))
@@ -318,6 +321,14 @@ def _model_section(card: Card) -> list[str]:
     if card.postprocess.get("largest_component"):
         lines.append("- Post-processing: largest connected component kept for " + ", ".join(card.postprocess["largest_component"]))
     return lines
+
+
+def _init_note(method: str | None, options: dict[str, Any]) -> str:
+    if options.get("init") == "default" or options.get("residual") is False:
+        return " (the paper's combiner: default initialisation" + (", plain meta U-Net)" if method == "meta_unet" else ")")
+    if options.get("init") == "members" or options.get("residual") is True:
+        return " (starts at the members' average prediction, not the paper's initialisation)"
+    return ""
 
 
 def _training_section(card: Card) -> list[str]:

@@ -57,19 +57,26 @@ def load_folder(folder: str | Path) -> LoadedModel:
     return LoadedModel(model, card, config, folder)
 
 
-def predictor_from_card(model: torch.nn.Module, card: Card, organs: Sequence[str] | None = None, device: str = "auto", batch_size: int = 16) -> Predictor:
+def predictor_from_card(
+    model: torch.nn.Module, card: Card, organs: Sequence[str] | None = None, device: str = "auto", batch_size: int = 16,
+    largest_component: Sequence[str] | None = None,
+) -> Predictor:
     """A Predictor configured as the card says: input size, crop, spacing, threshold, the
-    post-processing chosen on validation, the grids the model was trained on."""
-    largest = card.postprocess.get("largest_component") or []
+    post-processing chosen on validation (``largest_component`` overrides it: the organs whose
+    largest component is kept, ``[]`` for none), the grids the model was trained on."""
+    largest = (card.postprocess.get("largest_component") or []) if largest_component is None else list(largest_component)
     return Predictor(
         model, list(organs or card.organs), card.input_size, card.crop, card.spacing, card.threshold, batch_size,
         resolve_device(device), largest, name=card.model_id, trained_on=card.trained_on,
     )
 
 
-def predictor_for(loaded: LoadedModel, device: str = "auto", batch_size: int = 16, organs: str | Sequence[str] | None = None) -> Predictor:
+def predictor_for(
+    loaded: LoadedModel, device: str = "auto", batch_size: int = 16, organs: str | Sequence[str] | None = None,
+    largest_component: Sequence[str] | None = None,
+) -> Predictor:
     """A Predictor for a loaded model, producing only ``organs`` when given (an ensemble then runs
-    only the members those organs need)."""
+    only the members those organs need); ``largest_component`` as in :func:`predictor_from_card`."""
     model, wanted = loaded.model, loaded.organs
     if organs:
         wanted = parse_organs(organs)
@@ -80,4 +87,4 @@ def predictor_for(loaded: LoadedModel, device: str = "auto", batch_size: int = 1
             model = model.restricted_to(wanted)
         else:
             model = ChannelSelect(model, [loaded.organs.index(o) for o in wanted])
-    return predictor_from_card(model, loaded.card, wanted, device, batch_size)
+    return predictor_from_card(model, loaded.card, wanted, device, batch_size, largest_component)
