@@ -23,8 +23,7 @@ def compose(
     push: Annotated[str | None, typer.Option("--push", help="Publish it to this Hub repo (org/name).")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Refuse when training or test cases overlap the members' training cases.")] = False,
     fresh_cases: Annotated[bool, typer.Option("--fresh-cases", help="Train the ensemble only on cases no member has seen.")] = False,
-    # The training options repeat in `zoo train` and `zoo compose` as parameters because typer
-    # declares options so; their definitions are shared in cli/options.py, the defaults differ.
+    # typer declares options as parameters: shared definitions in cli/options.py, own defaults
     epochs: opt.Epochs = 30,
     steps: opt.Steps = 30,
     batch_size: opt.BatchSize = 8,

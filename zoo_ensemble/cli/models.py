@@ -23,8 +23,7 @@ def train(
     out: opt.Out = None,
     size: Annotated[int | None, typer.Option(help="Crop size in pixels after resampling (default: the variant's: tiny 160, small 256, paper 320).")] = None,
     spacing: Annotated[str | None, typer.Option(help="In-plane pixel spacing X,Y in mm every slice is resampled to (default: the variant's: tiny 2.2,2.2, small 1.4,1.4, paper 1.0,1.0).")] = None,
-    # The training options repeat in `zoo train` and `zoo compose` as parameters because typer
-    # declares options so; their definitions are shared in cli/options.py, the defaults differ.
+    # typer declares options as parameters: shared definitions in cli/options.py, own defaults
     epochs: opt.Epochs = 40,
     steps: opt.Steps = 40,
     batch_size: opt.BatchSize = 8,
