@@ -66,7 +66,7 @@ class HubState:
         return None
 
 
-def _model_info(base: str, repo: Repo, sha: str) -> dict:
+def _model_info(base: str, repo: Repo, sha: str, card_data: bool = True) -> dict:
     files = repo.commits[sha]
     card = {}
     if "README.md" in files:
@@ -77,7 +77,7 @@ def _model_info(base: str, repo: Repo, sha: str) -> dict:
         "_id": repo.repo_id, "id": repo.repo_id, "modelId": repo.repo_id, "author": repo.repo_id.split("/")[0],
         "sha": sha, "private": repo.private, "disabled": False, "gated": False, "downloads": 0, "likes": 0,
         "tags": list(card.get("tags", [])), "library_name": card.get("library_name"), "pipeline_tag": card.get("pipeline_tag"),
-        "cardData": card, "siblings": [{"rfilename": p} for p in sorted(files)],
+        **({"cardData": card} if card_data else {}), "siblings": [{"rfilename": p} for p in sorted(files)],
         "lastModified": "2026-11-27T00:00:00.000Z", "createdAt": "2026-11-27T00:00:00.000Z",
     }
 
@@ -188,8 +188,10 @@ def make_handler(state: HubState):
             search = (q.get("search") or [""])[0]
             author = (q.get("author") or [None])[0]
             out = []
+            # like the Hub, a listing carries each card's metadata only when asked (cardData or full)
+            card_data = any(v in (["True"], ["true"]) for v in (q.get("cardData"), q.get("full")))
             for repo in state.repos.values():
-                info = _model_info(self.base, repo, repo.branches["main"])
+                info = _model_info(self.base, repo, repo.branches["main"], card_data)
                 if repo.private or not tags <= set(info["tags"]) or search not in repo.repo_id:
                     continue
                 if author and info["author"] != author:

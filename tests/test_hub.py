@@ -34,6 +34,16 @@ def test_push_then_pull_gives_identical_outputs(hub, trained_heart):
     found = zhub.search()
     assert [m["repo"] for m in found] == ["zoo-test/heart-unet"] and found[0]["zoo"]["organs"] == ["heart"]
     assert zhub.search(organ="aorta") == []
+    from zoo_ensemble.cli import main
+    from zoo_ensemble.cli.console import console
+
+    with console.capture() as shown:
+        main(["list", "--hub"])
+    row = next(line for line in shown.get().splitlines() if "zoo-test/heart-unet" in line)
+    assert "binary" in row and "heart" in row and "unet" in row and "350/50" in row and info.oid[:10] in row
+    with console.capture() as shown:
+        main(["list", "--hub", "--organ", "aorta"])
+    assert "no zoo-ensemble models found" in shown.get()
 
 
 def test_pull_a_pinned_revision_and_offline_cache(hub, trained_heart, monkeypatch):

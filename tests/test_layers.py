@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ]),
     ("model zoo", ["zoo", "zoo.*"]),
     ("workflows", ["training.fit", "members", "compose", "demo", "experiments", "experiments.*"]),
-    ("interface", ["", "__main__", "cli", "cli.*"]),
+    ("interface", ["", "__main__", "api", "cli", "cli.*"]),
 ]
 
 #: Deprecated aliases of moved modules: they only re-export, and go in the next release.

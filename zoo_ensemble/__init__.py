@@ -2,12 +2,17 @@
 
 Public API::
 
-    from zoo_ensemble import load_model, list_models, hookimpl, ModelSpec, ZooError
+    import zoo_ensemble as zoo
+    model = zoo.from_pretrained("heart-unet")     # ZooModel: predict, save_pretrained, push_to_hub
+    seg = model.predict("ct.nii.gz")              # Segmentation: labels, masks, save
+    zoo.compose_ensemble("logits_conv", models=[...], data=["cohort/"])
+
+    from zoo_ensemble import hookimpl, ModelSpec, Organ, Window   # for plugins
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ZooError
 from .zoo.hookspecs import hookimpl
@@ -35,7 +40,19 @@ def __getattr__(name: str) -> Any:
         from . import specs
 
         return getattr(specs, name)
+    # (not "compose": the package's compose module takes that attribute once it is imported)
+    if name in ("Segmentation", "ZooModel", "compose_ensemble", "from_pretrained"):
+        from . import api
+
+        return getattr(api, name)
     raise AttributeError(name)
 
 
-__all__ = ["ArchitectureSpec", "LabelMap", "MethodSpec", "ModelSpec", "Organ", "Window", "ZooError", "hookimpl", "list_models", "load_model"]
+if TYPE_CHECKING:  # the lazy names, for type checkers and editors
+    from .api import Segmentation, ZooModel, compose_ensemble, from_pretrained
+    from .specs import ArchitectureSpec, LabelMap, MethodSpec, ModelSpec, Organ, Window
+
+__all__ = [
+    "ArchitectureSpec", "LabelMap", "MethodSpec", "ModelSpec", "Organ", "Segmentation", "Window", "ZooError", "ZooModel",
+    "compose_ensemble", "from_pretrained", "hookimpl", "list_models", "load_model",
+]

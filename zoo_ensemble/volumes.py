@@ -219,17 +219,22 @@ def read_ct(path: str | Path, check_hu: bool = True) -> Volume:
     if path.is_file():
         _check_suffix(path, IMAGE_SUFFIXES + (".dcm",))
     image, notes = read_image(path)
-    vol = _to_volume(image, path, notes)
+    return ct_from_image(image, str(path), notes, check_hu)
+
+
+def ct_from_image(image: sitk.Image, name: str = "image", notes: list[str] | None = None, check_hu: bool = True) -> Volume:
+    """A CT volume from a SimpleITK image already in memory, checked as :func:`read_ct` checks a file."""
+    vol = _to_volume(image, Path(name), list(notes or []))
     arr = vol.array
     if arr.size == 0:
-        raise ImageDimensionError(f"{path}: holds no voxels (size {'x'.join(map(str, vol.source.size))})")
+        raise ImageDimensionError(f"{name}: holds no voxels (size {'x'.join(map(str, vol.source.size))})")
     if np.issubdtype(arr.dtype, np.floating):
         arr = arr.astype(np.float32, copy=False)
         bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
         if bad:
-            raise NotHounsfieldError(f"{path}: {bad} of {arr.size} voxels are NaN or infinite; a CT holds finite Hounsfield units")
+            raise NotHounsfieldError(f"{name}: {bad} of {arr.size} voxels are NaN or infinite; a CT holds finite Hounsfield units")
     if check_hu:
-        check_hounsfield(arr, str(path))
+        check_hounsfield(arr, name)
     if np.issubdtype(arr.dtype, np.integer) and arr.min() >= -32768 and arr.max() <= 32767:
         arr = arr.astype(np.int16, copy=False)
     np.maximum(arr, AIR_HU, out=arr)

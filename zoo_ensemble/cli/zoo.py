@@ -44,17 +44,25 @@ def list_(
     console.print(table if rows else "no models yet: train one (zoo train), pull one (zoo pull), or install a plugin")
 
 
+def _card_windows(zoo: dict) -> str:
+    """The window(s) a listed card declares, as W/L; '-' for none or malformed (an untrusted card)."""
+    windows = zoo.get("windows") if isinstance(zoo.get("windows"), list) else [zoo.get("window")]
+    pairs = [w for w in windows if isinstance(w, dict) and all(isinstance(w.get(k), (int, float)) for k in ("width", "level"))]
+    return ", ".join(f"{w['width']:g}/{w['level']:g}" for w in pairs) or "-"
+
+
 def _list_hub(organ: str | None, query: str | None) -> None:
     from ..zoo import hub
 
     found = hub.search(query, organ)
     table = Table(title=f"models tagged zoo-ensemble on {hub.endpoint()}", title_justify="left")
-    for col in ("repo", "kind", "organs", "architecture / method", "commit"):
+    for col in ("repo", "kind", "organs", "architecture / method", "window W/L", "commit"):
         table.add_column(col)
     for m in found:
-        z = m["zoo"] or {}
+        z = m["zoo"] if isinstance(m["zoo"], dict) else {}
         organs = z.get("organs") if isinstance(z.get("organs"), list) else []
-        cells = (f"hf-hub:{m['repo']}", z.get("kind", "?"), ", ".join(map(str, organs)), z.get("architecture") or z.get("method") or "?", str(m["sha"] or "")[:10])
+        design = z.get("architecture") or z.get("method") or "?"
+        cells = (f"hf-hub:{m['repo']}", z.get("kind", "?"), ", ".join(map(str, organs)), design, _card_windows(z), str(m["sha"] or "")[:10])
         table.add_row(*map(safe, cells))
     console.print(table if found else "no zoo-ensemble models found on the Hub")
 

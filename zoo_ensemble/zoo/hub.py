@@ -178,7 +178,9 @@ def search(query: str | None = None, organ: str | None = None, limit: int = 100)
 
     tags = [TAG] + ([organ] if organ else [])
     try:
-        found = list(HfApi().list_models(filter=tags, search=query, limit=limit))
+        # cardData: the Hub sends each card's metadata only when asked, and the zoo section
+        # (kind, organs, architecture, window) is what a listing shows
+        found = list(HfApi().list_models(filter=tags, search=query, limit=limit, cardData=True))
     except Exception as exc:
         raise _translate(exc, "models tagged zoo-ensemble", None) from None
     out = []
