@@ -62,13 +62,14 @@ def test_save_pretrained_round_trips_and_refuses_a_users_folder(in_member_zoo, c
     assert (mine / "notes.txt").read_text() == "keep me"
 
 
-def test_push_to_hub_then_from_pretrained_at_a_revision(in_member_zoo, hub, ct):
+def test_push_to_hub_then_from_pretrained_at_a_revision(in_member_zoo, hub, ct, tmp_path, monkeypatch):
     model = zoo.from_pretrained("heart-unet")
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))  # the pull must not add a model to the shared member zoo
     info = model.push_to_hub("zoo-test/api-heart")
     pulled = zoo.from_pretrained("hf-hub:zoo-test/api-heart", revision=info.oid)
     assert np.array_equal(pulled.predict(ct).labels, model.predict(ct).labels)
     with pytest.raises(ZooError, match="revision="):
-        zoo.from_pretrained("heart-unet", revision=info.oid)
+        zoo.from_pretrained("local-dir:" + str(model.loaded.folder), revision=info.oid)
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "training", "training.trainer", "training.checkpoint", "training.losses", "training.schedule", "training.recipe",
     ]),
     ("model zoo", ["zoo", "zoo.*"]),
-    ("workflows", ["training.fit", "members", "compose", "demo", "experiments", "experiments.*"]),
+    ("workflows", ["training.fit", "members", "compose", "cohort_predict", "demo", "experiments", "experiments.*"]),
     ("interface", ["", "__main__", "api", "cli", "cli.*"]),
 ]
 

@@ -23,7 +23,7 @@ def _error(message: str) -> None:
 
 
 def _register() -> None:
-    from . import compose, data, demo, evaluate, experiment, models, zoo  # noqa: F401  (each module adds its commands to `app`)
+    from . import compose, data, demo, evaluate, experiment, models, predict, zoo  # noqa: F401  (each module adds its commands to `app`)
 
 
 def main(argv: list[str] | None = None) -> None:

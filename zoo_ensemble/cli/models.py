@@ -1,8 +1,7 @@
-"""``zoo train``, ``zoo predict`` and model evaluation."""
+"""``zoo train``."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,7 +9,7 @@ import typer
 from ..errors import ZooError
 from . import options as opt
 from .app import app
-from .console import console, progress, progress_callback, safe
+from .console import console, progress_callback, safe
 
 
 @app.command("train")
@@ -63,42 +62,3 @@ def train(
         f"saved [b]{safe(folder.name)}[/b] to {safe(folder)} (best epoch {result.best_epoch} of {result.epochs_run}, "
         f"val loss {result.best_val_loss:.4f}, {result.stopped})"
     )
-
-
-@app.command("predict")
-def predict(
-    model: Annotated[str, typer.Argument(help="Model id, local-dir:PATH or a model folder.")],
-    ct: Annotated[Path, typer.Argument(help="CT file or DICOM folder.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Label map to write (.nii.gz, .nrrd, .mha).")] = Path("labels.nii.gz"),
-    probabilities: Annotated[bool, typer.Option("--probabilities", help="Also write one probability map per organ.")] = False,
-    label_map: Annotated[str, typer.Option("--label-map", help="Values to write: zoo, structseg, segthor, ... or 1=heart,...")] = "zoo",
-    organs: Annotated[str | None, typer.Option("--organs", help="Only these organs (ensembles run only the members they need).")] = None,
-    batch_size: Annotated[int, typer.Option(min=1, max=4096, help="Slices per forward pass.")] = 16,
-    device: opt.Device = "auto",
-) -> None:
-    """Segment a CT volume; the label map is written on the input's exact grid."""
-    from ..volumes import WRITE_SUFFIXES, probability_path, read_ct, write_labels, write_volume
-    from ..labelmaps import get_label_map
-    from ..outputs import check_output_file
-    from ..zoo.catalog import load_for_prediction
-
-    check_output_file(out, [ct], WRITE_SUFFIXES)
-    lm = get_label_map(label_map)
-    predictor, loaded = load_for_prediction(model, device=device, batch_size=batch_size, organs=organs)
-    missing = [o for o in predictor.organs if o not in lm.values]
-    if missing:
-        raise ZooError(f"label map {lm.name!r} has no value for {', '.join(missing)}; choose another --label-map")
-    volume = read_ct(ct)
-    prob_paths = {o: probability_path(out, o) for o in predictor.organs} if probabilities else {}
-    for path in prob_paths.values():
-        check_output_file(path, [ct], WRITE_SUFFIXES)
-    with progress() as bar:
-        task = bar.add_task(f"{loaded.card.model_id}", total=volume.shape[0])
-        pred = predictor.predict(volume, probabilities=probabilities, progress=lambda i, n: bar.update(task, completed=i))
-    write_labels(lm.encode(pred.masks()), volume, out)
-    console.print(f"wrote {safe(out)} ({', '.join(f'{o}={lm.values[o][0]}' for o in pred.organs)}; {pred.contested} contested voxels)")
-    if pred.probabilities:
-        for organ, p in pred.probabilities.items():
-            path = prob_paths[organ]
-            write_volume(p, volume, path)
-            console.print(f"wrote {safe(path)}")

@@ -1,0 +1,84 @@
+"""Cohort prediction figures (issue #12): seconds per case in batch mode (`zoo predict ENS FOLDER
+-o OUT`, the model loaded once, reading and writing overlapped) against one `zoo predict` process
+per case, in one run; and the resident memory after the first and the last case of an in-process
+cohort (it must not grow with the number of cases).
+
+The ensemble is the argmax of the shipped zoo-thorax heart-unet and trachea-unet (pip install
+./plugins/zoo-thorax); the cohort is 20 phantom CTs of source A at scale 2.
+
+Run: python benchmarks/bench_cohort.py [--cases 20] [--single 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _cpu() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "?"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cases", type=int, default=20)
+    p.add_argument("--single", type=int, default=5, help="cases timed with one process each")
+    args = p.parse_args()
+
+    import torch
+
+    from zoo_ensemble.api import compose_ensemble
+    from zoo_ensemble.data.phantom import write_cohort
+
+    print(f"CPU: {_cpu()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    work = Path(tempfile.mkdtemp(prefix="bench-cohort-"))
+    env = {**os.environ, "ZOO_HOME": str(work / "home")}
+    os.environ["ZOO_HOME"] = env["ZOO_HOME"]
+    cohort = write_cohort(work / "cohort", "A", args.cases, seed=7, scale=2.0)
+    images = work / "cohort" / "images"
+    ens = compose_ensemble("argmax", models=["heart-unet", "trachea-unet"], out=work / "home" / "models" / "bench-argmax")
+    cts = sorted(images.glob("*.nii.gz"))
+    zoo = [sys.executable, "-m", "zoo_ensemble", "predict", "bench-argmax"]
+
+    started = time.perf_counter()
+    for i, ct in enumerate(cts[: args.single]):
+        subprocess.run([*zoo, str(ct), "-o", str(work / "single" / ct.name)], env=env, check=True, capture_output=True)
+    per_process = (time.perf_counter() - started) / args.single
+
+    started = time.perf_counter()
+    subprocess.run([*zoo, str(images), "-o", str(work / "batch")], env=env, check=True, capture_output=True)
+    batch = (time.perf_counter() - started) / len(cts)
+
+    from zoo_ensemble.cohort_predict import CohortRun, gather_cases
+    from zoo_ensemble.labelmaps import get_label_map
+    from zoo_ensemble.zoo.loading import predictor_for
+
+    rss: list[float] = []
+    run = CohortRun(predictor_for(ens.loaded, "cpu"), get_label_map("zoo"), work / "inproc", progress=lambda i, n: rss.append(_rss_mib()))
+    (work / "inproc").mkdir()
+    run.run(gather_cases([images]))
+
+    print(f"cohort: {len(cts)} phantom CTs {cohort.cases[0].case_id}..., ensemble {ens.model_id} ({', '.join(ens.organs)})")
+    print(f"one zoo predict process per case: {per_process:.2f} s/case (mean of {args.single})")
+    print(f"batch zoo predict over the folder: {batch:.2f} s/case (all {len(cts)}, process start included)")
+    print(f"ratio batch / per-process: {batch / per_process:.2f} (target <= 0.5)")
+    print(f"resident memory after case 1: {rss[0]:.0f} MiB, after case {len(rss)}: {rss[-1]:.0f} MiB")
+    print("after each case (MiB): " + " ".join(f"{r:.0f}" for r in rss))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""``zoo predict``: one CT to a label map file, or a cohort of CTs to a folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import ZooError
+from . import options as opt
+from .app import app
+from .console import console, err_console, progress, safe
+
+
+@app.command("predict")
+def predict(
+    model: Annotated[str, typer.Argument(help="Model id, local-dir:PATH or a model folder.")],
+    inputs: Annotated[list[Path], typer.Argument(help="A CT file or DICOM folder; several, a folder of them or a .txt/.csv list make a cohort.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="One CT: the label map (.nii.gz, .nrrd, .mha; default labels.nii.gz). A cohort: the output folder.")] = None,
+    probabilities: Annotated[bool, typer.Option("--probabilities", help="Also write one probability map per organ (one CT).")] = False,
+    label_map: Annotated[str, typer.Option("--label-map", help="Values to write: zoo, structseg, segthor, ... or 1=heart,...")] = "zoo",
+    organs: Annotated[str | None, typer.Option("--organs", help="Only these organs (ensembles run only the members they need).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=4096, help="Slices per forward pass.")] = 16,
+    device: opt.Device = "auto",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Cohort: recompute cases whose label map exists (default: skip them, so a cohort resumes).")] = False,
+    statistics: Annotated[bool, typer.Option("--statistics", help="Cohort: per case and organ the volume in ml and mean HU (statistics.csv, .json).")] = False,
+    preview: Annotated[bool, typer.Option("--preview", help="Cohort: a PNG overlay per case.")] = False,
+) -> None:
+    """Segment CT volumes; label maps are written on each input's exact grid.
+
+    A cohort loads the model once, reads the next case while the current one is computed, skips
+    a failing case and goes on; the exit status is 1 when any case failed.
+    """
+    from ..cohort_predict import LIST_SUFFIXES, is_dicom_series
+    from ..volumes import WRITE_SUFFIXES
+
+    first = inputs[0]
+    one = len(inputs) == 1 and (is_dicom_series(first) or (not first.is_dir() and first.suffix.lower() not in LIST_SUFFIXES))
+    if one and not (statistics or preview) and (out is None or out.suffix):  # a file name: one label map
+        _predict_one(model, inputs[0], out or Path("labels.nii.gz"), probabilities, label_map, organs, batch_size, device)
+        return
+    if probabilities:
+        raise ZooError("--probabilities is for one CT; a cohort writes label maps")
+    if out is None or out.name.lower().endswith(WRITE_SUFFIXES):
+        raise ZooError("a cohort needs -o FOLDER for its label maps (one per case)")
+    _predict_cohort(model, inputs, out, label_map, organs, batch_size, device, overwrite, statistics, preview)
+
+
+def _predictor(model: str, label_map: str, organs: str | None, batch_size: int, device: str):
+    from ..labelmaps import get_label_map
+    from ..zoo.catalog import load_for_prediction
+
+    lm = get_label_map(label_map)
+    predictor, loaded = load_for_prediction(model, device=device, batch_size=batch_size, organs=organs)
+    missing = [o for o in predictor.organs if o not in lm.values]
+    if missing:
+        raise ZooError(f"label map {lm.name!r} has no value for {', '.join(missing)}; choose another --label-map")
+    return predictor, loaded, lm
+
+
+def _predict_one(model: str, ct: Path, out: Path, probabilities: bool, label_map: str, organs: str | None, batch_size: int, device: str) -> None:
+    from ..outputs import check_output_file
+    from ..volumes import WRITE_SUFFIXES, probability_path, read_ct, write_labels, write_volume
+
+    check_output_file(out, [ct], WRITE_SUFFIXES)
+    predictor, loaded, lm = _predictor(model, label_map, organs, batch_size, device)
+    volume = read_ct(ct)
+    prob_paths = {o: probability_path(out, o) for o in predictor.organs} if probabilities else {}
+    for path in prob_paths.values():
+        check_output_file(path, [ct], WRITE_SUFFIXES)
+    with progress() as bar:
+        task = bar.add_task(f"{loaded.card.model_id}", total=volume.shape[0])
+        pred = predictor.predict(volume, probabilities=probabilities, progress=lambda i, n: bar.update(task, completed=i))
+    write_labels(lm.encode(pred.masks()), volume, out)
+    console.print(f"wrote {safe(out)} ({', '.join(f'{o}={lm.values[o][0]}' for o in pred.organs)}; {pred.contested} contested voxels)")
+    for organ, p in (pred.probabilities or {}).items():
+        write_volume(p, volume, prob_paths[organ])
+        console.print(f"wrote {safe(prob_paths[organ])}")
+
+
+def _predict_cohort(
+    model: str, inputs: list[Path], out: Path, label_map: str, organs: str | None, batch_size: int, device: str,
+    overwrite: bool, statistics: bool, preview: bool,
+) -> None:
+    from ..cohort_predict import CohortRun, gather_cases, open_output, summary
+
+    cases = gather_cases(inputs)
+    predictor, loaded, lm = _predictor(model, label_map, organs, batch_size, device)
+    open_output(out, inputs, loaded.card.model_id, lm.name)
+    with progress() as bar:
+        task = bar.add_task(f"{loaded.card.model_id}: {len(cases)} cases", total=len(cases))
+        run = CohortRun(predictor, lm, out, overwrite, statistics, preview, progress=lambda i, n: bar.update(task, completed=i, total=n))
+        results = run.run(cases)
+    for r in results:
+        if r.status == "failed":
+            err_console.print(f"failed: {safe(r.case_id)}: {safe(r.message)}", highlight=False, soft_wrap=True)
+    s = summary(results)
+    console.print(f"{s['done']} cases segmented, {s['skipped']} already done, {s['failed']} failed; label maps in {safe(out)}")
+    if s["failed"]:
+        raise typer.Exit(code=1)

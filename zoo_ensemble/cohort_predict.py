@@ -1,0 +1,225 @@
+"""Cohort prediction: many CTs through one model loaded once.
+
+Inputs are files, folders of images, folders of DICOM studies (a folder holding a DICOM series is
+one case; a folder of such folders is a cohort) or a text/CSV list of paths. The next case is
+read in a background thread while the current one is computed, and the previous one is written
+in another, so reading and writing overlap the networks. A case that fails (unreadable, not CT)
+is reported and skipped; the others go on. A case whose label map exists is skipped unless
+``overwrite``: outputs are written atomically, so an existing one is complete, and an
+interrupted cohort resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from .atomic import write_text
+from .errors import ZooError
+from .inference import Predictor
+from .labelmaps import LabelMap
+from .volumes import IMAGE_SUFFIXES, Volume, read_ct, strip_image_suffix, write_labels
+
+MARKER = "cohort.json"
+LIST_SUFFIXES = (".txt", ".csv")
+
+
+class CohortError(ZooError):
+    """The cohort as a whole cannot be run (no cases, an output folder that is not a cohort's)."""
+
+
+@dataclass(frozen=True)
+class CohortCase:
+    case_id: str
+    source: Path
+
+
+@dataclass
+class CaseResult:
+    case_id: str
+    status: str  # "done", "skipped" (output already there) or "failed"
+    message: str = ""
+    seconds: float = 0.0
+
+
+def is_dicom_series(folder: Path) -> bool:
+    """Whether ``folder`` itself holds a DICOM series (then it is one case, not a cohort)."""
+    if not folder.is_dir():
+        return False
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)  # ITK warns on stderr for every folder without a series
+    try:
+        return bool(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
+    except RuntimeError:
+        return False
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
+
+
+def gather_cases(inputs: Sequence[Path]) -> list[CohortCase]:
+    """Every case the inputs name, in order; a missing path is kept, to fail as its own case."""
+    cases: list[CohortCase] = []
+    for path in inputs:
+        cases += _expand(Path(path))
+    if not cases:
+        raise CohortError(f"no CT images found in {', '.join(map(str, inputs))}")
+    seen: dict[str, Path] = {}
+    for case in cases:
+        if case.case_id in seen and seen[case.case_id] != case.source:
+            raise CohortError(f"two inputs give the case name {case.case_id!r}: {seen[case.case_id]} and {case.source}")
+        seen[case.case_id] = case.source
+    return list({c.case_id: c for c in cases}.values())
+
+
+def _expand(path: Path) -> list[CohortCase]:
+    if path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
+        return [c for p in _listed(path) for c in (_expand(p) if p.is_dir() else [_case(p)])]
+    if path.is_dir() and not is_dicom_series(path):
+        images = [p for p in sorted(path.iterdir()) if p.is_file() and p.name.lower().endswith(IMAGE_SUFFIXES)]
+        studies = [p for p in sorted(path.iterdir()) if p.is_dir() and is_dicom_series(p)]
+        return [_case(p) for p in images + studies]
+    return [_case(path)]
+
+
+def _case(path: Path) -> CohortCase:
+    return CohortCase(strip_image_suffix(path.name), path)
+
+
+def _listed(path: Path) -> list[Path]:
+    """Paths in a list file: one per line (CSV: the first column; a header row naming a column is skipped)."""
+    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
+    out = []
+    for i, row in enumerate(rows):
+        cell = row[0].strip() if row else ""
+        if not cell or cell.startswith("#") or (i == 0 and cell.lower() in ("path", "image", "ct", "file")):
+            continue
+        p = Path(cell).expanduser()
+        out.append(p if p.is_absolute() else path.parent / p)
+    return out
+
+
+def output_for(out_dir: Path, case: CohortCase) -> Path:
+    return out_dir / f"{case.case_id}.nii.gz"
+
+
+def open_output(out_dir: Path, inputs: Sequence[Path], model_id: str, label_map: str) -> None:
+    """Claim ``out_dir`` for this cohort: new, or a cohort folder of the same model and label map."""
+    for source in inputs:
+        src = Path(source).resolve()
+        if src.is_dir() and (out_dir.resolve() == src or src in out_dir.resolve().parents):
+            raise CohortError(f"-o {out_dir} is inside the input folder {source}; write the outputs elsewhere")
+    marker = out_dir / MARKER
+    want = {"model": model_id, "label_map": label_map}
+    if marker.is_file():
+        have = json.loads(marker.read_text(encoding="utf-8"))
+        if {k: have.get(k) for k in want} != want:
+            raise CohortError(f"{out_dir} holds the outputs of {have.get('model')!r} ({have.get('label_map')}); use another -o")
+        return
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise CohortError(f"{out_dir} is not empty and not a cohort output folder; use another -o")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text(marker, json.dumps(want, indent=2) + "\n")
+
+
+def statistics(volume: Volume, masks: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Per organ: volume in ml and mean HU inside the mask (NaN for an empty mask)."""
+    voxel_ml = float(np.prod(volume.spacing)) / 1000.0
+    out = {}
+    for organ, mask in masks.items():
+        n = int(np.count_nonzero(mask))
+        out[organ] = {"volume_ml": n * voxel_ml, "mean_hu": float(volume.array[mask].mean()) if n else float("nan"), "voxels": n}
+    return out
+
+
+@dataclass
+class CohortRun:
+    predictor: Predictor
+    label_map: LabelMap
+    out_dir: Path
+    overwrite: bool = False
+    with_statistics: bool = False
+    with_preview: bool = False
+    progress: Callable[[int, int], None] | None = None
+
+    def run(self, cases: Sequence[CohortCase]) -> list[CaseResult]:
+        """Predict every case not done yet; reading, computing and writing overlap."""
+        todo = [c for c in cases if self.overwrite or not output_for(self.out_dir, c).is_file()]
+        results = {c.case_id: CaseResult(c.case_id, "skipped", "output exists") for c in cases if c not in todo}
+        with ThreadPoolExecutor(1, "zoo-read") as reader, ThreadPoolExecutor(1, "zoo-write") as writer:
+            pending: list[tuple[CohortCase, Future, float]] = []
+            for i, (case, loaded) in enumerate(self._read_ahead(todo, reader)):
+                started = time.monotonic()
+                try:
+                    volume = loaded.result()
+                    prediction = self.predictor.predict(volume)
+                    pending.append((case, writer.submit(self._write, case, volume, prediction.masks()), started))
+                except ZooError as exc:
+                    results[case.case_id] = CaseResult(case.case_id, "failed", str(exc).splitlines()[0])
+                results.update(self._collect(pending, block=False))
+                if self.progress:
+                    self.progress(i + 1, len(todo))
+            results.update(self._collect(pending, block=True))
+        self._summarise(cases)
+        return [results[c.case_id] for c in cases]
+
+    def _read_ahead(self, cases: Sequence[CohortCase], reader: ThreadPoolExecutor) -> Iterator[tuple[CohortCase, Future]]:
+        futures = [reader.submit(read_ct, cases[0].source)] if cases else []
+        for i, case in enumerate(cases):
+            if i + 1 < len(cases):
+                futures.append(reader.submit(read_ct, cases[i + 1].source))
+            yield case, futures[i]
+
+    def _write(self, case: CohortCase, volume: Volume, masks: dict[str, np.ndarray]) -> None:
+        if self.with_statistics:
+            stats = {"case": case.case_id, "source": str(case.source), "organs": statistics(volume, masks)}
+            write_text(self.out_dir / f"{case.case_id}.statistics.json", json.dumps(stats, indent=2) + "\n")
+        if self.with_preview:
+            from .data.preview import render_preview
+
+            render_preview(volume, masks, self.out_dir / f"{case.case_id}.png", title=case.case_id)
+        # the label map last: its presence says the case is complete
+        write_labels(self.label_map.encode(masks), volume, output_for(self.out_dir, case))
+
+    def _collect(self, pending: list[tuple[CohortCase, Future, float]], block: bool) -> dict[str, CaseResult]:
+        done = {}
+        for item in list(pending):
+            case, future, started = item
+            if not block and not future.done():
+                continue
+            pending.remove(item)
+            try:
+                future.result()
+                done[case.case_id] = CaseResult(case.case_id, "done", "", time.monotonic() - started)
+            except (ZooError, OSError) as exc:
+                done[case.case_id] = CaseResult(case.case_id, "failed", str(exc).splitlines()[0])
+        return done
+
+    def _summarise(self, cases: Sequence[CohortCase]) -> None:
+        """statistics.csv and statistics.json over every finished case (also those of earlier runs)."""
+        if not self.with_statistics:
+            return
+        found = [p for c in cases if (p := self.out_dir / f"{c.case_id}.statistics.json").is_file()]
+        records = [json.loads(p.read_text(encoding="utf-8")) for p in found]
+        write_text(self.out_dir / "statistics.json", json.dumps(records, indent=2) + "\n")
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["case", "organ", "volume_ml", "mean_hu", "voxels"])
+        for r in records:
+            for organ, s in r["organs"].items():
+                w.writerow([r["case"], organ, f"{s['volume_ml']:.3f}", f"{s['mean_hu']:.1f}", s["voxels"]])
+        write_text(self.out_dir / "statistics.csv", buf.getvalue())
+
+
+def summary(results: Sequence[CaseResult]) -> dict[str, Any]:
+    counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
+    return {**counts, "failures": [asdict(r) for r in results if r.status == "failed"]}
