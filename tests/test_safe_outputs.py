@@ -50,7 +50,8 @@ def test_predict_onto_its_own_input_is_refused(trained_heart, ct, capsys):
 
 
 def test_predict_into_a_folder_or_under_a_file_is_refused(trained_heart, ct, tmp_path, capsys):
-    _expect_refused(["predict", f"local-dir:{trained_heart}", str(ct), "-o", str(tmp_path)], capsys, "is a folder", ct)
+    # -o naming a folder makes a cohort (of one): a folder holding other things is refused
+    _expect_refused(["predict", f"local-dir:{trained_heart}", str(ct), "-o", str(tmp_path)], capsys, "not empty and not a cohort output folder", ct)
     _expect_refused(["predict", f"local-dir:{trained_heart}", str(ct), "-o", str(ct / "x.nii.gz")], capsys, "is a file, not a folder", ct)
     _expect_refused(["predict", f"local-dir:{trained_heart}", str(ct), "-o", str(tmp_path / "x.png")], capsys, "unsupported file type", ct)
 
