@@ -37,23 +37,26 @@ def ct(tmp_path):
     return path
 
 
-def _expect_refused(argv, capsys, words, *protected):
+def _refusal(argv, capsys, *protected) -> str:
+    """Run a command that must be refused: status 2, one `error:` line, ``protected`` untouched.
+    Returns that line, for the test to check what it names."""
     before = [_digest(p) for p in protected]
     code, lines = _run(argv, capsys)
     assert code == 2, lines
-    assert len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], lines
+    assert len(lines) == 1 and lines[0].startswith("error:"), lines
     assert [_digest(p) for p in protected] == before
+    return lines[0]
 
 
 def test_predict_onto_its_own_input_is_refused(trained_heart, ct, capsys):
-    _expect_refused(["predict", f"local-dir:{trained_heart}", str(ct), "-o", str(ct)], capsys, "is also an input", ct)
+    assert "is also an input" in _refusal(["predict", f"local-dir:{trained_heart}", str(ct), "-o", str(ct)], capsys, ct)
 
 
 def test_predict_into_a_folder_or_under_a_file_is_refused(trained_heart, ct, tmp_path, capsys):
     # -o naming a folder makes a cohort (of one): a folder holding other things is refused
-    _expect_refused(["predict", f"local-dir:{trained_heart}", str(ct), "-o", str(tmp_path)], capsys, "not empty and not a cohort output folder", ct)
-    _expect_refused(["predict", f"local-dir:{trained_heart}", str(ct), "-o", str(ct / "x.nii.gz")], capsys, "is a file, not a folder", ct)
-    _expect_refused(["predict", f"local-dir:{trained_heart}", str(ct), "-o", str(tmp_path / "x.png")], capsys, "unsupported file type", ct)
+    assert "not empty and not a cohort output folder" in _refusal(["predict", f"local-dir:{trained_heart}", str(ct), "-o", str(tmp_path)], capsys, ct)
+    assert "is a file, not a folder" in _refusal(["predict", f"local-dir:{trained_heart}", str(ct), "-o", str(ct / "x.nii.gz")], capsys, ct)
+    assert "unsupported file type" in _refusal(["predict", f"local-dir:{trained_heart}", str(ct), "-o", str(tmp_path / "x.png")], capsys, ct)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
@@ -62,23 +65,23 @@ def test_predict_into_a_read_only_folder_is_refused(trained_heart, ct, tmp_path,
     ro.mkdir()
     ro.chmod(0o500)
     try:
-        _expect_refused(["predict", f"local-dir:{trained_heart}", str(ct), "-o", str(ro / "x.nii.gz")], capsys, "not writable")
+        assert "not writable" in _refusal(["predict", f"local-dir:{trained_heart}", str(ct), "-o", str(ro / "x.nii.gz")], capsys)
     finally:
         ro.chmod(0o700)
 
 
 def test_preview_onto_its_input_is_refused(ct, capsys):
-    _expect_refused(["data", "preview", str(ct), "-o", str(ct)], capsys, "is also an input", ct)
-    _expect_refused(["data", "preview", str(ct), "-o", str(ct.with_name("p.jpg"))], capsys, "unsupported file type", ct)
+    assert "is also an input" in _refusal(["data", "preview", str(ct), "-o", str(ct)], capsys, ct)
+    assert "unsupported file type" in _refusal(["data", "preview", str(ct), "-o", str(ct.with_name("p.jpg"))], capsys, ct)
 
 
 def test_train_into_a_users_folder_needs_force(cohort_a, tmp_path, capsys):
     folder = tmp_path / "thesis"
     folder.mkdir()
     (folder / "chapter1.tex").write_text("years of work")
-    _expect_refused(
+    assert "--force" in _refusal(
         ["train", "--organ", "heart", "--data", str(cohort_a.root), "--size", "64", "--spacing", "4,4", "-o", str(folder)],
-        capsys, "--force", folder,
+        capsys, folder,
     )
 
 
@@ -87,7 +90,7 @@ def test_phantom_into_another_dataset_needs_force(tmp_path, capsys):
     main(["data", "phantom", "--out", str(out), "--cases", "1", "--source", "A", "--seed", "1", "--scale", "6"])
     main(["data", "phantom", "--out", str(out), "--cases", "1", "--source", "A", "--seed", "1", "--scale", "6"])  # same settings: fine
     capsys.readouterr()
-    _expect_refused(["data", "phantom", "--out", str(out), "--cases", "2", "--source", "B", "--seed", "1", "--scale", "6"], capsys, "--force", out)
+    assert "--force" in _refusal(["data", "phantom", "--out", str(out), "--cases", "2", "--source", "B", "--seed", "1", "--scale", "6"], capsys, out)
     main(["data", "phantom", "--out", str(out), "--cases", "1", "--source", "B", "--seed", "1", "--scale", "6", "--force"])
     assert sorted(p.name for p in (out / "images").iterdir()) == ["B1-000.nii.gz"]
 
@@ -98,7 +101,7 @@ def test_non_finite_voxels_are_refused(values, trained_heart, tmp_path, capsys):
     a[1, 5, 5] = values
     path = tmp_path / "bad.mha"
     sitk.WriteImage(sitk.GetImageFromArray(a), str(path))
-    _expect_refused(["predict", f"local-dir:{trained_heart}", str(path), "-o", str(tmp_path / "o.nii.gz")], capsys, "1 of 6912 voxels are NaN or infinite")
+    assert "1 of 6912 voxels are NaN or infinite" in _refusal(["predict", f"local-dir:{trained_heart}", str(path), "-o", str(tmp_path / "o.nii.gz")], capsys)
     assert not (tmp_path / "o.nii.gz").exists()
 
 
