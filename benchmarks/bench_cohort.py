@@ -65,10 +65,14 @@ def main() -> None:
 
     from zoo_ensemble.cohort_predict import CohortRun, gather_cases
     from zoo_ensemble.labelmaps import get_label_map
+    from zoo_ensemble.zoo.catalog import producer_for
     from zoo_ensemble.zoo.loading import predictor_for
 
     rss: list[float] = []
-    run = CohortRun(predictor_for(ens.loaded, "cpu"), get_label_map("zoo"), work / "inproc", progress=lambda i, n: rss.append(_rss_mib()))
+    run = CohortRun(
+        predictor_for(ens.loaded, "cpu"), get_label_map("zoo"), work / "inproc", producer_for(ens.loaded),
+        progress=lambda i, n: rss.append(_rss_mib()),
+    )
     (work / "inproc").mkdir()
     run.run(gather_cases([images]))
 

@@ -115,4 +115,4 @@ def test_another_models_cohort_folder_is_refused(in_member_zoo, cohort_dir, tmp_
     (cohort_dir / "broken.nii.gz").unlink()
     _run(["predict", "heart-unet", str(cohort_dir), "-o", str(out)], capsys)
     code, _, stderr = _run(["predict", "trachea-se_resunet", str(cohort_dir), "-o", str(out)], capsys)
-    assert code == 2 and "holds the outputs of 'heart-unet'" in stderr
+    assert code == 2 and "holds the nifti outputs of 'heart-unet'" in stderr

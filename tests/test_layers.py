@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("foundation", ["errors", "atomic", "urls", "paths", "specs", "input_range", "devices", "outputs", "metrics"]),
     ("plugin core", ["zoo.hookspecs", "zoo.plugins"]),
     ("vocabulary", ["organs", "labelmaps"]),
-    ("volumes and data", ["volumes", "preprocess", "data", "data.*"]),
+    ("volumes and data", ["volumes", "preprocess", "formats", "dicom", "dicom.*", "data", "data.*"]),
     ("networks and training", [
         "architectures", "architectures.*", "ensembles", "ensembles.*", "inference", "evaluation",
         "training", "training.trainer", "training.checkpoint", "training.losses", "training.schedule", "training.recipe",

@@ -25,10 +25,12 @@ import numpy as np
 import SimpleITK as sitk
 
 from .atomic import write_text
-from .errors import ZooError
+from .dicom import Producer
+from .errors import DicomOutputError, ZooError
+from .formats import needs_series, suffix, write_prediction
 from .inference import Predictor
 from .labelmaps import LabelMap
-from .volumes import IMAGE_SUFFIXES, Volume, read_ct, strip_image_suffix, write_labels
+from .volumes import IMAGE_SUFFIXES, Volume, read_ct, strip_image_suffix
 
 MARKER = "cohort.json"
 LIST_SUFFIXES = (".txt", ".csv")
@@ -108,22 +110,25 @@ def _listed(path: Path) -> list[Path]:
     return out
 
 
-def output_for(out_dir: Path, case: CohortCase) -> Path:
-    return out_dir / f"{case.case_id}.nii.gz"
+def output_for(out_dir: Path, case: CohortCase, fmt: str = "nifti") -> Path:
+    return out_dir / f"{case.case_id}{suffix(fmt)}"
 
 
-def open_output(out_dir: Path, inputs: Sequence[Path], model_id: str, label_map: str) -> None:
-    """Claim ``out_dir`` for this cohort: new, or a cohort folder of the same model and label map."""
+def open_output(out_dir: Path, inputs: Sequence[Path], model_id: str, label_map: str, fmt: str = "nifti") -> None:
+    """Claim ``out_dir`` for this cohort: new, or a cohort folder of the same model, label map
+    and format."""
     for source in inputs:
         src = Path(source).resolve()
         if src.is_dir() and (out_dir.resolve() == src or src in out_dir.resolve().parents):
             raise CohortError(f"-o {out_dir} is inside the input folder {source}; write the outputs elsewhere")
     marker = out_dir / MARKER
-    want = {"model": model_id, "label_map": label_map}
+    want = {"model": model_id, "label_map": label_map, "format": fmt}
     if marker.is_file():
-        have = json.loads(marker.read_text(encoding="utf-8"))
+        have = {"format": "nifti", **json.loads(marker.read_text(encoding="utf-8"))}  # folders of 0.1.0.dev0 runs hold NIfTI
         if {k: have.get(k) for k in want} != want:
-            raise CohortError(f"{out_dir} holds the outputs of {have.get('model')!r} ({have.get('label_map')}); use another -o")
+            raise CohortError(
+                f"{out_dir} holds the {have.get('format')} outputs of {have.get('model')!r} ({have.get('label_map')}); use another -o"
+            )
         return
     if out_dir.exists() and any(out_dir.iterdir()):
         raise CohortError(f"{out_dir} is not empty and not a cohort output folder; use another -o")
@@ -146,6 +151,8 @@ class CohortRun:
     predictor: Predictor
     label_map: LabelMap
     out_dir: Path
+    producer: Producer
+    fmt: str = "nifti"
     overwrite: bool = False
     with_statistics: bool = False
     with_preview: bool = False
@@ -153,7 +160,7 @@ class CohortRun:
 
     def run(self, cases: Sequence[CohortCase]) -> list[CaseResult]:
         """Predict every case not done yet; reading, computing and writing overlap."""
-        todo = [c for c in cases if self.overwrite or not output_for(self.out_dir, c).is_file()]
+        todo = [c for c in cases if self.overwrite or not output_for(self.out_dir, c, self.fmt).is_file()]
         results = {c.case_id: CaseResult(c.case_id, "skipped", "output exists") for c in cases if c not in todo}
         with ThreadPoolExecutor(1, "zoo-read") as reader, ThreadPoolExecutor(1, "zoo-write") as writer:
             pending: list[tuple[CohortCase, Future, float]] = []
@@ -161,6 +168,8 @@ class CohortRun:
                 started = time.monotonic()
                 try:
                     volume = loaded.result()
+                    if needs_series(self.fmt) and not volume.dicom_files:
+                        raise DicomOutputError(f"{case.source}: not a DICOM series, so no {self.fmt} can reference it")
                     prediction = self.predictor.predict(volume)
                     pending.append((case, writer.submit(self._write, case, volume, prediction.masks()), started))
                 except ZooError as exc:
@@ -187,8 +196,8 @@ class CohortRun:
             from .data.preview import render_preview
 
             render_preview(volume, masks, self.out_dir / f"{case.case_id}.png", title=case.case_id)
-        # the label map last: its presence says the case is complete
-        write_labels(self.label_map.encode(masks), volume, output_for(self.out_dir, case))
+        # the segmentation last: its presence says the case is complete
+        write_prediction(self.fmt, masks, self.label_map, volume, output_for(self.out_dir, case, self.fmt), self.producer)
 
     def _collect(self, pending: list[tuple[CohortCase, Future, float]], block: bool) -> dict[str, CaseResult]:
         done = {}

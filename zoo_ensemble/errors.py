@@ -17,6 +17,14 @@ class ImageReadError(ZooError):
     """A path that is not a readable image (or DICOM folder with no readable series)."""
 
 
+class DicomSeriesError(ImageReadError):
+    """A DICOM series that cannot be one CT volume: mixed sizes, missing or doubled slices, not CT."""
+
+
+class DicomOutputError(ZooError):
+    """A DICOM output that cannot be made: no source series, a missing optional library."""
+
+
 class ImageDimensionError(ZooError):
     """An image with the wrong number of dimensions (e.g. 2D where a volume is needed)."""
 

@@ -7,23 +7,30 @@ registers these organs and plugins add theirs through the ``register_organs`` ho
 
 from __future__ import annotations
 
+import colorsys
 import difflib
+import zlib
 
 from .errors import UnknownOrganError
 from .specs import Organ, Window
 from .zoo.plugins import get_registry
 
-__all__ = ["BUILTIN_ORGANS", "THORACIC_ORGANS", "Organ", "Window", "check_organ_list", "default_window", "get_organ", "parse_organs"]
+__all__ = ["BUILTIN_ORGANS", "THORACIC_ORGANS", "Organ", "Window", "check_organ_list", "default_window", "get_organ", "organ_color", "parse_organs"]
 
 #: The core's organs; plugins add theirs through the ``register_organs`` hook.
 BUILTIN_ORGANS: tuple[Organ, ...] = (
-    Organ("lung_left", Window(1500, -600), "left lung"),
-    Organ("lung_right", Window(1500, -600), "right lung"),
-    Organ("heart", Window(350, 50), "heart"),
-    Organ("esophagus", Window(300, 80), "esophagus", small=True),
-    Organ("trachea", Window(1200, -440), "trachea", small=True),
-    Organ("spinal_cord", Window(600, 0), "spinal cord", small=True),
-    Organ("aorta", Window(400, 40), "aorta"),
+    Organ("lung_left", Window(1500, -600), "left lung", snomed=("44029006", "Left lung"),
+          totalsegmentator=("lung_upper_lobe_left", "lung_lower_lobe_left"), color=(0, 151, 206)),
+    Organ("lung_right", Window(1500, -600), "right lung", snomed=("3341006", "Right lung"),
+          totalsegmentator=("lung_upper_lobe_right", "lung_middle_lobe_right", "lung_lower_lobe_right"), color=(95, 190, 240)),
+    Organ("heart", Window(350, 50), "heart", snomed=("80891009", "Heart"), totalsegmentator=("heart",), color=(206, 110, 84)),
+    Organ("esophagus", Window(300, 80), "esophagus", small=True, snomed=("32849002", "Esophagus"),
+          totalsegmentator=("esophagus",), color=(220, 160, 60)),
+    Organ("trachea", Window(1200, -440), "trachea", small=True, snomed=("44567001", "Trachea"),
+          totalsegmentator=("trachea",), color=(150, 230, 120)),
+    Organ("spinal_cord", Window(600, 0), "spinal cord", small=True, snomed=("2748008", "Spinal cord"),
+          totalsegmentator=("spinal_cord",), color=(244, 214, 49)),
+    Organ("aorta", Window(400, 40), "aorta", snomed=("15825003", "Aorta"), totalsegmentator=("aorta",), color=(224, 47, 36)),
 )
 
 #: The organs of the paper, in the channel order its multi-organ models use.
@@ -48,6 +55,16 @@ def get_organ(name: str) -> Organ:
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise UnknownOrganError(f"unknown organ {name!r}{hint} (known: {', '.join(known)})")
     return organ
+
+
+def organ_color(name: str) -> tuple[int, int, int]:
+    """The organ's RGB colour; an organ registered without one gets a fixed colour derived from
+    its name, so that it looks the same in every file and every run."""
+    organ = get_organ(name)
+    if organ.color is not None:
+        return organ.color
+    hue = zlib.crc32(name.encode()) % 360 / 360.0
+    return tuple(int(round(255 * v)) for v in colorsys.hsv_to_rgb(hue, 0.65, 0.9))  # type: ignore[return-value]
 
 
 def default_window(name: str) -> Window:

@@ -57,12 +57,40 @@ class Window:
         return {"width": self.width, "level": self.level}
 
 
+#: SNOMED CT concept ids are 6 to 18 digits; TotalSegmentator names are snake_case.
+_SNOMED_ID = re.compile(r"[1-9][0-9]{5,17}")
+_SNAKE = re.compile(r"[a-z0-9][a-z0-9_]{0,63}")
+
+
 @dataclass(frozen=True)
 class Organ:
+    """An organ of the vocabulary.
+
+    ``snomed`` is its SNOMED CT concept ``(id, meaning)``, which DICOM-SEG segments and RTSTRUCT
+    ROIs carry; ``totalsegmentator`` the TotalSegmentator v2 class names that make it (the lungs
+    are lobes there); ``color`` the RGB colour it is drawn in by DICOM viewers and planning systems.
+    """
+
     name: str
     window: Window
     description: str
     small: bool = False  # thin or small structures: oversampled when training
+    snomed: tuple[str, str] | None = None
+    totalsegmentator: tuple[str, ...] = ()
+    color: tuple[int, int, int] | None = None
+
+    def __post_init__(self) -> None:
+        where = f"organ {self.name!r}"
+        if self.snomed is not None:
+            ok = isinstance(self.snomed, tuple) and len(self.snomed) == 2 and all(isinstance(v, str) for v in self.snomed)
+            if not (ok and _SNOMED_ID.fullmatch(self.snomed[0]) and 0 < len(self.snomed[1]) <= 64):
+                raise ValueError(f"{where}: snomed must be (concept id of 6-18 digits, meaning), got {self.snomed!r}")
+        if not isinstance(self.totalsegmentator, tuple) or not all(isinstance(n, str) and _SNAKE.fullmatch(n) for n in self.totalsegmentator):
+            raise ValueError(f"{where}: totalsegmentator must be a tuple of snake_case class names")
+        if self.color is not None:
+            c = self.color
+            if not (isinstance(c, tuple) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c)):
+                raise ValueError(f"{where}: color must be three integers 0..255, got {c!r}")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .atomic import atomic_path
+from .dicom.series import check_series, read_headers
 from .errors import (
     GeometryMismatchError,
     ImageDimensionError,
@@ -87,6 +88,9 @@ class Volume:
     source: Geometry
     path: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: The DICOM files the volume was read from (a DICOM folder), as SimpleITK ordered them;
+    #: DICOM outputs reference these instances.
+    dicom_files: tuple[str, ...] = ()
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -127,7 +131,7 @@ def _check_suffix(path: Path, allowed: tuple[str, ...]) -> None:
         raise ImageReadError(f"{path}: unsupported file type (use one of {', '.join(allowed)})")
 
 
-def _read_dicom_folder(folder: Path) -> tuple[sitk.Image, list[str]]:
+def _read_dicom_folder(folder: Path, ct: bool) -> tuple[sitk.Image, list[str], tuple[str, ...]]:
     try:
         series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)) or ()
     except RuntimeError:
@@ -143,10 +147,12 @@ def _read_dicom_folder(folder: Path) -> tuple[sitk.Image, list[str]]:
             f"{folder} holds {len(series)} DICOM series; using {chosen} ({len(files[chosen])} slices), "
             f"ignoring {others}"
         )
+    # SimpleITK puts any set of slices on a regular grid: the headers are checked first.
+    check_series(read_headers(files[chosen]), str(folder), ct=ct)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files[chosen])
     try:
-        return reader.Execute(), notes
+        return reader.Execute(), notes, tuple(files[chosen])
     except RuntimeError as exc:
         raise ImageReadError(f"{folder}: DICOM series {chosen} cannot be read ({_first_line(exc)})") from None
 
@@ -158,14 +164,18 @@ def _first_line(exc: Exception) -> str:
 
 
 def read_image(path: str | Path) -> tuple[sitk.Image, list[str]]:
-    """Read any supported image file or DICOM folder as a SimpleITK image."""
-    path = Path(path)
+    """Read any supported image file or DICOM folder (any modality) as a SimpleITK image."""
+    image, notes, _ = _read_any(Path(path), ct=False)
+    return image, notes
+
+
+def _read_any(path: Path, ct: bool) -> tuple[sitk.Image, list[str], tuple[str, ...]]:
     if not path.exists():
         raise ImageReadError(f"{path}: no such file or folder")
     if path.is_dir():
-        return _read_dicom_folder(path)
+        return _read_dicom_folder(path, ct)
     try:
-        return sitk.ReadImage(str(path)), []
+        return sitk.ReadImage(str(path)), [], ()
     except RuntimeError as exc:
         raise ImageReadError(f"{path}: not an image SimpleITK can read ({_first_line(exc)})") from None
 
@@ -218,8 +228,10 @@ def read_ct(path: str | Path, check_hu: bool = True) -> Volume:
     path = Path(path)
     if path.is_file():
         _check_suffix(path, IMAGE_SUFFIXES + (".dcm",))
-    image, notes = read_image(path)
-    return ct_from_image(image, str(path), notes, check_hu)
+    image, notes, files = _read_any(path, ct=True)
+    volume = ct_from_image(image, str(path), notes, check_hu)
+    volume.dicom_files = files
+    return volume
 
 
 def ct_from_image(image: sitk.Image, name: str = "image", notes: list[str] | None = None, check_hu: bool = True) -> Volume:
@@ -281,9 +293,9 @@ def write_labels(array: np.ndarray, like: Volume, path: str | Path) -> Path:
 
 
 def strip_image_suffix(name: str) -> str:
-    """``case_001.nii.gz`` -> ``case_001``."""
+    """``case_001.nii.gz`` -> ``case_001`` (also ``labels.seg.dcm`` -> ``labels``)."""
     low = name.lower()
-    for suffix in IMAGE_SUFFIXES:
+    for suffix in IMAGE_SUFFIXES + (".seg.dcm", ".rtstruct.dcm", ".rt.dcm", ".dcm"):
         if low.endswith(suffix):
             return name[: -len(suffix)]
     return name

@@ -17,7 +17,8 @@ from .console import console, err_console, progress, safe
 def predict(
     model: Annotated[str, typer.Argument(help="Model id, local-dir:PATH or a model folder.")],
     inputs: Annotated[list[Path], typer.Argument(help="A CT file or DICOM folder; several, a folder of them or a .txt/.csv list make a cohort.")],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="One CT: the label map (.nii.gz, .nrrd, .mha; default labels.nii.gz). A cohort: the output folder.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="One CT: the output file (.nii.gz, .nrrd, .mha, .seg.dcm, .rtstruct.dcm; default labels.nii.gz). A cohort: the output folder.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="nifti, nrrd, mha, dicom-seg or rtstruct (default: from -o's ending, else nifti). The DICOM formats need a DICOM series as input.")] = None,
     probabilities: Annotated[bool, typer.Option("--probabilities", help="Also write one probability map per organ (one CT).")] = False,
     label_map: Annotated[str, typer.Option("--label-map", help="Values to write: zoo, structseg, segthor, ... or 1=heart,...")] = "zoo",
     organs: Annotated[str | None, typer.Option("--organs", help="Only these organs (ensembles run only the members they need).")] = None,
@@ -33,18 +34,20 @@ def predict(
     a failing case and goes on; the exit status is 1 when any case failed.
     """
     from ..cohort_predict import LIST_SUFFIXES, is_dicom_series
-    from ..volumes import WRITE_SUFFIXES
+    from ..formats import ALL_SUFFIXES, format_for, suffix
 
     first = inputs[0]
     one = len(inputs) == 1 and (is_dicom_series(first) or (not first.is_dir() and first.suffix.lower() not in LIST_SUFFIXES))
-    if one and not (statistics or preview) and (out is None or out.suffix):  # a file name: one label map
-        _predict_one(model, inputs[0], out or Path("labels.nii.gz"), probabilities, label_map, organs, batch_size, device)
+    if one and not (statistics or preview) and (out is None or out.suffix):  # a file name: one output file
+        chosen = format_for(out, fmt)
+        target = out or Path(f"labels{suffix(chosen)}")
+        _predict_one(model, inputs[0], target, chosen, probabilities, label_map, organs, batch_size, device)
         return
     if probabilities:
         raise ZooError("--probabilities is for one CT; a cohort writes label maps")
-    if out is None or out.name.lower().endswith(WRITE_SUFFIXES):
-        raise ZooError("a cohort needs -o FOLDER for its label maps (one per case)")
-    _predict_cohort(model, inputs, out, label_map, organs, batch_size, device, overwrite, statistics, preview)
+    if out is None or out.name.lower().endswith(ALL_SUFFIXES):
+        raise ZooError("a cohort needs -o FOLDER for its outputs (one file per case)")
+    _predict_cohort(model, inputs, out, format_for(None, fmt), label_map, organs, batch_size, device, overwrite, statistics, preview)
 
 
 def _predictor(model: str, label_map: str, organs: str | None, batch_size: int, device: str):
@@ -59,11 +62,16 @@ def _predictor(model: str, label_map: str, organs: str | None, batch_size: int, 
     return predictor, loaded, lm
 
 
-def _predict_one(model: str, ct: Path, out: Path, probabilities: bool, label_map: str, organs: str | None, batch_size: int, device: str) -> None:
+def _predict_one(model: str, ct: Path, out: Path, fmt: str, probabilities: bool, label_map: str, organs: str | None, batch_size: int, device: str) -> None:
+    from ..cohort_predict import is_dicom_series
+    from ..formats import ALL_SUFFIXES, needs_series, write_prediction
     from ..outputs import check_output_file
-    from ..volumes import WRITE_SUFFIXES, probability_path, read_ct, write_labels, write_volume
+    from ..volumes import WRITE_SUFFIXES, probability_path, read_ct, write_volume
+    from ..zoo.catalog import producer_for
 
-    check_output_file(out, [ct], WRITE_SUFFIXES)
+    check_output_file(out, [ct], ALL_SUFFIXES)
+    if needs_series(fmt) and not is_dicom_series(ct):
+        raise ZooError(f"{ct}: {fmt} references the DICOM series the CT came from; give the DICOM folder, or write --format nifti")
     predictor, loaded, lm = _predictor(model, label_map, organs, batch_size, device)
     volume = read_ct(ct)
     prob_paths = {o: probability_path(out, o) for o in predictor.organs} if probabilities else {}
@@ -72,30 +80,35 @@ def _predict_one(model: str, ct: Path, out: Path, probabilities: bool, label_map
     with progress() as bar:
         task = bar.add_task(f"{loaded.card.model_id}", total=volume.shape[0])
         pred = predictor.predict(volume, probabilities=probabilities, progress=lambda i, n: bar.update(task, completed=i))
-    write_labels(lm.encode(pred.masks()), volume, out)
-    console.print(f"wrote {safe(out)} ({', '.join(f'{o}={lm.values[o][0]}' for o in pred.organs)}; {pred.contested} contested voxels)")
+    write_prediction(fmt, pred.masks(), lm, volume, out, producer_for(loaded))
+    what = ", ".join(f"{o}={lm.values[o][0]}" for o in pred.organs) if fmt not in ("dicom-seg", "rtstruct") else f"{fmt}: {', '.join(pred.organs)}"
+    console.print(f"wrote {safe(out)} ({what}; {pred.contested} contested voxels)")
     for organ, p in (pred.probabilities or {}).items():
         write_volume(p, volume, prob_paths[organ])
         console.print(f"wrote {safe(prob_paths[organ])}")
 
 
 def _predict_cohort(
-    model: str, inputs: list[Path], out: Path, label_map: str, organs: str | None, batch_size: int, device: str,
+    model: str, inputs: list[Path], out: Path, fmt: str, label_map: str, organs: str | None, batch_size: int, device: str,
     overwrite: bool, statistics: bool, preview: bool,
 ) -> None:
     from ..cohort_predict import CohortRun, gather_cases, open_output, summary
+    from ..zoo.catalog import producer_for
 
     cases = gather_cases(inputs)
     predictor, loaded, lm = _predictor(model, label_map, organs, batch_size, device)
-    open_output(out, inputs, loaded.card.model_id, lm.name)
+    open_output(out, inputs, loaded.card.model_id, lm.name, fmt)
     with progress() as bar:
         task = bar.add_task(f"{loaded.card.model_id}: {len(cases)} cases", total=len(cases))
-        run = CohortRun(predictor, lm, out, overwrite, statistics, preview, progress=lambda i, n: bar.update(task, completed=i, total=n))
+        run = CohortRun(
+            predictor, lm, out, producer_for(loaded), fmt, overwrite, statistics, preview,
+            progress=lambda i, n: bar.update(task, completed=i, total=n),
+        )
         results = run.run(cases)
     for r in results:
         if r.status == "failed":
             err_console.print(f"failed: {safe(r.case_id)}: {safe(r.message)}", highlight=False, soft_wrap=True)
     s = summary(results)
-    console.print(f"{s['done']} cases segmented, {s['skipped']} already done, {s['failed']} failed; label maps in {safe(out)}")
+    console.print(f"{s['done']} cases segmented, {s['skipped']} already done, {s['failed']} failed; outputs in {safe(out)}")
     if s["failed"]:
         raise typer.Exit(code=1)

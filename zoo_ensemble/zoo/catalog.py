@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..dicom import Producer
 from ..errors import UnknownModelError, ZooError
 from ..organs import Window
 from ..paths import zoo_home
@@ -235,3 +236,18 @@ def _resolve_name(name: str, pulled: list[Pulled] | None = None) -> Path:
     close = difflib.get_close_matches(name, all_ids(), n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     raise UnknownModelError(f"unknown model {name!r}{hint} (see zoo list)")
+
+
+def producer_for(loaded: LoadedModel) -> Producer:
+    """Who a segmentation comes from, for the outputs that record it: the model id and its
+    revision (the Hub commit of a pulled model, else the sha256 of its weights)."""
+    from .folder import WEIGHTS, sha256_file
+    from .plugins import zoo_version
+
+    entry = hub.entry_for_folder(loaded.folder)
+    if entry and entry.get("commit"):
+        revision = f"{entry['repo']}@{entry['commit']}"
+    else:
+        digest = loaded.card.weights_sha256 or sha256_file(loaded.folder / WEIGHTS)
+        revision = f"sha256:{digest[:16]}"
+    return Producer(loaded.card.model_id, revision, zoo_version())

@@ -162,7 +162,7 @@ def build_registry() -> Registry:
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
     pm.register(importlib.import_module(CORE_MODULE), name=CORE)
-    infos = {CORE: PluginInfo(CORE, "zoo-ensemble", _version())}
+    infos = {CORE: PluginInfo(CORE, "zoo-ensemble", zoo_version())}
     _load_entry_points(pm, infos)
     reg = Registry(plugins=list(infos.values()))
     _IN_PROGRESS = reg  # a hook may look up what earlier kinds registered (a model's organ window)
@@ -243,7 +243,8 @@ def _commit(reg: Registry, kind: str, value: Any, plugin: str, infos: dict[str, 
     infos.setdefault(plugin, PluginInfo(plugin)).registered.setdefault(kind, []).append(key)
 
 
-def _version() -> str:
+def zoo_version() -> str:
+    """The installed zoo-ensemble's version (``dev`` when run from a source tree)."""
     try:
         return importlib.metadata.version("zoo-ensemble")
     except importlib.metadata.PackageNotFoundError:
