@@ -3,6 +3,9 @@ slice, study/series/frame-of-reference UIDs, slice thickness), for the DICOM inp
 
 from __future__ import annotations
 
+import contextlib
+import locale
+from collections.abc import Iterator
 from pathlib import Path
 
 import SimpleITK as sitk
@@ -11,9 +14,25 @@ ROOT = "1.2.826.0.1.3680043.8.498.77"  # a UID root for test data
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
 
+@contextlib.contextmanager
+def keeping_locale() -> Iterator[None]:
+    """GDCM's DICOM writer leaves the process in the C locale (Python then decodes text files as
+    ASCII by default); put the locale back, so that later tests see the process as it was."""
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
+
+
 def write_ct_series(image: sitk.Image, folder: Path, series: int = 1, modality: str = "CT", drop: tuple[int, ...] = ()) -> list[str]:
     """Write ``image`` slice by slice into ``folder``; returns the SOP instance UIDs written in
     slice-index order. ``drop`` leaves slices out (a series with missing slices)."""
+    with keeping_locale():
+        return _write(image, folder, series, modality, drop)
+
+
+def _write(image: sitk.Image, folder: Path, series: int, modality: str, drop: tuple[int, ...]) -> list[str]:
     folder.mkdir(parents=True, exist_ok=True)
     d = image.GetDirection()
     orientation = "\\".join(f"{v:.6f}" for v in (d[0], d[3], d[6], d[1], d[4], d[7]))

@@ -96,7 +96,7 @@ def test_compose_with_keywords(in_member_zoo, cohort_a, tmp_path):
 
 
 def test_the_readme_example_runs_as_written(in_member_zoo, ct, tmp_path, monkeypatch):
-    code = re.search(r"## Python\n\n```python\n(.*?)```", README.read_text(), re.S).group(1)
+    code = re.search(r"## Python\n\n```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S).group(1)
     assert len(code.strip().splitlines()) <= 10
     # the README names the zoo-thorax ids; here the tiny members of the test zoo stand in for them
     code = code.replace('"trachea-unet"', '"trachea-se_resunet"')

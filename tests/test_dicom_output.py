@@ -125,3 +125,97 @@ def test_rtstruct_contours_are_closed_planar_on_their_slices_in_order(series, tm
             assert np.allclose(points @ normal, position(slice_), atol=1e-3)  # every point on its slice's plane
             where.append(position(slice_))
         assert where == sorted(where)  # contours listed slice by slice along the normal
+
+
+def _run(args, capsys) -> tuple[int, str, str]:
+    from zoo_ensemble.cli import main
+
+    try:
+        main(args)
+        code = 0
+    except SystemExit as stop:
+        code = stop.code
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+@pytest.fixture
+def thorax(monkeypatch):
+    """The shipped plugin's models: trained on phantoms, so they find organs in one."""
+    pytest.importorskip("zoo_thorax", reason="the zoo-thorax plugin is not installed (pip install ./plugins/zoo-thorax)")
+    monkeypatch.setenv("ZOO_PLUGINS", "thorax")
+
+
+def test_zoo_predict_writes_the_same_organs_as_dicom_seg_rtstruct_and_nifti(thorax, series, tmp_path, capsys):
+    folder = series[0]
+    outs = {"nifti": tmp_path / "l.nii.gz", "seg": tmp_path / "l.seg.dcm", "rt": tmp_path / "rs.dcm"}
+    assert _run(["predict", "lung_left-deeplabv3", str(folder), "-o", str(outs["nifti"])], capsys)[0] == 0
+    assert _run(["predict", "lung_left-deeplabv3", str(folder), "-o", str(outs["seg"])], capsys)[0] == 0
+    code, stdout, _ = _run(["predict", "lung_left-deeplabv3", str(folder), "-o", str(outs["rt"]), "--format", "rtstruct"], capsys)
+    assert code == 0 and "rtstruct: lung_left" in stdout
+    labels = sitk.ReadImage(str(outs["nifti"]))  # on the series' grid
+    want = sitk.GetArrayFromImage(labels) == 1
+    assert want.sum() > 1000  # the model finds the lung, so the comparison is not between empty masks
+    seg = hd.seg.segread(str(outs["seg"]))
+    by_uid = {pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID: f for f in sorted(folder.iterdir())}
+    uids = list(by_uid)
+    pixels = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, combine_segments=True, skip_overlap_checks=True)
+    for uid, frame in zip(uids, pixels):
+        ds = pydicom.dcmread(by_uid[uid], stop_before_pixels=True)
+        k = round(labels.TransformPhysicalPointToContinuousIndex([float(v) for v in ds.ImagePositionPatient])[2])
+        assert np.array_equal(frame == 1, want[k])
+    algorithm = seg.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0]
+    assert algorithm.AlgorithmName == "lung_left-deeplabv3" and algorithm.AlgorithmVersion.startswith("sha256:")
+    rts = rt_utils.RTStructBuilder.create_from(dicom_series_path=str(folder), rt_struct_path=str(outs["rt"]))
+    assert rts.get_roi_names() == ["lung_left"] and rts.get_roi_mask_by_name("lung_left").sum() > 0
+
+
+def test_dicom_formats_need_a_dicom_series_and_a_clear_name(in_member_zoo, cohort_a, series, tmp_path, capsys):
+    nifti = str(cohort_a.cases[0].image)
+    code, _, err = _run(["predict", "heart-unet", nifti, "-o", str(tmp_path / "x.seg.dcm")], capsys)
+    assert code == 2 and "references the DICOM series the CT came from" in err and len(err.strip().splitlines()) == 1
+    code, _, err = _run(["predict", "heart-unet", str(series[0]), "-o", str(tmp_path / "x.dcm")], capsys)
+    assert code == 2 and "say --format dicom-seg or --format rtstruct" in err
+    code, _, err = _run(["predict", "heart-unet", str(series[0]), "-o", str(tmp_path / "x.nii.gz"), "--format", "rtstruct"], capsys)
+    assert code == 2 and "--format rtstruct writes .rtstruct.dcm or .rt.dcm or .dcm files" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_dicom_cohort_writes_seg_per_study_and_fails_the_nifti_case(in_member_zoo, cohort_a, tmp_path, capsys):
+    studies = tmp_path / "studies"
+    for i, case in enumerate(cohort_a.cases[:2]):
+        write_ct_series(sitk.ReadImage(str(case.image)), studies / case.case_id, series=i + 1)
+    listing = tmp_path / "cases.txt"
+    listing.write_text(f"{studies / cohort_a.cases[0].case_id}\n{studies / cohort_a.cases[1].case_id}\n{cohort_a.cases[2].image}\n")
+    out = tmp_path / "out"
+    code, stdout, err = _run(["predict", "heart-unet", str(listing), "-o", str(out), "--format", "dicom-seg"], capsys)
+    assert code == 1 and "2 cases segmented, 0 already done, 1 failed" in stdout
+    assert f"failed: {cohort_a.cases[2].case_id}: " in err and "not a DICOM series" in err
+    assert sorted(p.name for p in out.glob("*.seg.dcm")) == [f"{c.case_id}.seg.dcm" for c in cohort_a.cases[:2]]
+    for c in cohort_a.cases[:2]:
+        seg = hd.seg.segread(str(out / f"{c.case_id}.seg.dcm"))
+        source = pydicom.dcmread(next((studies / c.case_id).iterdir()), stop_before_pixels=True)
+        assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == source.SeriesInstanceUID
+    code, stdout, _ = _run(["predict", "heart-unet", str(listing), "-o", str(out), "--format", "dicom-seg"], capsys)
+    assert "0 cases segmented, 2 already done, 1 failed" in stdout
+    code, _, err = _run(["predict", "heart-unet", str(listing), "-o", str(out)], capsys)
+    assert code == 2 and "holds the dicom-seg outputs of 'heart-unet'" in err
+
+
+def test_the_python_api_saves_dicom_seg_for_a_dicom_input(thorax, series, tmp_path):
+    import zoo_ensemble as zoo
+    from zoo_ensemble.errors import ZooError
+
+    model = zoo.from_pretrained("heart-deeplabv3")
+    seg = model.predict(series[0])
+    assert seg.masks["heart"].sum() > 100
+    out = seg.save(tmp_path / "heart.seg.dcm")
+    back = hd.seg.segread(str(out))
+    assert back.SegmentSequence[0].SegmentLabel == "heart"
+    assert back.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0].AlgorithmName == "heart-deeplabv3"
+    pixels = back.get_pixels_by_source_instance(source_sop_instance_uids=series[1], combine_segments=True, skip_overlap_checks=True)
+    assert int((pixels == 1).sum()) == int(seg.masks["heart"].sum())
+    nifti = tmp_path / "ct.nii.gz"
+    sitk.WriteImage(sitk.ReadImage(series[2].dicom_files), str(nifti))
+    with pytest.raises(ZooError, match="not read from a DICOM series"):
+        model.predict(nifti).save(tmp_path / "x.seg.dcm")

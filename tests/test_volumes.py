@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from dicom_series import keeping_locale
 from zoo_ensemble import volumes
 from zoo_ensemble.errors import (
     GeometryMismatchError,
@@ -118,6 +119,11 @@ def test_label_grid_must_match_image(tmp_path):
 
 
 def _write_dicom_series(folder, array, series_uid, spacing=(0.7, 0.7, 2.5)):
+    with keeping_locale():
+        _write_series(folder, array, series_uid, spacing)
+
+
+def _write_series(folder, array, series_uid, spacing):
     folder.mkdir(parents=True, exist_ok=True)
     image = sitk.GetImageFromArray(array)
     image.SetSpacing(spacing)

@@ -21,11 +21,13 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from .dicom import Producer
 from .errors import ZooError
-from .labelmaps import get_label_map
+from .formats import ALL_SUFFIXES, format_for, needs_series, write_prediction
+from .labelmaps import LabelMap, get_label_map
 from .outputs import check_output_file, check_output_folder, is_model_folder
-from .volumes import WRITE_SUFFIXES, Volume, ct_from_image, read_ct, write_labels
-from .zoo.catalog import load_model
+from .volumes import Volume, ct_from_image, read_ct, write_labels
+from .zoo.catalog import load_model, producer_for
 from .zoo.folder import write_folder
 from .zoo.loading import LoadedModel, load_folder, predictor_for
 
@@ -45,16 +47,25 @@ class Segmentation:
     values: dict[str, int]  # organ -> the value it has in ``labels`` (the label map's)
     volume: Volume
     canonical: np.ndarray  # the label map in the volume's canonical (LPS) order, as files are written from
+    producer: Producer | None = None  # the model, as DICOM outputs record it
 
     def image(self) -> sitk.Image:
         """The label map as a SimpleITK image with the input's spacing, origin and direction."""
         image = sitk.GetImageFromArray(self.labels)
         return self.volume.source.apply(image)
 
-    def save(self, path: str | Path) -> Path:
-        """Write the label map (.nii.gz, .nii, .nrrd, .mha) atomically; never over the input."""
-        target = check_output_file(Path(path), [Path(self.volume.path)] if self.volume.path else [], WRITE_SUFFIXES)
-        return write_labels(self.canonical, self.volume, target)
+    def save(self, path: str | Path, format: str | None = None) -> Path:
+        """Write the segmentation atomically, never over the input: a label map (.nii.gz, .nii,
+        .nrrd, .mha), or, for a CT read from a DICOM series, DICOM-SEG (.seg.dcm) or RTSTRUCT
+        (.rtstruct.dcm); ``format`` (``dicom-seg``, ``rtstruct``, ...) for other names."""
+        target = Path(path)
+        fmt = format_for(target, format)
+        check_output_file(target, [Path(self.volume.path)] if self.volume.path else [], ALL_SUFFIXES)
+        if not needs_series(fmt):
+            return write_labels(self.canonical, self.volume, target)
+        masks = {o: self.canonical == v for o, v in self.values.items()}
+        producer = self.producer or Producer("unknown", "unknown", "unknown")
+        return write_prediction(fmt, masks, LabelMap("segmentation", {o: (v,) for o, v in self.values.items()}), self.volume, target, producer)
 
 
 class ZooModel:
@@ -117,7 +128,7 @@ class ZooModel:
         labels = sitk.GetArrayFromImage(volume.to_sitk(canonical))  # back on the input's grid and array order
         values = {o: lm.values[o][0] for o in pred.organs}
         masks = {o: labels == v for o, v in values.items()}
-        return Segmentation(labels, masks, list(pred.organs), values, volume, canonical)
+        return Segmentation(labels, masks, list(pred.organs), values, volume, canonical, producer_for(self.loaded))
 
     def save_pretrained(self, folder: str | Path, force: bool = False) -> Path:
         """Write ``model.safetensors``, ``config.json`` and the card to ``folder`` (atomically;

@@ -22,7 +22,7 @@ from ..errors import DicomOutputError
 from ..organs import get_organ, organ_color
 from ..volumes import Volume
 from . import Producer
-from .series import frames_of, source_headers
+from .series import frames_of, quiet, source_headers
 
 #: Study attributes rt-utils copies without a default; real CTs nearly always have them.
 _STUDY_ATTRIBUTES = ("StudyDate", "StudyTime", "StudyID")
@@ -50,8 +50,9 @@ def write_rtstruct(masks: Mapping[str, np.ndarray], volume: Volume, path: Path, 
         for attr in _STUDY_ATTRIBUTES:
             if attr not in ds:
                 setattr(ds, attr, "")  # in memory only: the source files are not touched
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore", DeprecationWarning)  # rt-utils sets pydicom attributes pydicom 3 deprecates
+    # rt-utils sets attributes pydicom 3 deprecates (warned and logged) and prints a line per empty ROI
+    with warnings.catch_warnings(), quiet("pydicom"), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore", DeprecationWarning)
         rts = rt_utils.RTStruct(headers, ds_helper.create_rtstruct_dataset(headers))
         for organ, mask in masks.items():
             frames = frames_of(volume.to_sitk(mask.astype(np.uint8)), headers, str(path)).astype(bool)

@@ -15,7 +15,7 @@ from ..errors import DicomOutputError
 from ..organs import get_organ, organ_color
 from . import Producer
 from ..volumes import Volume
-from .series import frames_of, source_headers
+from .series import frames_of, quiet, source_headers
 
 #: A local coding scheme for organs a plugin registered without a SNOMED CT code.
 LOCAL_SCHEME = "99ZOO"
@@ -39,8 +39,10 @@ def write_seg(masks: Mapping[str, np.ndarray], volume: Volume, path: Path, produ
     for i, mask in enumerate(masks.values()):
         numbers[mask] = i + 1
     frames = frames_of(volume.to_sitk(numbers), headers, str(path))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # highdicom warns about optional attributes real CTs often lack
+    with warnings.catch_warnings(), quiet("highdicom"):
+        # highdicom warns about optional attributes real CTs often lack, and logs that an organ
+        # found nowhere keeps its (empty) frames
+        warnings.simplefilter("ignore", UserWarning)
         seg = hd.seg.Segmentation(
             source_images=headers,
             pixel_array=frames,

@@ -7,7 +7,9 @@ checked before the pixels are read, and DICOM outputs are matched to the very in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,18 @@ from ..errors import DicomOutputError, DicomSeriesError
 GAP_TOLERANCE = 0.1
 #: Modalities a CT series may carry (PET/CT scanners label the CT part "CT" as well).
 CT_MODALITIES = ("CT",)
+
+
+@contextlib.contextmanager
+def quiet(logger: str) -> Iterator[None]:
+    """Hold back a library's log warnings (it also warns in ways we handle or that do not apply)."""
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def read_headers(files: Sequence[str | Path]) -> list[Dataset]:
