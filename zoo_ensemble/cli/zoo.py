@@ -1,4 +1,4 @@
-"""``zoo list``, ``zoo info``, ``zoo plugins``, ``zoo pull`` and ``zoo push``."""
+"""``zoo list``, ``zoo info``, ``zoo plugins``, ``zoo organs``, ``zoo pull`` and ``zoo push``."""
 
 from __future__ import annotations
 
@@ -110,6 +110,24 @@ def plugins() -> None:
     console.print(table)
 
 
+@app.command("organs")
+def organs() -> None:
+    """The organ vocabulary: windows, SNOMED CT codes, TotalSegmentator names, colours, source."""
+    from ..organs import get_organ, organ_color
+    from ..zoo.plugins import get_registry
+
+    reg = get_registry()
+    table = Table(title="organs", title_justify="left")
+    for col in ("organ", "window W/L", "SNOMED CT", "TotalSegmentator", "colour", "plugin"):
+        table.add_column(col)
+    for name in reg.names("organs"):
+        o = get_organ(name)
+        code = f"{o.snomed[0]} {o.snomed[1]}" if o.snomed else "-"
+        cells = (name, _windows([o.window]), code, ", ".join(o.totalsegmentator) or "-", "#%02x%02x%02x" % organ_color(name), reg.source("organs", name) or "?")
+        table.add_row(*map(safe, cells))
+    console.print(table)
+
+
 @app.command("pull")
 def pull(
     model: Annotated[str, typer.Argument(help="A plugin model id, or hf-hub:org/name, or org/name.")],
@@ -139,4 +157,6 @@ def push(
 
     info = hub.push(folder, repo, private=private, create_pr=create_pr)
     url = getattr(info, "pr_url", None) or getattr(info, "commit_url", None) or str(info)
-    console.print(f"pushed {safe(folder)} to {safe(repo)}: {safe(url)}")
+    commit = getattr(info, "oid", None)
+    at = f" at commit {safe(commit)} (pin it with --revision or in a plugin's ModelSpec)" if commit else ""
+    console.print(f"pushed {safe(folder)} to {safe(repo)}{at}: {safe(url)}")

@@ -1,5 +1,6 @@
 """Write a CT as a DICOM series the way a scanner export looks (CT Image Storage, one file per
-slice, study/series/frame-of-reference UIDs, slice thickness), for the DICOM input and output tests."""
+slice, study/series/frame-of-reference UIDs, slice thickness): what the DICOM tests and the DICOM
+output benchmark start from, since no DICOM data can be downloaded for them."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-ROOT = "1.2.826.0.1.3680043.8.498.77"  # a UID root for test data
+ROOT = "1.2.826.0.1.3680043.8.498.77"  # a UID root for generated data
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
 

@@ -1,0 +1,86 @@
+"""DICOM output figures (issue #12): on the real chest CT written as a DICOM series (512 x 512 x
+133), the seconds to predict six organs and to write the result as NIfTI, DICOM-SEG and RTSTRUCT,
+each as a share of the prediction time, in one run.
+
+The model is the argmax ensemble of the shipped zoo-thorax members, the best per organ
+(pip install ./plugins/zoo-thorax). The CT comes from --data (a folder with ct.nii.gz: `zoo data
+sample --out DIR` builds one), by default $ZOO_SHARED/data/lidc-idri-0001 or ../shared/....
+
+Run: python benchmarks/bench_dicom.py [--data DIR] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT = Path(os.environ.get("ZOO_SHARED", REPO.parent / "shared")) / "data" / "lidc-idri-0001"
+
+
+def _cpu() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "?"
+
+
+def _best(seconds: list[float]) -> float:
+    return min(seconds)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, default=DEFAULT)
+    p.add_argument("--repeat", type=int, default=3, help="writes timed this many times (the best is reported)")
+    args = p.parse_args()
+    if not (args.data / "ct.nii.gz").is_file():
+        raise SystemExit(f"no ct.nii.gz in {args.data}: run `zoo data sample --out DIR` and pass --data DIR")
+
+    import SimpleITK as sitk
+    import torch
+
+    from zoo_ensemble.api import compose_ensemble
+    from zoo_ensemble.data.dicom_series import write_ct_series
+    from zoo_ensemble.formats import write_prediction
+    from zoo_ensemble.labelmaps import get_label_map
+    from zoo_ensemble.volumes import read_ct
+    from zoo_ensemble.zoo.catalog import producer_for
+    from zoo_ensemble.zoo.loading import predictor_for
+
+    print(f"CPU: {_cpu()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    work = Path(tempfile.mkdtemp(prefix="bench-dicom-"))
+    os.environ["ZOO_HOME"] = str(work / "home")
+    image = sitk.ReadImage(str(args.data / "ct.nii.gz"))
+    write_ct_series(sitk.Clamp(image, lowerBound=-1024), work / "series")
+
+    started = time.perf_counter()
+    volume = read_ct(work / "series")
+    read_s = time.perf_counter() - started
+    ens = compose_ensemble("argmax", out=work / "home" / "models" / "bench-six")
+    predictor = predictor_for(ens.loaded, "cpu")
+    started = time.perf_counter()
+    masks = predictor.predict(volume).masks()
+    predict_s = time.perf_counter() - started
+    producer, lm = producer_for(ens.loaded), get_label_map("zoo")
+
+    print(f"CT: {volume.shape[2]} x {volume.shape[1]} x {volume.shape[0]} as a DICOM series ({len(volume.dicom_files)} files); "
+          f"ensemble {ens.model_id}: {', '.join(ens.organs)}")
+    print(f"read the DICOM series (headers checked): {read_s:.2f} s")
+    print(f"predict ({len(ens.organs)} organs, argmax of {len(ens.loaded.config['members'])} members): {predict_s:.2f} s")
+    for fmt, name in (("nifti", "x.nii.gz"), ("dicom-seg", "x.seg.dcm"), ("rtstruct", "x.rtstruct.dcm")):
+        times = []
+        for _ in range(args.repeat):
+            started = time.perf_counter()
+            out = write_prediction(fmt, masks, lm, volume, work / name, producer)
+            times.append(time.perf_counter() - started)
+        size = out.stat().st_size / 2**20
+        print(f"write {fmt:9s}: {_best(times):6.2f} s ({_best(times) / predict_s:.3f} of the prediction), {size:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""zoo-example: a template plugin for zoo-ensemble (see ``plugin.py``)."""
