@@ -1,7 +1,7 @@
 """Cohort prediction figures (issue #12): seconds per case in batch mode (`zoo predict ENS FOLDER
 -o OUT`, the model loaded once, reading and writing overlapped) against one `zoo predict` process
-per case, in one run; and the resident memory after the first and the last case of an in-process
-cohort (it must not grow with the number of cases).
+per case, in one run; and the peak resident memory of the first and the last case of an
+in-process cohort of 20 copies of one CT (it must not grow with the number of cases).
 
 The ensemble is the argmax of the shipped zoo-thorax heart-unet and trachea-unet (pip install
 ./plugins/zoo-thorax); the cohort is 20 phantom CTs of source A at scale 2.
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,9 +22,13 @@ import time
 from pathlib import Path
 
 
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+def _peak_mib() -> float:
+    """This process's peak resident memory since the last reset (VmHWM), then reset it, so that
+    each case reports its own peak (Linux: writing 5 to clear_refs resets VmHWM)."""
+    status = Path("/proc/self/status").read_text()
+    peak = next(int(ln.split()[1]) for ln in status.splitlines() if ln.startswith("VmHWM:")) / 1024
+    Path("/proc/self/clear_refs").write_text("5")
+    return peak
 
 
 def _cpu() -> str:
@@ -68,20 +73,26 @@ def main() -> None:
     from zoo_ensemble.zoo.catalog import producer_for
     from zoo_ensemble.zoo.loading import predictor_for
 
+    # memory: the same case 20 times, so that a growth can only come from the number of cases
+    same = work / "same"
+    same.mkdir()
+    for i in range(len(cts)):
+        shutil.copy(cts[0], same / f"copy{i:03d}.nii.gz")
     rss: list[float] = []
     run = CohortRun(
         predictor_for(ens.loaded, "cpu"), get_label_map("zoo"), work / "inproc", producer_for(ens.loaded),
-        progress=lambda i, n: rss.append(_rss_mib()),
+        progress=lambda i, n: rss.append(_peak_mib()),
     )
     (work / "inproc").mkdir()
-    run.run(gather_cases([images]))
+    _peak_mib()
+    run.run(gather_cases([same]))
 
     print(f"cohort: {len(cts)} phantom CTs {cohort.cases[0].case_id}..., ensemble {ens.model_id} ({', '.join(ens.organs)})")
     print(f"one zoo predict process per case: {per_process:.2f} s/case (mean of {args.single})")
     print(f"batch zoo predict over the folder: {batch:.2f} s/case (all {len(cts)}, process start included)")
     print(f"ratio batch / per-process: {batch / per_process:.2f} (target <= 0.5)")
-    print(f"resident memory after case 1: {rss[0]:.0f} MiB, after case {len(rss)}: {rss[-1]:.0f} MiB")
-    print("after each case (MiB): " + " ".join(f"{r:.0f}" for r in rss))
+    print(f"peak resident memory, {len(rss)} copies of one case in one process: case 1 {rss[0]:.0f} MiB, case {len(rss)} {rss[-1]:.0f} MiB")
+    print("peak of each case (MiB): " + " ".join(f"{r:.0f}" for r in rss))
 
 
 if __name__ == "__main__":

@@ -182,11 +182,12 @@ class CohortRun:
         return [results[c.case_id] for c in cases]
 
     def _read_ahead(self, cases: Sequence[CohortCase], reader: ThreadPoolExecutor) -> Iterator[tuple[CohortCase, Future]]:
-        futures = [reader.submit(read_ct, cases[0].source)] if cases else []
+        """Each case with its read in flight, the next one's started; a future is let go once
+        handed out, so that no finished case's volume stays in memory."""
+        ahead = reader.submit(read_ct, cases[0].source) if cases else None
         for i, case in enumerate(cases):
-            if i + 1 < len(cases):
-                futures.append(reader.submit(read_ct, cases[i + 1].source))
-            yield case, futures[i]
+            current, ahead = ahead, reader.submit(read_ct, cases[i + 1].source) if i + 1 < len(cases) else None
+            yield case, current
 
     def _write(self, case: CohortCase, volume: Volume, masks: dict[str, np.ndarray]) -> None:
         if self.with_statistics:
