@@ -116,3 +116,23 @@ def test_another_models_cohort_folder_is_refused(in_member_zoo, cohort_dir, tmp_
     _run(["predict", "heart-unet", str(cohort_dir), "-o", str(out)], capsys)
     code, _, stderr = _run(["predict", "trachea-se_resunet", str(cohort_dir), "-o", str(out)], capsys)
     assert code == 2 and "holds the nifti outputs of 'heart-unet'" in stderr
+
+
+def test_progress_counts_cases_and_each_cases_slices(in_member_zoo, cohort_dir, tmp_path):
+    from zoo_ensemble.cohort_predict import CohortRun, gather_cases
+    from zoo_ensemble.labelmaps import get_label_map
+    from zoo_ensemble.zoo.catalog import load_model, producer_for
+    from zoo_ensemble.zoo.loading import predictor_for
+
+    (cohort_dir / "broken.nii.gz").unlink()
+    loaded = load_model("heart-unet")
+    cases_seen, slices_seen = [], []
+    run = CohortRun(
+        predictor_for(loaded, "cpu"), get_label_map("zoo"), tmp_path / "out", producer_for(loaded),
+        progress=lambda i, n: cases_seen.append((i, n)), slice_progress=lambda i, n: slices_seen.append((i, n)),
+    )
+    (tmp_path / "out").mkdir()
+    run.run(gather_cases([cohort_dir]))
+    assert cases_seen == [(1, 3), (2, 3), (3, 3)]
+    depths = [sitk.ReadImage(str(p)).GetDepth() for p in sorted(cohort_dir.glob("*.nii.gz"))]
+    assert [n for i, n in slices_seen if i == n] == depths  # each case's slices counted to its end

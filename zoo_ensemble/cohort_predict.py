@@ -156,7 +156,8 @@ class CohortRun:
     overwrite: bool = False
     with_statistics: bool = False
     with_preview: bool = False
-    progress: Callable[[int, int], None] | None = None
+    progress: Callable[[int, int], None] | None = None  # (cases done, cases to do)
+    slice_progress: Callable[[int, int], None] | None = None  # (slices done, slices) of the current case
 
     def run(self, cases: Sequence[CohortCase]) -> list[CaseResult]:
         """Predict every case not done yet; reading, computing and writing overlap."""
@@ -170,7 +171,7 @@ class CohortRun:
                     volume = loaded.result()
                     if needs_series(self.fmt) and not volume.dicom_files:
                         raise DicomOutputError(f"{case.source}: not a DICOM series, so no {self.fmt} can reference it")
-                    prediction = self.predictor.predict(volume)
+                    prediction = self.predictor.predict(volume, progress=self.slice_progress)
                     pending.append((case, writer.submit(self._write, case, volume, prediction.masks()), started))
                 except ZooError as exc:
                     results[case.case_id] = CaseResult(case.case_id, "failed", str(exc).splitlines()[0])

@@ -100,9 +100,11 @@ def _predict_cohort(
     open_output(out, inputs, loaded.card.model_id, lm.name, fmt)
     with progress() as bar:
         task = bar.add_task(f"{loaded.card.model_id}: {len(cases)} cases", total=len(cases))
+        slices = bar.add_task("slices of the current case", total=1)
         run = CohortRun(
             predictor, lm, out, producer_for(loaded), fmt, overwrite, statistics, preview,
             progress=lambda i, n: bar.update(task, completed=i, total=n),
+            slice_progress=lambda i, n: bar.update(slices, completed=i, total=n),
         )
         results = run.run(cases)
     for r in results:
