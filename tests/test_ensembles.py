@@ -125,6 +125,7 @@ def test_predict_only_the_members_an_organ_needs(in_member_zoo, tmp_path):
     from zoo_ensemble.volumes import Geometry, Volume
 
     arr = np.full((3, 64, 64), -1000, dtype=np.int16)
+    arr[:, 16:48, 16:48] = 40  # some body: all-air slices would run no member at all
     g = Geometry((64, 64, 3), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
     predictor.predict(Volume(arr, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), g.direction, g))
     assert set(calls) == {1}  # only the trachea member ran

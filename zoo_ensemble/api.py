@@ -113,13 +113,14 @@ class ZooModel:
     # --- use ----------------------------------------------------------------------------------
     def predict(
         self, image: ImageLike, spacing: Sequence[float] | None = None, organs: Sequence[str] | None = None,
-        label_map: str = "zoo", device: str = "auto", batch_size: int = 16,
+        label_map: str = "zoo", device: str = "auto", batch_size: int = 16, precision: str = "auto",
     ) -> Segmentation:
         """Segment a CT in HU: a file or DICOM folder, a SimpleITK image, or a numpy array with
-        ``spacing`` in mm in the array's axis order (``(z, y, x)``; identity direction)."""
+        ``spacing`` in mm in the array's axis order (``(z, y, x)``; identity direction).
+        ``precision``: ``auto`` (bf16 where the hardware has it), ``bf16`` or ``fp32``."""
         volume = _volume(image, spacing)
         lm = get_label_map(label_map)
-        predictor = predictor_for(self.loaded, device, batch_size, list(organs) if organs else None)
+        predictor = predictor_for(self.loaded, device, batch_size, list(organs) if organs else None, precision=precision)
         missing = [o for o in predictor.organs if o not in lm.values]
         if missing:
             raise ZooError(f"label map {lm.name!r} has no value for {', '.join(missing)}; choose another label_map")

@@ -30,6 +30,7 @@ def compose(
     lr: opt.Lr = 1e-3,
     minutes: opt.Minutes = None,
     device: opt.Device = "auto",
+    precision: opt.TrainPrecision = "auto",
     seed: opt.Seed = 0,
     split_seed: opt.SplitSeed = 0,
     labels: opt.Labels = None,
@@ -55,7 +56,7 @@ def compose(
     request = ComposeRequest(
         method=method, organs=organs, models=models.split(",") if models else None, data=opt.datasets(data, labels),
         name=name, out=out, push=push, strict=strict, fresh_cases=fresh_cases, resume=resume, warn_leakage=False,
-        config=TrainConfig(epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, lr=lr, max_minutes=minutes, seed=seed, device=device, augment=augment),
+        config=TrainConfig(epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, lr=lr, max_minutes=minutes, seed=seed, device=device, precision=precision, augment=augment),
         split=SplitPlan(seed=split_seed, train_fraction=train_fraction),
         options={**({"variant": variant} if method == "meta_unet" else {}), **init_options(method, init)},
         reporter=RichReporter(name or method), evaluate_progress=progress_callback("evaluate on the test split"),

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ..errors import ZooError
+from . import options as opt
 from .app import app
 from .console import console, progress, report_table, safe
 
@@ -25,6 +26,7 @@ def evaluate(
     organs: Annotated[str | None, typer.Option("--organs", help="Comma-separated organs to score (default: all in both maps).")] = None,
     batch_size: Annotated[int, typer.Option(help="Slices per forward pass (with MODEL).")] = 16,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (with MODEL).")] = "auto",
+    precision: opt.Precision = "auto",
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for evaluation.json and evaluation.csv.")] = Path("zoo-evaluation"),
 ) -> None:
     """Dice, precision, recall and HD95 (mm) per organ, as a table and as JSON and CSV.
@@ -35,7 +37,7 @@ def evaluate(
 
     check_output_folder(out, "zoo evaluation folder", owned=(out / "evaluation.json").is_file(), inputs=[pred, gt, data])
     if model is not None:
-        report, title = _evaluate_model(model, data, split, seed, labels, organs, batch_size, device)
+        report, title = _evaluate_model(model, data, split, seed, labels, organs, batch_size, device, precision)
     else:
         report, title = _evaluate_files(pred, gt, labels, pred_labels, organs)
     console.print(report_table(report, title=title))
@@ -45,7 +47,10 @@ def evaluate(
     console.print(f"wrote {safe(j)} and {safe(c)}")
 
 
-def _evaluate_model(model: str, data: Path | None, split: str, seed: int | None, labels: str | None, organs: str | None, batch_size: int, device: str):
+def _evaluate_model(
+    model: str, data: Path | None, split: str, seed: int | None, labels: str | None, organs: str | None, batch_size: int, device: str,
+    precision: str,
+):
     from ..data.dataset import open_dataset
     from ..evaluation import evaluate_model
     from ..zoo.catalog import load_model
@@ -57,7 +62,7 @@ def _evaluate_model(model: str, data: Path | None, split: str, seed: int | None,
     dataset = open_dataset(data, label_map=labels)
     if seed is None:
         seed = int((loaded.card.training.get("split") or {}).get("seed", 0))
-    predictor = predictor_for(loaded, device, batch_size, organs)
+    predictor = predictor_for(loaded, device, batch_size, organs, precision=precision)
     with progress() as bar:
         task = bar.add_task(f"evaluate {loaded.card.model_id}", total=None)
         report = evaluate_model(predictor, dataset, split, seed, progress=lambda i, n: bar.update(task, completed=i, total=n))

@@ -29,6 +29,7 @@ def train(
     lr: opt.Lr = 1e-3,
     minutes: opt.Minutes = None,
     device: opt.Device = "auto",
+    precision: opt.TrainPrecision = "auto",
     seed: opt.Seed = 0,
     split_seed: opt.SplitSeed = 0,
     labels: opt.Labels = None,
@@ -50,7 +51,7 @@ def train(
     opt.check_model_out(out, force, data)
     config = TrainConfig(
         epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, lr=lr, max_minutes=minutes,
-        seed=seed, device=device, augment=not no_augment, num_workers=workers,
+        seed=seed, device=device, precision=precision, augment=not no_augment, num_workers=workers,
     )
     request = TrainRequest(
         organs=organs, architecture=arch, data=opt.datasets(data, labels), out=out, model_id=name, variant=variant,

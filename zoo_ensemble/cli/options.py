@@ -17,6 +17,8 @@ BatchSize = Annotated[int, typer.Option(min=1, max=4096, help="Slices per batch.
 Lr = Annotated[float, typer.Option(help="Initial learning rate (Adam).")]
 Minutes = Annotated[float | None, typer.Option(help="Wall-clock budget; stops after the epoch that crosses it.")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+Precision = Annotated[str, typer.Option("--precision", help="fp32, bf16 or auto (bf16 where the CPU or GPU has bf16 arithmetic, else fp32).")]
+TrainPrecision = Annotated[str, typer.Option("--precision", help="auto (CUDA: fp16 mixed precision; CPU: fp32), bf16 (where the hardware has it) or fp32.")]
 Seed = Annotated[int, typer.Option(help="Seed for initialisation, sampling and augmentation.")]
 SplitSeed = Annotated[int, typer.Option(help="Seed of the patient-level train/val/test split.")]
 Labels = Annotated[str | None, typer.Option("--labels", help="Label map override for the datasets.")]

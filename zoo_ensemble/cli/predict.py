@@ -24,6 +24,7 @@ def predict(
     organs: Annotated[str | None, typer.Option("--organs", help="Only these organs (ensembles run only the members they need).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=4096, help="Slices per forward pass.")] = 16,
     device: opt.Device = "auto",
+    precision: opt.Precision = "auto",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Cohort: recompute cases whose label map exists (default: skip them, so a cohort resumes).")] = False,
     statistics: Annotated[bool, typer.Option("--statistics", help="Cohort: per case and organ the volume in ml and mean HU (statistics.csv, .json).")] = False,
     preview: Annotated[bool, typer.Option("--preview", help="Cohort: a PNG overlay per case.")] = False,
@@ -41,28 +42,31 @@ def predict(
     if one and not (statistics or preview) and (out is None or out.suffix):  # a file name: one output file
         chosen = format_for(out, fmt)
         target = out or Path(f"labels{suffix(chosen)}")
-        _predict_one(model, inputs[0], target, chosen, probabilities, label_map, organs, batch_size, device)
+        _predict_one(model, inputs[0], target, chosen, probabilities, label_map, organs, batch_size, device, precision)
         return
     if probabilities:
         raise ZooError("--probabilities is for one CT; a cohort writes label maps")
     if out is None or out.name.lower().endswith(ALL_SUFFIXES):
         raise ZooError("a cohort needs -o FOLDER for its outputs (one file per case)")
-    _predict_cohort(model, inputs, out, format_for(None, fmt), label_map, organs, batch_size, device, overwrite, statistics, preview)
+    _predict_cohort(model, inputs, out, format_for(None, fmt), label_map, organs, batch_size, device, precision, overwrite, statistics, preview)
 
 
-def _predictor(model: str, label_map: str, organs: str | None, batch_size: int, device: str):
+def _predictor(model: str, label_map: str, organs: str | None, batch_size: int, device: str, precision: str):
     from ..labelmaps import get_label_map
     from ..zoo.catalog import load_for_prediction
 
     lm = get_label_map(label_map)
-    predictor, loaded = load_for_prediction(model, device=device, batch_size=batch_size, organs=organs)
+    predictor, loaded = load_for_prediction(model, device=device, batch_size=batch_size, organs=organs, precision=precision)
     missing = [o for o in predictor.organs if o not in lm.values]
     if missing:
         raise ZooError(f"label map {lm.name!r} has no value for {', '.join(missing)}; choose another --label-map")
     return predictor, loaded, lm
 
 
-def _predict_one(model: str, ct: Path, out: Path, fmt: str, probabilities: bool, label_map: str, organs: str | None, batch_size: int, device: str) -> None:
+def _predict_one(
+    model: str, ct: Path, out: Path, fmt: str, probabilities: bool, label_map: str, organs: str | None, batch_size: int, device: str,
+    precision: str,
+) -> None:
     from ..cohort_predict import is_dicom_series
     from ..formats import ALL_SUFFIXES, needs_series, write_prediction
     from ..outputs import check_output_file
@@ -72,7 +76,7 @@ def _predict_one(model: str, ct: Path, out: Path, fmt: str, probabilities: bool,
     check_output_file(out, [ct], ALL_SUFFIXES)
     if needs_series(fmt) and not is_dicom_series(ct):
         raise ZooError(f"{ct}: {fmt} references the DICOM series the CT came from; give the DICOM folder, or write --format nifti")
-    predictor, loaded, lm = _predictor(model, label_map, organs, batch_size, device)
+    predictor, loaded, lm = _predictor(model, label_map, organs, batch_size, device, precision)
     volume = read_ct(ct)
     prob_paths = {o: probability_path(out, o) for o in predictor.organs} if probabilities else {}
     for path in prob_paths.values():
@@ -82,7 +86,7 @@ def _predict_one(model: str, ct: Path, out: Path, fmt: str, probabilities: bool,
         pred = predictor.predict(volume, probabilities=probabilities, progress=lambda i, n: bar.update(task, completed=i))
     write_prediction(fmt, pred.masks(), lm, volume, out, producer_for(loaded))
     what = ", ".join(f"{o}={lm.values[o][0]}" for o in pred.organs) if fmt not in ("dicom-seg", "rtstruct") else f"{fmt}: {', '.join(pred.organs)}"
-    console.print(f"wrote {safe(out)} ({what}; {pred.contested} contested voxels)")
+    console.print(f"wrote {safe(out)} ({what}; {pred.contested} contested voxels; {_precision(predictor)})")
     for organ, p in (pred.probabilities or {}).items():
         write_volume(p, volume, prob_paths[organ])
         console.print(f"wrote {safe(prob_paths[organ])}")
@@ -90,13 +94,13 @@ def _predict_one(model: str, ct: Path, out: Path, fmt: str, probabilities: bool,
 
 def _predict_cohort(
     model: str, inputs: list[Path], out: Path, fmt: str, label_map: str, organs: str | None, batch_size: int, device: str,
-    overwrite: bool, statistics: bool, preview: bool,
+    precision: str, overwrite: bool, statistics: bool, preview: bool,
 ) -> None:
     from ..cohort_predict import CohortRun, gather_cases, open_output, summary
     from ..zoo.catalog import producer_for
 
     cases = gather_cases(inputs)
-    predictor, loaded, lm = _predictor(model, label_map, organs, batch_size, device)
+    predictor, loaded, lm = _predictor(model, label_map, organs, batch_size, device, precision)
     open_output(out, inputs, loaded.card.model_id, lm.name, fmt)
     with progress() as bar:
         task = bar.add_task(f"{loaded.card.model_id}: {len(cases)} cases", total=len(cases))
@@ -111,6 +115,11 @@ def _predict_cohort(
         if r.status == "failed":
             err_console.print(f"failed: {safe(r.case_id)}: {safe(r.message)}", highlight=False, soft_wrap=True)
     s = summary(results)
-    console.print(f"{s['done']} cases segmented, {s['skipped']} already done, {s['failed']} failed; outputs in {safe(out)}")
+    console.print(f"{s['done']} cases segmented, {s['skipped']} already done, {s['failed']} failed; outputs in {safe(out)} ({_precision(predictor)})")
     if s["failed"]:
         raise typer.Exit(code=1)
+
+
+def _precision(predictor) -> str:
+    """What the networks computed in, for the result line (``--precision auto`` decides per machine)."""
+    return "bf16" if predictor.precision is not None else "fp32"

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 
 from ..data.augment import Augmenter
 from ..data.slices import CaseSlices, EpochSampler, SliceDataset, slice_weights
-from ..devices import resolve_device
+from ..devices import resolve_device, resolve_precision
 from ..errors import TrainingError
 from .checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from .losses import MaskedDiceBCELoss
@@ -44,7 +44,8 @@ class TrainConfig:
     max_minutes: float | None = None  # wall-clock budget; stops after the epoch that crosses it
     seed: int = 0
     device: str = "auto"
-    amp: bool | None = None  # None: on for CUDA, off on CPU
+    amp: bool | None = None  # None: on for CUDA, off on CPU; False: fp32 everywhere
+    precision: str = "auto"  # auto (CUDA: fp16 AMP; CPU: fp32), bf16 (autocast where the hardware has it), fp32
     augment: bool = True
     num_workers: int = 0
     val_batch_size: int = 16
@@ -53,9 +54,19 @@ class TrainConfig:
     def fingerprint(self) -> str:
         """What must match for a checkpoint to be resumed (time budget and device may change)."""
         d = asdict(self)
-        for k in ("max_minutes", "device", "num_workers", "val_batch_size", "epochs"):
+        for k in ("max_minutes", "device", "num_workers", "val_batch_size", "epochs", "precision"):
             d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _training_autocast(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of a training run: fp16 AMP on CUDA by default, bf16 when asked for
+    (and the hardware has it), fp32 on the CPU unless asked."""
+    if config.amp is False or config.precision == "fp32":
+        return resolve_precision("fp32", device)
+    if config.precision == "auto":
+        return torch.float16 if device.type == "cuda" else None
+    return resolve_precision(config.precision, device)
 
 
 class Reporter(Protocol):
@@ -108,7 +119,8 @@ class Trainer:
             raise TrainingError("no validation cases: training needs a patient-level validation split")
         self.model, self.organs, self.config = model, list(organs), config
         self.device = resolve_device(config.device)
-        self.amp = config.amp if config.amp is not None else self.device.type == "cuda"
+        self.autocast_dtype = _training_autocast(config, self.device)
+        self.amp = self.autocast_dtype is not None
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.reporter = reporter or NullReporter()
         self.train_set = SliceDataset(train_cases, Augmenter() if config.augment else None, seed=config.seed)
@@ -122,7 +134,8 @@ class Trainer:
             raise TrainingError("the model has no trainable parameters")
         self.optimizer = torch.optim.Adam(params, lr=config.lr)
         self.schedule = Schedule(self.optimizer, config.schedule)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        # fp16 needs its gradients scaled; bf16 has fp32's range and does not
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
 
     # --- one epoch -----------------------------------------------------------------------
     def _loader(self, dataset: SliceDataset, sampler: EpochSampler | None, batch: int) -> DataLoader:
@@ -137,7 +150,7 @@ class Trainer:
         )
 
     def _autocast(self) -> Any:
-        return torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp)
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype or torch.float32, enabled=self.amp)
 
     def train_epoch(self, epoch: int) -> float:
         self.model.train()

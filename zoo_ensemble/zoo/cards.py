@@ -282,6 +282,11 @@ def render_body(card: Card) -> str:
     """The prose part of a card: what, intended use, data, preprocessing, usage, metrics, licence."""
     lines = _intro(card) + _model_section(card) + _training_section(card) + _metrics_section(card)
     lines += ["", "## Usage", "", "```bash", f"zoo info {card.model_id}", f"zoo predict {card.model_id} ct.nii.gz -o labels.nii.gz", "```", ""]
+    lines += [
+        "Prediction sends only the axial slices that hold body (any voxel above -500 HU) through the network; "
+        "slices of air alone are background. Nothing inside the body changes. It runs in bf16 where the CPU or GPU "
+        "has bf16 arithmetic (`--precision fp32` for full precision).", "",
+    ]
     lines += ["## Licence", "", f"{card.license}.", ""]
     return "\n".join(lines)
 

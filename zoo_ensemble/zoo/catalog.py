@@ -173,10 +173,12 @@ def load_model(ref: str) -> LoadedModel:
     return pulled[0].loaded if pulled else load_folder(folder)
 
 
-def load_for_prediction(ref: str, device: str = "auto", batch_size: int = 16, organs: str | list[str] | None = None) -> tuple[Any, LoadedModel]:
+def load_for_prediction(
+    ref: str, device: str = "auto", batch_size: int = 16, organs: str | list[str] | None = None, precision: str = "fp32",
+) -> tuple[Any, LoadedModel]:
     """A Predictor for a model reference, and the loaded model."""
     loaded = load_model(ref)
-    return predictor_for(loaded, device, batch_size, organs), loaded
+    return predictor_for(loaded, device, batch_size, organs, precision=precision), loaded
 
 
 def resolve_folder(ref: str, pulled: list[Pulled] | None = None) -> Path:

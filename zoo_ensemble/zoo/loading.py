@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from ..architectures import ModelConfig, SegmentationModel, build_model
-from ..devices import resolve_device
+from ..devices import resolve_device, resolve_precision
 from ..ensembles.select import ChannelSelect
 from ..errors import ModelFormatError, ZooError
 from ..inference import Predictor
@@ -59,21 +59,23 @@ def load_folder(folder: str | Path) -> LoadedModel:
 
 def predictor_from_card(
     model: torch.nn.Module, card: Card, organs: Sequence[str] | None = None, device: str = "auto", batch_size: int = 16,
-    largest_component: Sequence[str] | None = None,
+    largest_component: Sequence[str] | None = None, precision: str = "fp32",
 ) -> Predictor:
     """A Predictor configured as the card says: input size, crop, spacing, threshold, the
     post-processing chosen on validation (``largest_component`` overrides it: the organs whose
-    largest component is kept, ``[]`` for none), the grids the model was trained on."""
+    largest component is kept, ``[]`` for none), the grids the model was trained on;
+    ``precision`` is ``fp32``, ``bf16`` or ``auto`` (bf16 where the hardware has it)."""
     largest = (card.postprocess.get("largest_component") or []) if largest_component is None else list(largest_component)
+    where = resolve_device(device)
     return Predictor(
         model, list(organs or card.organs), card.input_size, card.crop, card.spacing, card.threshold, batch_size,
-        resolve_device(device), largest, name=card.model_id, trained_on=card.trained_on,
+        where, largest, name=card.model_id, trained_on=card.trained_on, precision=resolve_precision(precision, where),
     )
 
 
 def predictor_for(
     loaded: LoadedModel, device: str = "auto", batch_size: int = 16, organs: str | Sequence[str] | None = None,
-    largest_component: Sequence[str] | None = None,
+    largest_component: Sequence[str] | None = None, precision: str = "fp32",
 ) -> Predictor:
     """A Predictor for a loaded model, producing only ``organs`` when given (an ensemble then runs
     only the members those organs need); ``largest_component`` as in :func:`predictor_from_card`."""
@@ -87,4 +89,4 @@ def predictor_for(
             model = model.restricted_to(wanted)
         else:
             model = ChannelSelect(model, [loaded.organs.index(o) for o in wanted])
-    return predictor_from_card(model, loaded.card, wanted, device, batch_size, largest_component)
+    return predictor_from_card(model, loaded.card, wanted, device, batch_size, largest_component, precision)

@@ -1,0 +1,189 @@
+"""GPU figures (issue #13), printed with the GPU's name: training throughput (slices/s) with
+mixed precision of a paper-size member and of each learned ensemble over six paper-size members,
+the GPU's utilisation while training (sampled), prediction seconds for a 512 x 512 x 133 CT with
+the six members (argmax) and with each ensemble, and the peak GPU memory of each.
+
+Weights are random (throughput does not depend on them) and the CT is a synthetic body of the
+real CT's size, so the script needs nothing but the package. ``--dry-run`` runs every step on the
+CPU at toy sizes, to show the script works before a GPU is lent.
+
+Run: python benchmarks/gpu_bench.py [--dry-run] [--steps 30] [--slices 133]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ORGANS = ("lung_left", "lung_right", "heart", "esophagus", "trachea", "spinal_cord")
+ARCHS = ("se_resunet", "se_resunet", "deeplabv3", "se_resunet", "deeplabv3", "se_resunet")  # the paper's picks
+LEARNED = ("logits_conv", "meta_unet", "layer_fusion")
+FOV_MM = 320.0  # the paper preset's field of view (320 px at 1.0 mm); toy sizes keep it
+
+
+class Utilisation:
+    """The GPU's busy share, sampled every 0.1 s while the block runs (nvidia-smi; NVML via torch where present)."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.samples, self._stop = device, [], threading.Event()
+
+    def _sample(self) -> float | None:
+        try:
+            return float(torch.cuda.utilization(self.device))
+        except Exception:  # no pynvml: ask nvidia-smi
+            try:
+                out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-i", str(self.device.index or 0)],
+                                     capture_output=True, text=True, timeout=5)
+                return float(out.stdout.strip().splitlines()[0])
+            except Exception:
+                return None
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            value = self._sample()
+            if value is not None:
+                self.samples.append(value)
+
+    def __enter__(self) -> Utilisation:
+        if self.device.type == "cuda":
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self.device.type == "cuda":
+            self._thread.join()
+
+    @property
+    def mean(self) -> str:
+        return f"{np.mean(self.samples):.0f} %" if self.samples else "n/a"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _autocast(device: torch.device):
+    dtype = torch.bfloat16 if device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda")
+
+
+def train_throughput(model: torch.nn.Module, device: torch.device, size: int, batch: int, steps: int) -> tuple[float, str]:
+    """Slices per second of forward, backward and Adam step with mixed precision (after 3 warm-up steps)."""
+    model.to(device, memory_format=torch.channels_last).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=1e-4)
+    x = (torch.rand(batch, 1, size, size, device=device) * 1400 - 1000).contiguous(memory_format=torch.channels_last)
+    n_out = len(getattr(model, "organs", ["x"]))
+    y = (torch.rand(batch, n_out, size, size, device=device) > 0.9).float()
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        with _autocast(device):
+            loss = loss_fn(model(x).float(), y)
+        loss.backward()
+        opt.step()
+
+    for _ in range(3):
+        step()
+    _sync(device)
+    with Utilisation(device) as busy:
+        started = time.perf_counter()
+        for _ in range(steps):
+            step()
+        _sync(device)
+        seconds = time.perf_counter() - started
+    return steps * batch / seconds, busy.mean
+
+
+def synthetic_ct(shape: tuple[int, int, int]):
+    """A body-sized ellipse of soft tissue with lungs, in air, on the real CT's grid (0.7 x 0.7 x 2.5 mm)."""
+    import SimpleITK as sitk
+
+    from zoo_ensemble.volumes import ct_from_image
+
+    z, h, w = shape
+    yy, xx = np.mgrid[:h, :w]
+    body = ((yy - h / 2) / (0.38 * h)) ** 2 + ((xx - w / 2) / (0.45 * w)) ** 2 < 1
+    lungs = (((yy - h / 2) / (0.25 * h)) ** 2 + ((np.abs(xx - w / 2) - 0.2 * w) / (0.15 * w)) ** 2) < 1
+    slice_ = np.where(body, 40, -1000) + np.where(lungs, -800, 0)
+    image = sitk.GetImageFromArray(np.repeat(slice_[None].astype(np.int16), z, axis=0))
+    image.SetSpacing((0.7, 0.7, 2.5))
+    return ct_from_image(image, "synthetic CT")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dry-run", action="store_true", help="on the CPU at toy sizes: check the script, measure nothing")
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--slices", type=int, default=133)
+    args = p.parse_args()
+
+    from zoo_ensemble.architectures import build_model, make_config
+    from zoo_ensemble.ensembles.base import MemberRecord
+    from zoo_ensemble.inference import Predictor
+    from zoo_ensemble.zoo.ensemble_folder import build_ensemble
+
+    if args.dry_run:
+        device, variant, size, batch, steps, shape = torch.device("cpu"), "tiny", 96, 2, 2, (4, 96, 96)
+        print(f"DRY RUN on the CPU ({platform.processor() or platform.machine()}): toy sizes, the figures mean nothing")
+    else:
+        if not torch.cuda.is_available():
+            raise SystemExit("no CUDA device: run with --dry-run to check the script on a CPU")
+        device, variant, size, batch, steps, shape = torch.device("cuda"), "paper", 320, 16, args.steps, (args.slices, 512, 512)
+        props = torch.cuda.get_device_properties(device)
+        print(f"GPU: {props.name}, {props.total_memory / 2**30:.0f} GiB, torch {torch.__version__}, CUDA {torch.version.cuda}")
+        torch.backends.cudnn.benchmark = True
+    torch.manual_seed(0)
+
+    def members() -> tuple[list, list]:
+        built, infos = [], []
+        for organ, arch in zip(ORGANS, ARCHS):
+            cfg = make_config(arch, [organ], variant, input_size=[size, size], spacing=[FOV_MM / size] * 2)
+            built.append(build_model(cfg).eval())
+            infos.append(MemberRecord(f"{organ}-{arch}", [organ], cfg.to_dict()))
+        return built, infos
+
+    print(f"training ({variant} size, {size} x {size}, batch {batch}, {steps} steps, mixed precision):")
+    for arch in ("deeplabv3", "se_resunet", "unet"):
+        rate, busy = train_throughput(build_model(make_config(arch, ["heart"], variant, input_size=[size, size], spacing=[FOV_MM / size] * 2)), device, size, batch, steps)
+        print(f"  member {arch:12s} {rate:8.1f} slices/s  GPU busy {busy}")
+    for method in LEARNED:
+        built, infos = members()
+        rate, busy = train_throughput(build_ensemble(method, built, infos, list(ORGANS)), device, size, batch, steps)
+        print(f"  ensemble {method:12s} {rate:6.1f} slices/s  GPU busy {busy}")
+
+    volume = synthetic_ct(shape)
+    print(f"prediction of a {shape[2]} x {shape[1]} x {shape[0]} CT ({size} x {size} crops, bf16 autocast where supported):")
+    for method in ("argmax", *LEARNED):
+        built, infos = members()
+        ens = build_ensemble(method, built, infos, list(ORGANS)).eval()
+        precision = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+        predictor = Predictor(
+            ens, list(ORGANS), (size, size), "center", spacing=(FOV_MM / size, FOV_MM / size),
+            batch_size=32 if device.type == "cuda" else 2, device=device, precision=precision,
+        )
+        predictor.predict(synthetic_ct((2, *shape[1:])))  # warm-up
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        started = time.perf_counter()
+        predictor.predict(volume)
+        _sync(device)
+        seconds = time.perf_counter() - started
+        peak = f"{torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB" if device.type == "cuda" else "n/a"
+        print(f"  {method:12s} ({len(built)} members) {seconds:7.2f} s per CT  peak GPU memory {peak}")
+    print("done")
+
+
+if __name__ == "__main__":
+    main()
