@@ -100,3 +100,14 @@ def test_the_card_level_init_names_map_to_each_methods_options():
 def test_options_from_a_config_are_checked(method, options, words):
     with pytest.raises(ModelFormatError, match=words.replace("[", r"\[").replace("]", r"\]")):
         _build(method, **options)
+
+
+def test_layer_fusion_equals_one_convolution_over_the_concatenated_features():
+    ens = _build("layer_fusion", init="default")  # random fusion weights, so every member's part matters
+    with torch.no_grad():
+        feats = torch.cat([m.features(_x()) for m in ens.members], dim=1)
+        assert torch.allclose(ens(_x()), ens.fuse(feats), atol=1e-5)
+    loss = ens.train()(_x()).square().mean()
+    loss.backward()  # trains through the member-by-member sum: the fusion and the members' last layers get gradients
+    assert ens.fuse.weight.grad.abs().sum() > 0
+    assert all(p.grad is not None for m in ens.members for p in m.last_layer().parameters())

@@ -80,3 +80,19 @@ def test_largest_component_post_processing():
     plain = Predictor(Brightness(), ["heart", "aorta"], (10, 10), "center").predict(_volume(arr))
     cleaned = Predictor(Brightness(), ["heart", "aorta"], (10, 10), "center", largest_component=["heart"]).predict(_volume(arr))
     assert (plain.labels == 1).sum() == 65 and (cleaned.labels == 1).sum() == 64
+
+
+@pytest.mark.parametrize("channels", [1, 2, 6])
+def test_labels_are_the_first_most_confident_passing_channel(channels):
+    """The channel loop gives what argmax over the passing channels gives, ties to the first."""
+    torch.manual_seed(channels)
+    probs = torch.rand(3, channels, 40, 50)
+    probs[0, :, :5, :5] = 0.7  # every channel ties here
+    label, contested = labels_from_probabilities(probs, 0.5)
+    passing = probs > 0.5
+    want = probs.masked_fill(~passing, -1.0).argmax(dim=1).to(torch.uint8) + 1
+    want.masked_fill_(passing.sum(dim=1) == 0, 0)
+    assert torch.equal(label, want)
+    assert contested == int((passing.sum(dim=1) > 1).sum())
+    if channels > 1:
+        assert (label[0, :5, :5] == 1).all()

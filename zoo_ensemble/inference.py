@@ -43,11 +43,19 @@ def labels_from_probabilities(probs: torch.Tensor, threshold: float = 0.5) -> tu
     few passes over uint8 and bool data.
     """
     passing = probs > threshold
+    label = passing[:, 0].to(torch.uint8)
     if probs.shape[1] == 1:
-        return passing[:, 0].to(torch.uint8), 0
+        return label, 0
     count = passing.sum(dim=1, dtype=torch.uint8)
-    best = probs.masked_fill(~passing, -1.0).argmax(dim=1).to(torch.uint8) + 1
-    label = best.masked_fill_(count == 0, 0)
+    # argmax over the channels as a loop of elementwise passes, one per organ: torch's CPU argmax
+    # over dim 1 (a strided reduction) was 85 % of a tiny ensemble's time on 512 x 512 slices.
+    # Strictly greater keeps the first of equal channels, as argmax does.
+    best = probs[:, 0].masked_fill(~passing[:, 0], -1.0)
+    for c in range(1, probs.shape[1]):
+        p = probs[:, c].masked_fill(~passing[:, c], -1.0)
+        better = p > best
+        best = torch.where(better, p, best)
+        label.masked_fill_(better, c + 1)
     return label, int((count > 1).sum())
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .base import Ensemble, register_method
 
@@ -48,8 +49,17 @@ class LayerFusionEnsemble(Ensemble):
             self.fuse.bias.copy_(b)
 
     def forward_members(self, hu: torch.Tensor, members: Sequence[int]) -> torch.Tensor:
-        feats = torch.cat([self.members[i].features(hu) for i in members], dim=1)
-        return self.fuse(feats)
+        # The 1 x 1 fusion applied member by member and summed: the numbers of one convolution
+        # over the concatenated features, without a full-resolution copy of all of them (each
+        # member's features are freed before the next member runs).
+        widths = [m.feature_channels for m in self.members]
+        start = [sum(widths[:i]) for i in range(len(widths))]
+        out = None
+        for i in members:
+            weight = self.fuse.weight[:, start[i] : start[i] + widths[i]]
+            part = F.conv2d(self.members[i].features(hu), weight)
+            out = part if out is None else out.add_(part)
+        return out + self.fuse.bias.view(1, -1, 1, 1)
 
 
 @register_method("layer_fusion", trainable=True, description="members' last feature layers fused by a 1 x 1 convolution")
