@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -31,14 +30,11 @@ def _peak_mib() -> float:
     return peak
 
 
-def _cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "?"
 
 
 def main() -> None:
+    from zoo_ensemble.devices import cpu_model
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cases", type=int, default=20)
     p.add_argument("--single", type=int, default=5, help="cases timed with one process each")
@@ -49,7 +45,7 @@ def main() -> None:
     from zoo_ensemble.api import compose_ensemble
     from zoo_ensemble.data.phantom import write_cohort
 
-    print(f"CPU: {_cpu()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"CPU: {cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
     work = Path(tempfile.mkdtemp(prefix="bench-cohort-"))
     env = {**os.environ, "ZOO_HOME": str(work / "home")}
     os.environ["ZOO_HOME"] = env["ZOO_HOME"]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -22,11 +21,6 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT = Path(os.environ.get("ZOO_SHARED", REPO.parent / "shared")) / "data" / "lidc-idri-0001"
 
 
-def _cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "?"
 
 
 def _best(seconds: list[float]) -> float:
@@ -34,6 +28,8 @@ def _best(seconds: list[float]) -> float:
 
 
 def main() -> None:
+    from zoo_ensemble.devices import cpu_model
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=DEFAULT)
     p.add_argument("--repeat", type=int, default=3, help="writes timed this many times (the best is reported)")
@@ -52,7 +48,7 @@ def main() -> None:
     from zoo_ensemble.zoo.catalog import producer_for
     from zoo_ensemble.zoo.loading import predictor_for
 
-    print(f"CPU: {_cpu()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"CPU: {cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
     work = Path(tempfile.mkdtemp(prefix="bench-dicom-"))
     os.environ["ZOO_HOME"] = str(work / "home")
     image = sitk.ReadImage(str(args.data / "ct.nii.gz"))

@@ -1,0 +1,71 @@
+"""Precision and memory-layout figures (issue #13) for paper-size models at 320 x 320, random
+weights, in one run: seconds per slice in fp32 with the plain layout (as prediction ran before),
+fp32 channels-last (now) and bf16 autocast channels-last, each model's GFLOP/s as a share of the
+fp32 matmul measured in the same run, and the operators that take the time in bf16 (to find
+why one architecture gains less than another).
+
+On a CPU without bf16 arithmetic (no avx512_bf16 / amx_bf16 flag) oneDNN emulates bf16, so the
+bf16 column shows the emulation's cost, not what an AMX machine does; the script says which.
+
+Run: python benchmarks/bench_precision.py [--archs unet,se_resunet,deeplabv3] [--batch 4] [--profile se_resunet]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from bench_models import gflops_per_slice, matmul_gflops
+
+
+def seconds_per_slice(model: torch.nn.Module, x: torch.Tensor, bf16: bool, repeat: int = 2) -> float:
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        model(x)  # warm-up: oneDNN picks its kernels
+        best = float("inf")
+        for _ in range(repeat):
+            t = time.perf_counter()
+            model(x)
+            best = min(best, time.perf_counter() - t)
+    return best / x.shape[0]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--archs", default="unet,se_resunet,deeplabv3")
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--profile", default="se_resunet", help="architecture whose bf16 operators are listed ('' for none)")
+    args = p.parse_args()
+
+    from zoo_ensemble.architectures import build_model, make_config
+    from zoo_ensemble.devices import cpu_flags, cpu_model, cpu_supports_bf16
+
+    native = cpu_supports_bf16()
+    bf16_flags = sorted(f for f in cpu_flags() if "bf16" in f or f.startswith("amx")) or ["none"]
+    print(f"CPU: {cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}; bf16 flags: {', '.join(bf16_flags)} "
+          f"({'native' if native else 'EMULATED by oneDNN: the bf16 column is not what an AMX machine does'})")
+    peak = matmul_gflops()
+    print(f"fp32 matmul: {peak:.1f} GFLOP/s")
+    print(f"{'model':12s} {'GFLOP/slice':>11s} {'fp32 s/slice':>12s} {'fp32 CL':>8s} {'bf16 CL':>8s} {'CL gain':>8s} {'bf16 gain':>9s} {'CL of matmul':>12s}")
+    torch.manual_seed(0)
+    for arch in args.archs.split(","):
+        model = build_model(make_config(arch, ["heart"], "paper", input_size=[320, 320])).eval()
+        flops = gflops_per_slice(model, 320)
+        x = torch.rand(args.batch, 1, 320, 320) * 1400 - 1000
+        plain = seconds_per_slice(model, x, bf16=False)
+        model.to(memory_format=torch.channels_last)
+        xcl = x.contiguous(memory_format=torch.channels_last)
+        cl = seconds_per_slice(model, xcl, bf16=False)
+        bf = seconds_per_slice(model, xcl, bf16=True)
+        print(f"{arch:12s} {flops:>11.1f} {plain:>12.3f} {cl:>8.3f} {bf:>8.3f} {plain / cl:>7.2f}x {cl / bf:>8.2f}x {flops / cl / peak:>12.2f}", flush=True)
+        if arch == args.profile:
+            from torch.profiler import ProfilerActivity, profile
+
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16), profile(activities=[ProfilerActivity.CPU]) as prof:
+                model(xcl)
+            print(f"{arch} in bf16, the operators that take the time:")
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=10))
+
+
+if __name__ == "__main__":
+    main()
