@@ -140,3 +140,20 @@ def test_air_slices_are_skipped_and_nothing_in_the_body_changes(thorax, cohort_b
     assert skipped.extra["slices_run"] == len(body) < volume.shape[0]
     assert np.array_equal(skipped.labels[body], full.labels[body])
     assert not skipped.labels[:5].any() and not skipped.labels[-5:].any()
+
+
+def test_bf16_training_follows_fp32_on_a_short_run(with_bf16, tiny_slices):
+    from zoo_ensemble.architectures import build_model, make_config
+    from zoo_ensemble.training.trainer import TrainConfig, Trainer
+
+    train, val, organs = tiny_slices
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        model = build_model(make_config("unet", organs, "tiny", input_size=[64, 64], spacing=[4.0, 4.0]))
+        trainer = Trainer(model, train, val, organs, TrainConfig(epochs=3, steps_per_epoch=3, batch_size=4, device="cpu", precision=precision, augment=False))
+        assert trainer.autocast_dtype == (torch.bfloat16 if precision == "bf16" else None)
+        losses[precision] = [trainer.train_epoch(epoch) for epoch in range(3)]
+    fp32, bf16 = np.array(losses["fp32"]), np.array(losses["bf16"])
+    assert np.all(np.abs(bf16 - fp32) <= 0.03 * fp32), (fp32, bf16)  # the same run, within bf16's rounding
+    assert bf16[-1] < bf16[0]  # and it learns
