@@ -7,6 +7,7 @@ import math
 import re
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -23,8 +24,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ..ensembles.base import LearnedTable
-from ..evaluation import Report, Stat
+if TYPE_CHECKING:  # only annotations: importing them loads torch, which `zoo --help` need not wait for
+    from ..ensembles.base import LearnedTable
+    from ..evaluation import Report, Stat
 
 console = Console()
 err_console = Console(stderr=True)
