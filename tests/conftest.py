@@ -33,6 +33,23 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     plugins.reset_registry()
 
 
+@pytest.fixture
+def run_cli(capsys):
+    """Run the zoo CLI in this process: ``run_cli(args)`` gives (exit status, stdout, stderr)."""
+    from zoo_ensemble.cli import main
+
+    def run(args: list[str]) -> tuple[int, str, str]:
+        try:
+            main(args)
+            code = 0
+        except SystemExit as stop:
+            code = stop.code
+        cap = capsys.readouterr()
+        return code, cap.out, cap.err
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def cohort_a(tmp_path_factory):
     from zoo_ensemble.data.phantom import write_cohort

@@ -28,19 +28,9 @@ def cohort_dir(cohort_a, tmp_path) -> Path:
     return folder
 
 
-def _run(args, capsys) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as stop:
-        code = stop.code
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
-
-
-def test_a_cohort_skips_a_failing_case_and_says_so(in_member_zoo, cohort_dir, tmp_path, capsys):
+def test_a_cohort_skips_a_failing_case_and_says_so(in_member_zoo, cohort_dir, tmp_path, run_cli):
     out = tmp_path / "out"
-    code, stdout, stderr = _run(["predict", "heart-unet", str(cohort_dir), "-o", str(out), "--statistics", "--preview"], capsys)
+    code, stdout, stderr = run_cli(["predict", "heart-unet", str(cohort_dir), "-o", str(out), "--statistics", "--preview"])
     assert code == 1  # one case failed
     assert "failed: broken:" in stderr and "3 cases segmented, 0 already done, 1 failed" in stdout
     names = sorted(p.name for p in out.glob("*.nii.gz"))
@@ -59,9 +49,9 @@ def test_a_cohort_skips_a_failing_case_and_says_so(in_member_zoo, cohort_dir, tm
         assert heart["mean_hu"] == pytest.approx(float(sitk.GetArrayFromImage(image)[labels == 3].clip(-1024).mean()), rel=1e-4)
 
 
-def test_cohort_outputs_equal_one_by_one_prediction(in_member_zoo, cohort_dir, tmp_path, capsys):
+def test_cohort_outputs_equal_one_by_one_prediction(in_member_zoo, cohort_dir, tmp_path, run_cli):
     out = tmp_path / "out"
-    _run(["predict", "heart-unet", str(cohort_dir), "-o", str(out)], capsys)
+    run_cli(["predict", "heart-unet", str(cohort_dir), "-o", str(out)])
     for ct in sorted(cohort_dir.glob("*.nii.gz"))[:1]:
         if ct.name == "broken.nii.gz":
             continue
@@ -72,26 +62,26 @@ def test_cohort_outputs_equal_one_by_one_prediction(in_member_zoo, cohort_dir, t
         assert a.GetOrigin() == b.GetOrigin() and a.GetDirection() == b.GetDirection()
 
 
-def test_an_interrupted_cohort_computes_only_what_is_missing(in_member_zoo, cohort_dir, tmp_path, capsys):
+def test_an_interrupted_cohort_computes_only_what_is_missing(in_member_zoo, cohort_dir, tmp_path, run_cli):
     out = tmp_path / "out"
     (cohort_dir / "broken.nii.gz").unlink()
-    assert _run(["predict", "heart-unet", str(cohort_dir), "-o", str(out)], capsys)[0] == 0
+    assert run_cli(["predict", "heart-unet", str(cohort_dir), "-o", str(out)])[0] == 0
     before = {p.name: _labels(p) for p in out.glob("*.nii.gz")}
     gone = sorted(before)[1]
     (out / gone).unlink()  # as if the run had stopped before this case
-    code, stdout, _ = _run(["predict", "heart-unet", str(cohort_dir), "-o", str(out)], capsys)
+    code, stdout, _ = run_cli(["predict", "heart-unet", str(cohort_dir), "-o", str(out)])
     assert code == 0 and "1 cases segmented, 2 already done, 0 failed" in stdout
     assert all(np.array_equal(_labels(out / n), a) for n, a in before.items())
-    code, stdout, _ = _run(["predict", "heart-unet", str(cohort_dir), "-o", str(out), "--overwrite"], capsys)
+    code, stdout, _ = run_cli(["predict", "heart-unet", str(cohort_dir), "-o", str(out), "--overwrite"])
     assert "3 cases segmented, 0 already done" in stdout
 
 
-def test_a_list_file_and_its_missing_entries(in_member_zoo, cohort_a, tmp_path, capsys):
+def test_a_list_file_and_its_missing_entries(in_member_zoo, cohort_a, tmp_path, run_cli):
     listing = tmp_path / "cases.csv"
     rel = Path(cohort_a.cases[0].image)
     listing.write_text(f"path\n{rel}\n{tmp_path / 'nowhere.nii.gz'}\n")
     out = tmp_path / "out"
-    code, stdout, stderr = _run(["predict", "heart-unet", str(listing), "-o", str(out)], capsys)
+    code, stdout, stderr = run_cli(["predict", "heart-unet", str(listing), "-o", str(out)])
     assert code == 1 and "failed: nowhere: " in stderr and "no such file" in stderr
     assert (out / Path(rel).name).is_file()
 
@@ -100,21 +90,21 @@ def test_a_list_file_and_its_missing_entries(in_member_zoo, cohort_a, tmp_path, 
     ("out", "words"),
     [("inside", "is inside the input folder"), ("labels.nii.gz", "a cohort needs -o FOLDER"), ("users", "not empty and not a cohort output folder")],
 )
-def test_cohort_refuses_bad_output_folders(in_member_zoo, cohort_dir, tmp_path, capsys, out, words):
+def test_cohort_refuses_bad_output_folders(in_member_zoo, cohort_dir, tmp_path, out, words, run_cli):
     target = {"inside": cohort_dir / "out", "labels.nii.gz": tmp_path / "labels.nii.gz", "users": tmp_path / "users"}[out]
     if out == "users":
         target.mkdir()
         (target / "mine.txt").write_text("keep")
-    code, _, stderr = _run(["predict", "heart-unet", str(cohort_dir), "-o", str(target)], capsys)
+    code, _, stderr = run_cli(["predict", "heart-unet", str(cohort_dir), "-o", str(target)])
     assert code == 2 and words in stderr and len(stderr.strip().splitlines()) == 1
     assert not any(target.glob("*.nii.gz")) if target.is_dir() else not target.exists()
 
 
-def test_another_models_cohort_folder_is_refused(in_member_zoo, cohort_dir, tmp_path, capsys):
+def test_another_models_cohort_folder_is_refused(in_member_zoo, cohort_dir, tmp_path, run_cli):
     out = tmp_path / "out"
     (cohort_dir / "broken.nii.gz").unlink()
-    _run(["predict", "heart-unet", str(cohort_dir), "-o", str(out)], capsys)
-    code, _, stderr = _run(["predict", "trachea-se_resunet", str(cohort_dir), "-o", str(out)], capsys)
+    run_cli(["predict", "heart-unet", str(cohort_dir), "-o", str(out)])
+    code, _, stderr = run_cli(["predict", "trachea-se_resunet", str(cohort_dir), "-o", str(out)])
     assert code == 2 and "holds the nifti outputs of 'heart-unet'" in stderr
 
 

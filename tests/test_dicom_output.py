@@ -127,18 +127,6 @@ def test_rtstruct_contours_are_closed_planar_on_their_slices_in_order(series, tm
         assert where == sorted(where)  # contours listed slice by slice along the normal
 
 
-def _run(args, capsys) -> tuple[int, str, str]:
-    from zoo_ensemble.cli import main
-
-    try:
-        main(args)
-        code = 0
-    except SystemExit as stop:
-        code = stop.code
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
-
-
 @pytest.fixture
 def thorax(monkeypatch):
     """The shipped plugin's models: trained on phantoms, so they find organs in one."""
@@ -146,12 +134,12 @@ def thorax(monkeypatch):
     monkeypatch.setenv("ZOO_PLUGINS", "thorax")
 
 
-def test_zoo_predict_writes_the_same_organs_as_dicom_seg_rtstruct_and_nifti(thorax, series, tmp_path, capsys):
+def test_zoo_predict_writes_the_same_organs_as_dicom_seg_rtstruct_and_nifti(thorax, series, tmp_path, run_cli):
     folder = series[0]
     outs = {"nifti": tmp_path / "l.nii.gz", "seg": tmp_path / "l.seg.dcm", "rt": tmp_path / "rs.dcm"}
-    assert _run(["predict", "lung_left-deeplabv3", str(folder), "-o", str(outs["nifti"])], capsys)[0] == 0
-    assert _run(["predict", "lung_left-deeplabv3", str(folder), "-o", str(outs["seg"])], capsys)[0] == 0
-    code, stdout, _ = _run(["predict", "lung_left-deeplabv3", str(folder), "-o", str(outs["rt"]), "--format", "rtstruct"], capsys)
+    assert run_cli(["predict", "lung_left-deeplabv3", str(folder), "-o", str(outs["nifti"])])[0] == 0
+    assert run_cli(["predict", "lung_left-deeplabv3", str(folder), "-o", str(outs["seg"])])[0] == 0
+    code, stdout, _ = run_cli(["predict", "lung_left-deeplabv3", str(folder), "-o", str(outs["rt"]), "--format", "rtstruct"])
     assert code == 0 and "rtstruct: lung_left" in stdout
     labels = sitk.ReadImage(str(outs["nifti"]))  # on the series' grid
     want = sitk.GetArrayFromImage(labels) == 1
@@ -170,25 +158,25 @@ def test_zoo_predict_writes_the_same_organs_as_dicom_seg_rtstruct_and_nifti(thor
     assert rts.get_roi_names() == ["lung_left"] and rts.get_roi_mask_by_name("lung_left").sum() > 0
 
 
-def test_dicom_formats_need_a_dicom_series_and_a_clear_name(in_member_zoo, cohort_a, series, tmp_path, capsys):
+def test_dicom_formats_need_a_dicom_series_and_a_clear_name(in_member_zoo, cohort_a, series, tmp_path, run_cli):
     nifti = str(cohort_a.cases[0].image)
-    code, _, err = _run(["predict", "heart-unet", nifti, "-o", str(tmp_path / "x.seg.dcm")], capsys)
+    code, _, err = run_cli(["predict", "heart-unet", nifti, "-o", str(tmp_path / "x.seg.dcm")])
     assert code == 2 and "references the DICOM series the CT came from" in err and len(err.strip().splitlines()) == 1
-    code, _, err = _run(["predict", "heart-unet", str(series[0]), "-o", str(tmp_path / "x.dcm")], capsys)
+    code, _, err = run_cli(["predict", "heart-unet", str(series[0]), "-o", str(tmp_path / "x.dcm")])
     assert code == 2 and "say --format dicom-seg or --format rtstruct" in err
-    code, _, err = _run(["predict", "heart-unet", str(series[0]), "-o", str(tmp_path / "x.nii.gz"), "--format", "rtstruct"], capsys)
+    code, _, err = run_cli(["predict", "heart-unet", str(series[0]), "-o", str(tmp_path / "x.nii.gz"), "--format", "rtstruct"])
     assert code == 2 and "--format rtstruct writes .rtstruct.dcm or .rt.dcm or .dcm files" in err
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_dicom_cohort_writes_seg_per_study_and_fails_the_nifti_case(in_member_zoo, cohort_a, tmp_path, capsys):
+def test_a_dicom_cohort_writes_seg_per_study_and_fails_the_nifti_case(in_member_zoo, cohort_a, tmp_path, run_cli):
     studies = tmp_path / "studies"
     for i, case in enumerate(cohort_a.cases[:2]):
         write_ct_series(sitk.ReadImage(str(case.image)), studies / case.case_id, series=i + 1)
     listing = tmp_path / "cases.txt"
     listing.write_text(f"{studies / cohort_a.cases[0].case_id}\n{studies / cohort_a.cases[1].case_id}\n{cohort_a.cases[2].image}\n")
     out = tmp_path / "out"
-    code, stdout, err = _run(["predict", "heart-unet", str(listing), "-o", str(out), "--format", "dicom-seg"], capsys)
+    code, stdout, err = run_cli(["predict", "heart-unet", str(listing), "-o", str(out), "--format", "dicom-seg"])
     assert code == 1 and "2 cases segmented, 0 already done, 1 failed" in stdout
     assert f"failed: {cohort_a.cases[2].case_id}: " in err and "not a DICOM series" in err
     assert sorted(p.name for p in out.glob("*.seg.dcm")) == [f"{c.case_id}.seg.dcm" for c in cohort_a.cases[:2]]
@@ -196,9 +184,9 @@ def test_a_dicom_cohort_writes_seg_per_study_and_fails_the_nifti_case(in_member_
         seg = hd.seg.segread(str(out / f"{c.case_id}.seg.dcm"))
         source = pydicom.dcmread(next((studies / c.case_id).iterdir()), stop_before_pixels=True)
         assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == source.SeriesInstanceUID
-    code, stdout, _ = _run(["predict", "heart-unet", str(listing), "-o", str(out), "--format", "dicom-seg"], capsys)
+    code, stdout, _ = run_cli(["predict", "heart-unet", str(listing), "-o", str(out), "--format", "dicom-seg"])
     assert "0 cases segmented, 2 already done, 1 failed" in stdout
-    code, _, err = _run(["predict", "heart-unet", str(listing), "-o", str(out)], capsys)
+    code, _, err = run_cli(["predict", "heart-unet", str(listing), "-o", str(out)])
     assert code == 2 and "holds the dicom-seg outputs of 'heart-unet'" in err
 
 

@@ -16,7 +16,6 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from zoo_ensemble.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,23 +46,13 @@ def example(installed, monkeypatch):
         del sys.modules[name]
 
 
-def _run(args, capsys) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as stop:
-        code = stop.code
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
-
-
 def _row(out: str, first: str) -> str:
     """The table row whose first cell is ``first``."""
     return next(ln for ln in out.splitlines() if ln.strip("│ ").split(" ")[0] == first)
 
 
-def test_the_plugin_registers_one_of_everything(example, capsys):
-    code, out, _ = _run(["plugins"], capsys)
+def test_the_plugin_registers_one_of_everything(example, run_cli):
+    code, out, _ = run_cli(["plugins"])
     line = _row(out, "example")
     assert code == 0 and "zoo-example" in line
     for what in ("organs: liver", "label maps: example-abdomen", "ensemble methods: soft_vote", "models: thorax-soft-vote"):
@@ -74,9 +63,9 @@ def test_the_plugin_registers_one_of_everything(example, capsys):
     assert liver.snomed == ("10200004", "Liver") and liver.totalsegmentator == ("liver",) and organ_color("liver") == (221, 130, 101)
 
 
-def test_its_label_map_writes_its_values(example, cohort_a, tmp_path, capsys):
+def test_its_label_map_writes_its_values(example, cohort_a, tmp_path, run_cli):
     out = tmp_path / "heart.nii.gz"
-    code, stdout, _ = _run(["predict", "heart-deeplabv3", str(cohort_a.cases[0].image), "-o", str(out), "--label-map", "example-abdomen"], capsys)
+    code, stdout, _ = run_cli(["predict", "heart-deeplabv3", str(cohort_a.cases[0].image), "-o", str(out), "--label-map", "example-abdomen"])
     assert code == 0 and "heart=2" in stdout
     values = set(np.unique(sitk.GetArrayFromImage(sitk.ReadImage(str(out)))).tolist())
     assert values == {0, 2}
@@ -98,8 +87,8 @@ def test_its_method_composes_saves_loads_and_averages_the_members(example, cohor
     assert seg.masks["heart"].sum() > 100
 
 
-def test_its_hub_ensemble_is_listed_and_pinned_to_a_commit(example, capsys, monkeypatch):
-    code, out, _ = _run(["list", "--organ", "trachea"], capsys)
+def test_its_hub_ensemble_is_listed_and_pinned_to_a_commit(example, monkeypatch, run_cli):
+    code, out, _ = run_cli(["list", "--organ", "trachea"])
     row = next(ln for ln in out.splitlines() if "thorax-soft-vote" in ln)
     assert code == 0 and "ensemble" in row
     from zoo_ensemble.zoo.catalog import pull_target
@@ -108,12 +97,12 @@ def test_its_hub_ensemble_is_listed_and_pinned_to_a_commit(example, capsys, monk
 
     assert pull_target("thorax-soft-vote") == ("zoo-example/thorax-soft-vote", THORAX_SOFT_VOTE_COMMIT)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    code, _, err = _run(["pull", "thorax-soft-vote"], capsys)
+    code, _, err = run_cli(["pull", "thorax-soft-vote"])
     assert code == 2 and "zoo-example/thorax-soft-vote" in err and len(err.strip().splitlines()) == 1
 
 
-def test_zoo_organs_shows_codes_names_and_colours(example, capsys):
-    code, out, _ = _run(["organs"], capsys)
+def test_zoo_organs_shows_codes_names_and_colours(example, run_cli):
+    code, out, _ = run_cli(["organs"])
     heart, liver = _row(out, "heart"), _row(out, "liver")
     assert code == 0 and "80891009 Heart" in heart and "#ce6e54" in heart and "zoo_ensemble.core" in heart
     assert "lung_upper_lobe_left, lung_lower_lobe_left" in out

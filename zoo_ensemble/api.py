@@ -24,7 +24,7 @@ import SimpleITK as sitk
 from .dicom import Producer
 from .errors import ZooError
 from .formats import ALL_SUFFIXES, format_for, needs_series, write_prediction
-from .labelmaps import LabelMap, get_label_map
+from .labelmaps import get_label_map
 from .outputs import check_output_file, check_output_folder, is_model_folder
 from .volumes import Volume, ct_from_image, read_ct, write_labels
 from .zoo.catalog import load_model, producer_for
@@ -65,7 +65,7 @@ class Segmentation:
             return write_labels(self.canonical, self.volume, target)
         masks = {o: self.canonical == v for o, v in self.values.items()}
         producer = self.producer or Producer("unknown", "unknown", "unknown")
-        return write_prediction(fmt, masks, LabelMap("segmentation", {o: (v,) for o, v in self.values.items()}), self.volume, target, producer)
+        return write_prediction(fmt, masks, None, self.volume, target, producer)
 
 
 class ZooModel:

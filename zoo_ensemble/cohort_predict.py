@@ -169,7 +169,7 @@ class CohortRun:
                 started = time.monotonic()
                 try:
                     volume = loaded.result()
-                    if needs_series(self.fmt) and not volume.dicom_files:
+                    if needs_series(self.fmt) and not volume.dicom_headers:
                         raise DicomOutputError(f"{case.source}: not a DICOM series, so no {self.fmt} can reference it")
                     prediction = self.predictor.predict(volume, progress=self.slice_progress)
                     pending.append((case, writer.submit(self._write, case, volume, prediction.masks()), started))

@@ -62,8 +62,11 @@ def needs_series(fmt: str) -> bool:
     return fmt in DICOM_FORMATS
 
 
-def write_prediction(fmt: str, masks: Mapping[str, np.ndarray], label_map: LabelMap, volume: Volume, path: Path, producer: Producer) -> Path:
-    """Write one case's organ masks (canonical order) in ``fmt``, atomically."""
+def write_prediction(
+    fmt: str, masks: Mapping[str, np.ndarray], label_map: LabelMap | None, volume: Volume, path: Path, producer: Producer,
+) -> Path:
+    """Write one case's organ masks (canonical order) in ``fmt``, atomically; ``label_map`` gives
+    the values of a label map format (the DICOM formats name their segments instead)."""
     if fmt == "dicom-seg":
         from .dicom.seg import write_seg
 
@@ -72,4 +75,6 @@ def write_prediction(fmt: str, masks: Mapping[str, np.ndarray], label_map: Label
         from .dicom.rtstruct import write_rtstruct
 
         return write_rtstruct(masks, volume, path, producer)
+    if label_map is None:
+        raise ValueError(f"writing {fmt} needs a label map")
     return write_labels(label_map.encode(dict(masks)), volume, path)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+from pydicom.dataset import Dataset
 
 from .atomic import atomic_path
 from .dicom.series import check_series, read_headers
@@ -88,13 +89,18 @@ class Volume:
     source: Geometry
     path: str | None = None
     notes: list[str] = field(default_factory=list)
-    #: The DICOM files the volume was read from (a DICOM folder), as SimpleITK ordered them;
-    #: DICOM outputs reference these instances.
-    dicom_files: tuple[str, ...] = ()
+    #: The headers of the DICOM instances the volume was read from (a DICOM folder), checked
+    #: and in slice order; DICOM outputs reference these instances.
+    dicom_headers: tuple[Dataset, ...] = ()
 
     @property
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.array.shape)  # type: ignore[return-value]
+
+    @property
+    def dicom_files(self) -> tuple[str, ...]:
+        """The files of :attr:`dicom_headers`."""
+        return tuple(str(ds.filename) for ds in self.dicom_headers)
 
     @property
     def spacing_zyx(self) -> tuple[float, float, float]:
@@ -131,7 +137,7 @@ def _check_suffix(path: Path, allowed: tuple[str, ...]) -> None:
         raise ImageReadError(f"{path}: unsupported file type (use one of {', '.join(allowed)})")
 
 
-def _read_dicom_folder(folder: Path, ct: bool) -> tuple[sitk.Image, list[str], tuple[str, ...]]:
+def _read_dicom_folder(folder: Path, ct: bool) -> tuple[sitk.Image, list[str], tuple[Dataset, ...]]:
     try:
         series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)) or ()
     except RuntimeError:
@@ -148,11 +154,11 @@ def _read_dicom_folder(folder: Path, ct: bool) -> tuple[sitk.Image, list[str], t
             f"ignoring {others}"
         )
     # SimpleITK puts any set of slices on a regular grid: the headers are checked first.
-    check_series(read_headers(files[chosen]), str(folder), ct=ct)
+    headers = check_series(read_headers(files[chosen]), str(folder), ct=ct)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files[chosen])
     try:
-        return reader.Execute(), notes, tuple(files[chosen])
+        return reader.Execute(), notes, tuple(headers)
     except RuntimeError as exc:
         raise ImageReadError(f"{folder}: DICOM series {chosen} cannot be read ({_first_line(exc)})") from None
 
@@ -169,7 +175,7 @@ def read_image(path: str | Path) -> tuple[sitk.Image, list[str]]:
     return image, notes
 
 
-def _read_any(path: Path, ct: bool) -> tuple[sitk.Image, list[str], tuple[str, ...]]:
+def _read_any(path: Path, ct: bool) -> tuple[sitk.Image, list[str], tuple[Dataset, ...]]:
     if not path.exists():
         raise ImageReadError(f"{path}: no such file or folder")
     if path.is_dir():
@@ -228,9 +234,9 @@ def read_ct(path: str | Path, check_hu: bool = True) -> Volume:
     path = Path(path)
     if path.is_file():
         _check_suffix(path, IMAGE_SUFFIXES + (".dcm",))
-    image, notes, files = _read_any(path, ct=True)
+    image, notes, headers = _read_any(path, ct=True)
     volume = ct_from_image(image, str(path), notes, check_hu)
-    volume.dicom_files = files
+    volume.dicom_headers = headers
     return volume
 
 

@@ -85,7 +85,7 @@ def _predict_one(
         task = bar.add_task(f"{loaded.card.model_id}", total=volume.shape[0])
         pred = predictor.predict(volume, probabilities=probabilities, progress=lambda i, n: bar.update(task, completed=i))
     write_prediction(fmt, pred.masks(), lm, volume, out, producer_for(loaded))
-    what = ", ".join(f"{o}={lm.values[o][0]}" for o in pred.organs) if fmt not in ("dicom-seg", "rtstruct") else f"{fmt}: {', '.join(pred.organs)}"
+    what = f"{fmt}: {', '.join(pred.organs)}" if needs_series(fmt) else ", ".join(f"{o}={lm.values[o][0]}" for o in pred.organs)
     console.print(f"wrote {safe(out)} ({what}; {pred.contested} contested voxels; {_precision(predictor)})")
     for organ, p in (pred.probabilities or {}).items():
         write_volume(p, volume, prob_paths[organ])

@@ -41,7 +41,7 @@ def write_rtstruct(masks: Mapping[str, np.ndarray], volume: Volume, path: Path, 
     """Write ``masks`` (organ -> boolean mask in ``volume``'s canonical order) as an RTSTRUCT on
     the DICOM series ``volume`` was read from, atomically."""
     rt_utils, ds_helper = _rt_utils()
-    headers = source_headers(volume.dicom_files, path, "RTSTRUCT")
+    headers = source_headers(volume.dicom_headers, path, "RTSTRUCT")
     rows, cols = (float(v) for v in headers[0].PixelSpacing)
     if abs(rows - cols) > 1e-4 * max(rows, cols):
         # rt-utils scales both pixel axes by the first spacing value: contours would be misplaced.
@@ -49,7 +49,7 @@ def write_rtstruct(masks: Mapping[str, np.ndarray], volume: Volume, path: Path, 
     for ds in headers:
         for attr in _STUDY_ATTRIBUTES:
             if attr not in ds:
-                setattr(ds, attr, "")  # in memory only: the source files are not touched
+                setattr(ds, attr, "")  # on a copy of the header: the volume's and the files stay as they are
     # rt-utils sets attributes pydicom 3 deprecates (warned and logged) and prints a line per empty ROI
     with warnings.catch_warnings(), quiet("pydicom"), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore", DeprecationWarning)

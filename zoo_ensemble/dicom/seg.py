@@ -34,7 +34,7 @@ def write_seg(masks: Mapping[str, np.ndarray], volume: Volume, path: Path, produ
     """Write ``masks`` (organ -> boolean mask in ``volume``'s canonical order) as a binary
     DICOM-SEG referencing the DICOM series ``volume`` was read from, atomically."""
     hd = _highdicom()
-    headers = source_headers(volume.dicom_files, path, "DICOM-SEG")
+    headers = source_headers(volume.dicom_headers, path, "DICOM-SEG")
     numbers = np.zeros(volume.shape, np.uint8 if len(masks) < 256 else np.uint16)
     for i, mask in enumerate(masks.values()):
         numbers[mask] = i + 1

@@ -8,6 +8,7 @@ checked before the pixels are read, and DICOM outputs are matched to the very in
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -120,11 +121,12 @@ def frames_of(image: sitk.Image, headers: list[Dataset], where: str) -> np.ndarr
     return np.stack(frames)
 
 
-def source_headers(volume_files: tuple[str, ...], path: Path, what: str) -> list[Dataset]:
-    """The checked headers of the series a volume was read from, for an output ``what`` at ``path``."""
-    if not volume_files:
+def source_headers(headers: Sequence[Dataset], path: Path, what: str) -> list[Dataset]:
+    """The headers (checked when the volume was read) of the series an output ``what`` at
+    ``path`` references; copies, so that a writer may fill in what it needs."""
+    if not headers:
         raise DicomOutputError(
             f"{path}: {what} references the DICOM series the CT came from, but this CT was not read from a "
             "DICOM series; give the DICOM folder, or write NIfTI"
         )
-    return check_series(read_headers(volume_files), str(Path(volume_files[0]).parent))
+    return [copy.copy(ds) for ds in headers]

@@ -25,7 +25,8 @@ from ..specs import ModelSpec
 from . import hub
 from .cards import Card
 from .loading import LoadedModel, load_folder, predictor_for
-from .plugins import get_registry
+from .folder import WEIGHTS, sha256_file
+from .plugins import get_registry, zoo_version
 from .verify import forward_check
 
 log = logging.getLogger("zoo_ensemble")
@@ -243,9 +244,6 @@ def _resolve_name(name: str, pulled: list[Pulled] | None = None) -> Path:
 def producer_for(loaded: LoadedModel) -> Producer:
     """Who a segmentation comes from, for the outputs that record it: the model id and its
     revision (the Hub commit of a pulled model, else the sha256 of its weights)."""
-    from .folder import WEIGHTS, sha256_file
-    from .plugins import zoo_version
-
     entry = hub.entry_for_folder(loaded.folder)
     if entry and entry.get("commit"):
         revision = f"{entry['repo']}@{entry['commit']}"

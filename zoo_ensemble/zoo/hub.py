@@ -229,9 +229,9 @@ def pulled_by_id(model_id: str) -> list[dict[str, Any]]:
 
 def entry_for_folder(folder: Path) -> dict[str, Any] | None:
     """The index entry of a pulled snapshot folder (its repo and commit), if it is one."""
-    for repo, entry in index().items():
+    for entry in index().values():
         if Path(entry.get("folder", "")) == Path(folder):
-            return {"repo": repo, **entry}
+            return entry
     return None
 
 
