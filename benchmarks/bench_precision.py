@@ -1,8 +1,8 @@
 """Precision and memory-layout figures (issue #13) for paper-size models at 320 x 320, random
 weights, in one run: seconds per slice in fp32 with the plain layout (as prediction ran before),
 fp32 channels-last (now) and bf16 autocast channels-last, each model's GFLOP/s as a share of the
-fp32 matmul measured in the same run, and the operators that take the time in bf16 (to find
-why one architecture gains less than another).
+fp32 matmul measured in the same run, and for one architecture (``--profile``) the convolution
+shapes that take the time in fp32 and bf16 (to find why one architecture gains less than another).
 
 On a CPU without bf16 arithmetic (no avx512_bf16 / amx_bf16 flag) oneDNN emulates bf16, so the
 bf16 column shows the emulation's cost, not what an AMX machine does; the script says which.
@@ -59,13 +59,32 @@ def main() -> None:
         bf = seconds_per_slice(model, xcl, bf16=True)
         print(f"{arch:12s} {flops:>11.1f} {plain:>12.3f} {cl:>8.3f} {bf:>8.3f} {plain / cl:>7.2f}x {cl / bf:>8.2f}x {flops / cl / peak:>12.2f}", flush=True)
         if arch == args.profile:
-            from torch.profiler import ProfilerActivity, profile
+            profile_by_shape(model, xcl)
 
-            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16), profile(activities=[ProfilerActivity.CPU]) as prof:
-                model(xcl)
-            print(f"{arch} in bf16, the operators that take the time:")
-            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=10))
 
+def conv_times(model: torch.nn.Module, x: torch.Tensor, bf16: bool) -> tuple[dict[str, float], float]:
+    """Milliseconds per convolution shape (input, weight) and the whole forward's operator total."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        model(x)
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+            model(x)
+    events = prof.key_averages(group_by_input_shape=True)
+    convs = {str(e.input_shapes[:2]): e.self_cpu_time_total / 1e3 for e in events if e.key == "aten::mkldnn_convolution"}
+    return convs, sum(e.self_cpu_time_total for e in events) / 1e3
+
+
+def profile_by_shape(model: torch.nn.Module, x: torch.Tensor) -> None:
+    """Where an architecture's time goes, fp32 against bf16: the convolutions' share of the
+    operators' time and the slowest convolution shapes with their bf16/fp32 ratio (a shape whose
+    ratio stays near or above 1 on an AMX machine is what keeps a model from gaining in bf16)."""
+    fp32, fp32_total = conv_times(model, x, bf16=False)
+    bf16, bf16_total = conv_times(model, x, bf16=True)
+    print(f"convolutions' share of the operators' time: fp32 {sum(fp32.values()) / fp32_total:.2f}, bf16 {sum(bf16.values()) / bf16_total:.2f}")
+    print(f"{'convolution (input, weight)':60s} {'fp32 ms':>8s} {'bf16 ms':>8s} {'bf16/fp32':>9s}")
+    for shape in sorted(fp32, key=lambda k: -fp32[k])[:12]:
+        print(f"{shape:60s} {fp32[shape]:>8.1f} {bf16.get(shape, 0.0):>8.1f} {bf16.get(shape, 0.0) / max(fp32[shape], 1e-3):>9.2f}")
 
 if __name__ == "__main__":
     main()

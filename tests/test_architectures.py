@@ -68,3 +68,15 @@ def test_paper_sizes_are_paper_sized():
     dl = build_model(make_config("deeplabv3", ["heart"], "paper"))
     assert unet.feature_channels == 64 and dl.feature_channels == 256
     assert sum(p.numel() for p in dl.parameters()) > 20e6
+
+
+@pytest.mark.parametrize("cin,bias", [(1, False), (1, True), (3, True)])
+def test_pointwise_conv_computes_what_conv2d_does_with_the_same_weights(cin, bias):
+    from zoo_ensemble.architectures.base import PointwiseConv
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(cin, 8, 1, bias=bias)
+    pointwise = PointwiseConv(cin, 8, bias=bias)
+    pointwise.load_state_dict(conv.state_dict())  # same parameter names and shapes
+    x = torch.randn(2, cin, 5, 7).contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(pointwise(x), conv(x), rtol=1e-5, atol=1e-5)

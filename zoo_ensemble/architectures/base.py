@@ -182,6 +182,21 @@ class SegmentationModel(nn.Module):
         return self.head(self.features(hu))
 
 
+class PointwiseConv(nn.Conv2d):
+    """A 1 x 1 convolution whose one-channel case runs as the per-channel scale it is: oneDNN
+    runs a one-channel 1 x 1 convolution at about 0.3 GFLOP/s (99 ms of the paper SE-ResUNet's
+    1.8 s for 4 slices of 320 x 320). Same parameters as ``nn.Conv2d``, so weights load as before."""
+
+    def __init__(self, cin: int, cout: int, bias: bool = False):
+        super().__init__(cin, cout, 1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.in_channels != 1:
+            return super().forward(x)
+        y = x * self.weight.view(1, -1, 1, 1)
+        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
+
+
 def conv_bn_relu(cin: int, cout: int, kernel: int = 3, dilation: int = 1) -> nn.Sequential:
     pad = dilation * (kernel // 2)
     return nn.Sequential(

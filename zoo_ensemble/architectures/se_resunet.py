@@ -12,7 +12,7 @@ import timm
 import torch
 from torch import nn
 
-from .base import ModelConfig, SegmentationModel, conv_bn_relu, register_architecture, upsample_to
+from .base import ModelConfig, PointwiseConv, SegmentationModel, conv_bn_relu, register_architecture, upsample_to
 
 PRESETS = {
     "tiny": {"encoder": "seresnet18", "encoder_layers": [1, 1, 1, 1], "widths": [8, 16, 32, 64], "decoder_widths": [32, 16, 8, 8, 8]},
@@ -48,7 +48,7 @@ class ResSEBlock(nn.Module):
             nn.BatchNorm2d(cout),
             SqueezeExcite(cout),
         )
-        self.short = nn.Identity() if cin == cout else nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
+        self.short = nn.Identity() if cin == cout else nn.Sequential(PointwiseConv(cin, cout), nn.BatchNorm2d(cout))
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
