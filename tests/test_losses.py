@@ -34,3 +34,32 @@ def test_gradient_flows_only_to_annotated_samples():
     annotated = torch.tensor([[True], [False]])
     MaskedDiceBCELoss()(logits, target, annotated).backward()
     assert logits.grad[0].abs().sum() > 0 and logits.grad[1].abs().sum() == 0
+
+
+def test_dice_term_is_monai_batch_dice_and_bce_is_the_masked_mean():
+    from monai.losses import DiceLoss
+
+    torch.manual_seed(1)
+    logits = torch.randn(4, 3, 16, 16)
+    target = (torch.rand(4, 3, 16, 16) > 0.6).float()
+    monai_dice = DiceLoss(sigmoid=True, batch=True, smooth_nr=1e-5, smooth_dr=1e-5)(logits, target)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+    dice_only = MaskedDiceBCELoss(bce_weight=0.0)(logits, target)
+    bce_only = MaskedDiceBCELoss(dice_weight=0.0)(logits, target)
+    assert torch.allclose(dice_only, monai_dice, atol=1e-6)
+    assert torch.allclose(bce_only, bce, atol=1e-6)
+
+
+def test_loss_of_two_halves_summed_across_equals_the_whole_batch():
+    """What a two-process run computes: each half's sums added up give the whole batch's loss."""
+    torch.manual_seed(2)
+    logits = torch.randn(6, 2, 8, 8)
+    target = (torch.rand(6, 2, 8, 8) > 0.5).float()
+    annotated = torch.tensor([[True, False], [True, True], [False, True], [True, True], [True, False], [False, False]])
+    loss = MaskedDiceBCELoss()
+    whole = loss(logits, target, annotated)
+    halves = []
+    loss(logits[3:], target[3:], annotated[3:], across=lambda t: halves.append(t) or t)
+    other = halves[0]
+    first = loss(logits[:3], target[:3], annotated[:3], across=lambda t: t + other)
+    assert torch.allclose(first, whole, atol=1e-6)

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from .data.dataset import Dataset
+from .distributed import current
 from .ensembles import get_method
 from .ensembles.base import Ensemble, MemberRecord
 from .evaluation import Report, evaluate_pairs
@@ -88,11 +89,13 @@ def compose(request: ComposeRequest) -> ComposeResult:
     splits, leakage = check(request, method, members, organs)
     ensemble = build(request, members, organs)
     fitted = train(request, ensemble, organs, splits, model_id) if method.trainable else None
+    folder = Path(request.out) if request.out else zoo_home() / "models" / model_id
+    if not current().is_main:  # under torchrun rank 0 evaluates, writes and publishes
+        return ComposeResult(folder, members, organs, None, leakage, fitted.result if fitted else None)
     card = describe(request, model_id, members, organs, fitted, splits, leakage)
     card.training["method_options"] = ensemble.method_config()
     report = evaluate(ensemble, card, splits, request)
     card.metrics = _metrics(report, fitted)
-    folder = Path(request.out) if request.out else zoo_home() / "models" / model_id
     write_folder(folder, ensemble.state_dict(), ensemble_config(ensemble, card), card)
     if request.push:
         hub.push(folder, request.push)

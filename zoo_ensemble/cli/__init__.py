@@ -9,7 +9,7 @@ import typer
 
 from ..errors import ZooError
 from .app import app
-from .console import err_console, safe, setup_logging
+from .console import err_console, quiet_rank, safe, setup_logging
 
 # typer 0.29 bundles its own click; older releases use the installed one. Either way its
 # exceptions derive from the click that ``typer.BadParameter`` derives from.
@@ -19,6 +19,7 @@ _ABORT = typer.Abort
 
 def _error(message: str) -> None:
     """One ``error:`` line on stderr, untrusted text escaped so that it prints as written."""
+    err_console.quiet = False  # a quiet torchrun rank still says its own error
     err_console.print(f"[bold red]error:[/] {safe(message)}", highlight=False, soft_wrap=True, markup=True)
 
 
@@ -26,9 +27,40 @@ def _register() -> None:
     from . import compose, data, demo, evaluate, experiment, models, predict, zoo  # noqa: F401  (each module adds its commands to `app`)
 
 
+def _rank() -> int:
+    """This process's rank under torchrun (0 otherwise), read without loading torch."""
+    try:
+        return int(os.environ.get("RANK") or 0) if int(os.environ.get("WORLD_SIZE") or 1) > 1 else 0
+    except ValueError:
+        return 0  # distributed.launched() names the bad variable when a command needs it
+
+
+def _lost_peer(exc: BaseException) -> bool:
+    """A collective that failed because another process of the run went away."""
+    return _rank_count() > 1 and type(exc).__name__ in ("DistBackendError", "DistNetworkError", "DistError")
+
+
+def _rank_count() -> int:
+    try:
+        return int(os.environ.get("WORLD_SIZE") or 1)
+    except ValueError:
+        return 1
+
+
+def _leave() -> None:
+    if "torch.distributed" in sys.modules:
+        from ..distributed import leave
+
+        leave()
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
+    """Console-script entry point. Under torchrun only rank 0 prints; an error every process
+    meets is said once, by rank 0, and the other processes exit without repeating it."""
+    rank = _rank()
     setup_logging(verbose=bool(os.environ.get("ZOO_DEBUG")))
+    if rank:
+        quiet_rank()
     _register()
     command = typer.main.get_command(app)
     try:
@@ -36,14 +68,26 @@ def main(argv: list[str] | None = None) -> None:
     except ZooError as exc:
         if os.environ.get("ZOO_DEBUG"):
             raise
-        _error(str(exc))
+        if type(exc).__name__ == "OtherProcessFailed":
+            sys.exit(0)
+        if rank == 0 or type(exc).__name__ == "DistributedError":  # that one is this process's own
+            _error(f"rank {rank}: {exc}" if rank else str(exc))
         sys.exit(exc.exit_code)
     except (_ABORT, KeyboardInterrupt):
         err_console.print("[bold red]interrupted[/]")
         sys.exit(130)
     except _CLICK_EXCEPTION as exc:  # usage errors: unknown option or command, missing argument
         hint = f" (see {exc.ctx.command_path} --help)" if getattr(exc, "ctx", None) is not None else ""
-        _error(" ".join(exc.format_message().split()) + hint)
+        if rank == 0:
+            _error(" ".join(exc.format_message().split()) + hint)
         sys.exit(2)
+    except Exception as exc:
+        if not _lost_peer(exc) or os.environ.get("ZOO_DEBUG"):
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        _error(f"rank {rank}: another process of the run stopped ({first}); the checkpoint of the last finished epoch is kept: run the same command with --resume")
+        sys.exit(2)
+    finally:
+        _leave()
     if isinstance(rv, int) and rv != 0:
         sys.exit(rv)

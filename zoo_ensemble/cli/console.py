@@ -76,6 +76,14 @@ def setup_logging(verbose: bool = False) -> None:
     logger.propagate = True  # no root handler in the CLI; tools that add one (pytest) see the records too
 
 
+def quiet_rank() -> None:
+    """A torchrun process other than rank 0: no output, no progress, warnings unsaid (rank 0
+    says them once); its own errors still print (see ``cli.main``)."""
+    console.quiet = True
+    err_console.quiet = True
+    logging.getLogger("zoo_ensemble").setLevel(logging.ERROR)
+
+
 def progress(nbytes: bool = False) -> Progress:
     return Progress(
         SpinnerColumn(),

@@ -14,6 +14,7 @@ import torch
 from ..architectures import build_model, make_config
 from ..data.dataset import Case, Dataset
 from ..data.slices import CaseSlices
+from ..distributed import current
 from ..errors import TrainingError
 from ..evaluation import Report
 from ..inference import keep_largest_component
@@ -75,13 +76,15 @@ def train_model(request: TrainRequest) -> tuple[Path, TrainResult]:
     run = TrainingRun(r.config, Path(r.run_dir) if r.run_dir else zoo_home() / "runs" / model_id, r.resume, r.reporter, r.prepare_progress)
     started = time.time()
     fitted = fit(model, organs, splits, (cfg.input_size, cfg.spacing), run)
+    out = Path(r.out) if r.out else zoo_home() / "models" / model_id
+    if not current().is_main:  # under torchrun rank 0 chooses the post-processing and writes the folder
+        return out, fitted.result
     largest = choose_largest_component(model, fitted.val_cases, organs)
     card = card_for(
         cfg, model_id, license=r.license, metrics={"val": val_metrics(fitted.result)},
         training=training_record(r.data, splits.train, splits.val, r.config, fitted.result, r.split, r.note, time.time() - started),
         postprocess={"largest_component": largest} if largest else {}, trained_on=fitted.trained_on,
     )
-    out = Path(r.out) if r.out else zoo_home() / "models" / model_id
     return save_model(model.cpu(), out, card), fitted.result
 
 

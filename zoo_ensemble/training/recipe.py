@@ -13,6 +13,7 @@ import torch
 
 from ..data.dataset import Case, Dataset
 from ..data.slices import CaseSlices, load_cases
+from ..distributed import join, main_first
 from ..errors import TrainingError
 from ..input_range import InputRange
 from ..paths import slice_cache_dir
@@ -108,11 +109,13 @@ def fit(model: torch.nn.Module, organs: Sequence[str], splits: SplitCases, grid:
     """Train ``model`` on ``splits`` at ``grid`` (input size, spacing) and load its best epoch."""
     if not splits.train or not splits.val:
         raise TrainingError("the datasets give no training or no validation patients for these organs; add cases")
-    both = prepare(splits.train + splits.val, organs, grid[0], grid[1], run.prepare_progress)
+    world, _ = join(run.config.device)
+    with main_first():  # under torchrun rank 0 prepares and caches, the others read its cache
+        both = prepare(splits.train + splits.val, organs, grid[0], grid[1], run.prepare_progress if world.is_main else None)
     train_cases, val_cases = both[: len(splits.train)], both[len(splits.train) :]
     checkpoint = Path(run.run_dir) / "checkpoint.safetensors"
-    if not run.resume and checkpoint.exists():
-        checkpoint.unlink()
+    if not run.resume and world.is_main:
+        checkpoint.unlink(missing_ok=True)
     trainer = Trainer(model, train_cases, val_cases, list(organs), run.config, checkpoint, run.reporter)
     result = trainer.fit(resume=run.resume)
     model.load_state_dict(result.best_state)

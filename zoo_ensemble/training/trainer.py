@@ -4,17 +4,20 @@ A model here is any ``nn.Module`` mapping raw HU slices ``(B, 1, H, W)`` to logi
 ``(B, C, H, W)``; only parameters with ``requires_grad`` are optimised (ensembles freeze their
 members). Each epoch draws ``steps_per_epoch`` batches from a sampler seeded by (seed, epoch)
 and augments each slice with a seed of its own, so resuming from an epoch checkpoint continues
-exactly as the uninterrupted run would have. For data-parallel training the model can be
-wrapped (DistributedDataParallel) and the sampler given a rank; nothing else here assumes one
-process.
+exactly as the uninterrupted run would have. Under torchrun every process takes its share of
+each step's batch and the model trains in DistributedDataParallel so that the run follows the
+single process (see ``data_parallel.py``); only rank 0 reports and writes checkpoints, and a run
+resumes with any number of processes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import time
+from contextlib import nullcontext
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,15 +26,19 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from ..data.augment import Augmenter
 from ..data.slices import CaseSlices, EpochSampler, SliceDataset, slice_weights
-from ..devices import resolve_device, resolve_precision
+from ..devices import resolve_precision
+from ..distributed import join, sum_across, sum_across_with_grad
 from ..errors import TrainingError
 from .checkpoint import TrainingState, load_checkpoint, save_checkpoint
+from .data_parallel import per_rank_batch, synced_batchnorm, validation_indices, wrap
 from .losses import MaskedDiceBCELoss
 from .schedule import Schedule, ScheduleConfig
+
+log = logging.getLogger("zoo_ensemble")
 
 
 @dataclass(frozen=True)
@@ -118,17 +125,19 @@ class Trainer:
         if not val_cases:
             raise TrainingError("no validation cases: training needs a patient-level validation split")
         self.model, self.organs, self.config = model, list(organs), config
-        self.device = resolve_device(config.device)
+        self.world, self.device = join(config.device)
+        self.rank_batch = per_rank_batch(config.batch_size, self.world)
         self.autocast_dtype = _training_autocast(config, self.device)
         self.amp = self.autocast_dtype is not None
         self.checkpoint = Path(checkpoint) if checkpoint else None
-        self.reporter = reporter or NullReporter()
+        self.reporter = (reporter or NullReporter()) if self.world.is_main else NullReporter()
         self.train_set = SliceDataset(train_cases, Augmenter() if config.augment else None, seed=config.seed)
         self.val_set = SliceDataset(val_cases)
         weights = slice_weights(train_cases, self.organs, small_boost=config.small_boost)
-        self.sampler = EpochSampler(weights, config.steps_per_epoch * config.batch_size, seed=config.seed)
+        self.sampler = EpochSampler(weights, config.steps_per_epoch * config.batch_size, config.seed, self.world.rank, self.world.size)
         self.loss_fn = MaskedDiceBCELoss()
         self.model.to(self.device)
+        self.net = wrap(self.model, self.device) if self.world.active else self.model
         params = [p for p in self.model.parameters() if p.requires_grad]
         if not params:
             raise TrainingError("the model has no trainable parameters")
@@ -138,7 +147,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
 
     # --- one epoch -----------------------------------------------------------------------
-    def _loader(self, dataset: SliceDataset, sampler: EpochSampler | None, batch: int) -> DataLoader:
+    def _loader(self, dataset: SliceDataset | Subset, sampler: EpochSampler | None, batch: int) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=batch,
@@ -153,18 +162,19 @@ class Trainer:
         return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype or torch.float32, enabled=self.amp)
 
     def train_epoch(self, epoch: int) -> float:
-        self.model.train()
+        self.net.train()
         self.sampler.set_epoch(epoch)
         self.train_set.set_epoch(epoch)
+        across = sum_across_with_grad if self.world.active else (lambda t: t)
         total, n = 0.0, 0
-        for step, batch in enumerate(self._loader(self.train_set, self.sampler, self.config.batch_size), start=1):
+        for step, batch in enumerate(self._loader(self.train_set, self.sampler, self.rank_batch), start=1):
             image = batch["image"].to(self.device, non_blocking=True)
             mask = batch["mask"].to(self.device, non_blocking=True)
             annotated = batch["annotated"].to(self.device)
             self.optimizer.zero_grad(set_to_none=True)
             with self._autocast():
-                logits = self.model(image)
-            loss = self.loss_fn(logits, mask, annotated)
+                logits = self.net(image)
+            loss = self.loss_fn(logits, mask, annotated, across)
             if not torch.isfinite(loss):
                 raise TrainingError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step}; lower the learning rate")
             self.scaler.scale(loss).backward()
@@ -178,13 +188,15 @@ class Trainer:
     @torch.no_grad()
     def validate(self) -> dict[str, Any]:
         """Validation loss over every slice of the validation patients, and each organ's 3D Dice
-        per patient (from voxel counts accumulated over its slices), averaged over patients."""
+        per patient (from voxel counts accumulated over its slices), averaged over patients.
+        Under torchrun each process takes whole batches and the sums are added up."""
         self.model.eval()
         n_case, n_org = len(self.val_set.cases), len(self.organs)
         counts = np.zeros((n_case, n_org, 3))  # tp, fp, fn
         case_index = {f"{c.dataset}/{c.case_id}": i for i, c in enumerate(self.val_set.cases)}
         loss_sum, n = 0.0, 0
-        for batch in self._loader(self.val_set, None, self.config.val_batch_size):
+        mine = Subset(self.val_set, validation_indices(len(self.val_set), self.config.val_batch_size, self.world))
+        for batch in self._loader(mine, None, self.config.val_batch_size):
             image = batch["image"].to(self.device)
             mask = batch["mask"].to(self.device)
             annotated = batch["annotated"].to(self.device)
@@ -199,6 +211,9 @@ class Trainer:
             fn = (~pred & truth).flatten(2).sum(-1).cpu().numpy()
             for b, key in enumerate(batch["case"]):
                 counts[case_index[key]] += np.stack([tp[b], fp[b], fn[b]], axis=-1)
+        if self.world.active:
+            summed = sum_across(torch.tensor(np.append(counts.ravel(), [loss_sum, n]), dtype=torch.float64)).numpy()
+            counts, loss_sum, n = summed[:-2].reshape(counts.shape), float(summed[-2]), int(summed[-1])
         dice = {}
         for j, organ in enumerate(self.organs):
             vals = []
@@ -225,6 +240,7 @@ class Trainer:
                 "history": history,
                 "elapsed": elapsed,
                 "fingerprint": self.config.fingerprint(),
+                "processes": self.world.size,
                 "torch_rng": torch.get_rng_state().tolist(),
             },
         )
@@ -242,9 +258,26 @@ class Trainer:
         self.schedule.load_state_dict(st.meta["schedule"])
         self.scaler.load_state_dict(st.meta["scaler"])
         torch.set_rng_state(torch.tensor(st.meta["torch_rng"], dtype=torch.uint8))
+        before = int(st.meta.get("processes", 1))
+        if before != self.world.size and self.world.is_main:
+            log.info(
+                f"resuming a run of {before} process(es) with {self.world.size}: each step still trains on the same "
+                f"{self.config.batch_size} slices, now {self.rank_batch} per process"
+            )
         return st.epoch, st.best, st.meta["best_val_loss"], st.meta["best_epoch"], st.meta["history"], st.meta["elapsed"]
 
     def fit(self, resume: bool = False) -> TrainResult:
+        with synced_batchnorm(self.model, self.device) if self.world.active else nullcontext():
+            return self._fit(resume)
+
+    def _over_budget(self, elapsed: float) -> bool:
+        """Whether the time budget is spent; rank 0's clock decides for every process."""
+        over = self.config.max_minutes is not None and elapsed > self.config.max_minutes * 60
+        if self.world.active:
+            over = bool(sum_across(torch.tensor([float(over and self.world.is_main)]))[0] > 0)
+        return over
+
+    def _fit(self, resume: bool) -> TrainResult:
         start_epoch, best, best_loss, best_epoch, history, elapsed = 0, {}, math.inf, -1, [], 0.0
         if resume:
             start_epoch, best, best_loss, best_epoch, history, elapsed = self._restore()
@@ -265,10 +298,10 @@ class Trainer:
             if self.schedule.step(record["val_loss"]):
                 reason = record["stop"] = "early stopping"
             elapsed = time.monotonic() - t0
-            if cfg.max_minutes is not None and elapsed > cfg.max_minutes * 60 and reason == "epochs":
+            if self._over_budget(elapsed) and reason == "epochs":
                 reason = record["stop"] = "time budget"
             history.append(record)
-            if self.checkpoint is not None:
+            if self.checkpoint is not None and self.world.is_main:
                 save_checkpoint(self.checkpoint, self._state(epoch + 1, best, best_loss, best_epoch, history, elapsed))
             per_epoch = elapsed / max(epoch + 1 - start_epoch, 1) if epoch + 1 > start_epoch else None
             left = per_epoch * (cfg.epochs - epoch - 1) if per_epoch else None
