@@ -31,6 +31,14 @@ class DistributedError(ZooError):
     """A data-parallel launch that cannot run as asked."""
 
 
+class RankError(DistributedError):
+    """A problem of this process alone (the others may run): it says so itself."""
+
+
+class OtherProcessFailed(DistributedError):
+    """Another process of the run failed (and said why); this one stops without repeating it."""
+
+
 @dataclass(frozen=True)
 class World:
     """This process's place among the processes of one run."""
@@ -100,7 +108,7 @@ def rank_device(name: str, world: World) -> torch.device:
         raise DistributedError(f"--device {name}: under torchrun each process takes the GPU of its LOCAL_RANK; pass --device cuda")
     count = torch.cuda.device_count()
     if world.local_rank >= count:
-        raise DistributedError(f"process {world.rank} has LOCAL_RANK {world.local_rank} but this machine has {count} GPU(s); start at most {count} processes per node")
+        raise RankError(f"process {world.rank} has LOCAL_RANK {world.local_rank} but this machine has {count} GPU(s); start at most {count} processes per node")
     torch.cuda.set_device(world.local_rank)
     return torch.device("cuda", world.local_rank)
 
@@ -170,10 +178,6 @@ def sum_across_with_grad(tensor: torch.Tensor) -> torch.Tensor:
 def barrier() -> None:
     if _joined():
         dist.barrier()
-
-
-class OtherProcessFailed(DistributedError):
-    """Another process of the run failed (and said why); this one stops without repeating it."""
 
 
 def _any_failed(failed: bool) -> bool:

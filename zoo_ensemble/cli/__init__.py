@@ -37,7 +37,12 @@ def _rank() -> int:
 
 def _lost_peer(exc: BaseException) -> bool:
     """A collective that failed because another process of the run went away."""
-    return _rank_count() > 1 and type(exc).__name__ in ("DistBackendError", "DistNetworkError", "DistError")
+    if _rank_count() <= 1:
+        return False
+    if type(exc).__name__ in ("DistBackendError", "DistNetworkError", "DistError"):
+        return True
+    # gloo reports a vanished peer as a plain RuntimeError from its transport
+    return isinstance(exc, RuntimeError) and any(m in str(exc) for m in _PEER_LOST)
 
 
 def _rank_count() -> int:
@@ -45,6 +50,9 @@ def _rank_count() -> int:
         return int(os.environ.get("WORLD_SIZE") or 1)
     except ValueError:
         return 1
+
+
+_PEER_LOST = ("Connection closed by peer", "Connection reset by peer", "gloo/transport", "NCCL communicator was aborted")
 
 
 def _leave() -> None:
@@ -70,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
             raise
         if type(exc).__name__ == "OtherProcessFailed":
             sys.exit(0)
-        if rank == 0 or type(exc).__name__ == "DistributedError":  # that one is this process's own
+        if rank == 0 or type(exc).__name__ == "RankError":  # that one is this process's own
             _error(f"rank {rank}: {exc}" if rank else str(exc))
         sys.exit(exc.exit_code)
     except (_ABORT, KeyboardInterrupt):
@@ -84,8 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if not _lost_peer(exc) or os.environ.get("ZOO_DEBUG"):
             raise
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        _error(f"rank {rank}: another process of the run stopped ({first}); the checkpoint of the last finished epoch is kept: run the same command with --resume")
+        _error(f"rank {rank}: another process of the run stopped (its connection closed); the checkpoint of the last finished epoch is kept: run the same command with --resume")
         sys.exit(2)
     finally:
         _leave()
