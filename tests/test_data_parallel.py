@@ -20,7 +20,7 @@ TORCHRUN = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "t
 
 
 def _env(home: Path, **extra: str) -> dict[str, str]:
-    env = {**os.environ, "ZOO_HOME": str(home), "OMP_NUM_THREADS": "1", **extra}
+    env = {**os.environ, "ZOO_HOME": str(home), "OMP_NUM_THREADS": "1", "COLUMNS": "400", **extra}
     env.pop("ZOO_DEBUG", None)
     return env
 
@@ -157,3 +157,28 @@ def test_killing_one_process_ends_the_run_with_one_line_and_a_resumable_checkpoi
     resumed = alone([*_train_args(cohort_a.root, out, "--epochs", "2", "--batch-size", "4"), "--resume"], home)
     _ok(resumed)
     assert (out / "model.safetensors").is_file()
+
+
+def test_a_cohort_shared_by_two_processes_gives_what_one_gives(member_zoo, cohort_a, tmp_path):
+    import numpy as np
+    import SimpleITK as sitk
+
+    cts = tmp_path / "cts"
+    cts.mkdir()
+    for case in cohort_a.cases:
+        (cts / Path(case.image).name).symlink_to(case.image)
+    (cts / "broken.nii.gz").write_text("not an image")
+    args = ["-m", "zoo_ensemble", "predict", "heart-unet", str(cts), "--statistics", "--device", "cpu"]
+    one = alone([*args, "-o", str(tmp_path / "one")], member_zoo)
+    two = torchrun([*args, "-o", str(tmp_path / "two")], member_zoo)
+    assert one.returncode == two.returncode == 1  # the broken case
+    n = len(cohort_a.cases)
+    assert f"{n} cases segmented, 0 already done, 1 failed" in two.stdout and "2 processes" in two.stdout
+    assert two.stdout.count("cases segmented") == 1 and two.stderr.count("failed: broken") == 1
+    for case in cohort_a.cases:
+        name = Path(case.image).name
+        a, b = (sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / d / name))) for d in ("one", "two"))
+        assert np.array_equal(a, b), name
+    assert json.loads((tmp_path / "two" / "statistics.json").read_text()) == json.loads((tmp_path / "one" / "statistics.json").read_text())
+    again = torchrun([*args, "-o", str(tmp_path / "two")], member_zoo)
+    assert f"0 cases segmented, {n} already done, 1 failed" in again.stdout

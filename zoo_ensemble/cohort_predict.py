@@ -17,7 +17,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ import SimpleITK as sitk
 
 from .atomic import write_text
 from .dicom import Producer
+from .distributed import World, gather_to_main
 from .errors import DicomOutputError, ZooError
 from .formats import needs_series, suffix, write_prediction
 from .inference import Predictor
@@ -158,9 +159,24 @@ class CohortRun:
     with_preview: bool = False
     progress: Callable[[int, int], None] | None = None  # (cases done, cases to do)
     slice_progress: Callable[[int, int], None] | None = None  # (slices done, slices) of the current case
+    world: World = field(default_factory=World)  # under torchrun: this process's share of the cases
 
     def run(self, cases: Sequence[CohortCase]) -> list[CaseResult]:
-        """Predict every case not done yet; reading, computing and writing overlap."""
+        """Predict every case not done yet; reading, computing and writing overlap. Under
+        torchrun each process takes every ``size``-th case from its rank on, and rank 0 gathers
+        the results (returned there for all cases) and writes the summary."""
+        mine = [cases[i] for i in self.world.share(len(cases))]
+        results = self._run(mine)
+        if self.world.active:
+            # our own processes' plain dicts (gather_object pickles them between us)
+            parts = gather_to_main([asdict(results[c.case_id]) for c in mine])
+            if parts is None:
+                return [results[c.case_id] for c in mine]
+            results = {r["case_id"]: CaseResult(**r) for part in parts for r in part}
+        self._summarise(cases)
+        return [results[c.case_id] for c in cases]
+
+    def _run(self, cases: Sequence[CohortCase]) -> dict[str, CaseResult]:
         todo = [c for c in cases if self.overwrite or not output_for(self.out_dir, c, self.fmt).is_file()]
         results = {c.case_id: CaseResult(c.case_id, "skipped", "output exists") for c in cases if c not in todo}
         with ThreadPoolExecutor(1, "zoo-read") as reader, ThreadPoolExecutor(1, "zoo-write") as writer:
@@ -179,8 +195,7 @@ class CohortRun:
                 if self.progress:
                     self.progress(i + 1, len(todo))
             results.update(self._collect(pending, block=True))
-        self._summarise(cases)
-        return [results[c.case_id] for c in cases]
+        return results
 
     def _read_ahead(self, cases: Sequence[CohortCase], reader: ThreadPoolExecutor) -> Iterator[tuple[CohortCase, Future]]:
         """Each case with its read in flight, the next one's started; a future is let go once

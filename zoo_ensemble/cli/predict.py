@@ -97,25 +97,30 @@ def _predict_cohort(
     precision: str, overwrite: bool, statistics: bool, preview: bool,
 ) -> None:
     from ..cohort_predict import CohortRun, gather_cases, open_output, summary
+    from ..distributed import join, main_first
     from ..zoo.catalog import producer_for
 
     cases = gather_cases(inputs)
-    predictor, loaded, lm = _predictor(model, label_map, organs, batch_size, device, precision)
-    open_output(out, inputs, loaded.card.model_id, lm.name, fmt)
+    world, where = join(device)  # under torchrun: this process's share of the cases, on its own GPU
+    predictor, loaded, lm = _predictor(model, label_map, organs, batch_size, str(where), precision)
+    with main_first():
+        if world.is_main:
+            open_output(out, inputs, loaded.card.model_id, lm.name, fmt)
     with progress() as bar:
         task = bar.add_task(f"{loaded.card.model_id}: {len(cases)} cases", total=len(cases))
         slices = bar.add_task("slices of the current case", total=1)
         run = CohortRun(
             predictor, lm, out, producer_for(loaded), fmt, overwrite, statistics, preview,
             progress=lambda i, n: bar.update(task, completed=i, total=n),
-            slice_progress=lambda i, n: bar.update(slices, completed=i, total=n),
+            slice_progress=lambda i, n: bar.update(slices, completed=i, total=n), world=world,
         )
         results = run.run(cases)
     for r in results:
         if r.status == "failed":
             err_console.print(f"failed: {safe(r.case_id)}: {safe(r.message)}", highlight=False, soft_wrap=True)
     s = summary(results)
-    console.print(f"{s['done']} cases segmented, {s['skipped']} already done, {s['failed']} failed; outputs in {safe(out)} ({_precision(predictor)})")
+    processes = f", {world.size} processes" if world.active else ""
+    console.print(f"{s['done']} cases segmented, {s['skipped']} already done, {s['failed']} failed; outputs in {safe(out)} ({_precision(predictor)}{processes})")
     if s["failed"]:
         raise typer.Exit(code=1)
 
