@@ -182,3 +182,10 @@ def test_a_cohort_shared_by_two_processes_gives_what_one_gives(member_zoo, cohor
     assert json.loads((tmp_path / "two" / "statistics.json").read_text()) == json.loads((tmp_path / "one" / "statistics.json").read_text())
     again = torchrun([*args, "-o", str(tmp_path / "two")], member_zoo)
     assert f"0 cases segmented, {n} already done, 1 failed" in again.stdout
+
+
+def test_experiment_run_under_torchrun_is_refused_in_one_line(tmp_path):
+    proc = torchrun(["-m", "zoo_ensemble", "experiment", "run", "--preset", "cpu"], tmp_path)
+    assert proc.returncode != 0
+    lines = _ours(proc.stderr)
+    assert len(lines) == 1 and "does not run under torchrun yet" in lines[0], proc.stderr[-2000:]
