@@ -75,10 +75,10 @@ def bench_training(work: Path, args: argparse.Namespace, env: dict[str, str]) ->
 def bench_cohort(work: Path, args: argparse.Namespace, env: dict[str, str]) -> None:
     import SimpleITK as sitk
 
-    cts = work / "cts"
-    cts.mkdir()
     from zoo_ensemble.data.phantom import write_cohort
 
+    cts = work / "cts"
+    cts.mkdir()
     many = write_cohort(work / "many", "B", cases=args.cases, seed=5, scale=4.0)
     for case in many.cases:
         (cts / Path(case.image).name).symlink_to(case.image)

@@ -122,8 +122,6 @@ def join(device_name: str = "auto") -> tuple[World, torch.device]:
         backend = _backend(device)
         minutes = float(os.environ.get("ZOO_DIST_TIMEOUT_MINUTES") or DEFAULT_TIMEOUT_MINUTES)
         dist.init_process_group(backend, timeout=timedelta(minutes=minutes), device_id=device if backend == "nccl" else None)
-    elif world.active:
-        _backend(device)  # the same checks for a second command in one process
     return world, device
 
 
@@ -173,11 +171,6 @@ def sum_across_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     if not _joined():
         return tensor
     return _SumAcross.apply(tensor)
-
-
-def barrier() -> None:
-    if _joined():
-        dist.barrier()
 
 
 def _any_failed(failed: bool) -> bool:

@@ -27,29 +27,24 @@ def _register() -> None:
     from . import compose, data, demo, evaluate, experiment, models, predict, zoo  # noqa: F401  (each module adds its commands to `app`)
 
 
-def _rank() -> int:
-    """This process's rank under torchrun (0 otherwise), read without loading torch."""
+def _launch() -> tuple[int, int]:
+    """This process's rank and the number of processes under torchrun ((0, 1) otherwise), read
+    without loading torch; ``distributed.launched()`` names a bad value when a command needs it."""
     try:
-        return int(os.environ.get("RANK") or 0) if int(os.environ.get("WORLD_SIZE") or 1) > 1 else 0
+        size = int(os.environ.get("WORLD_SIZE") or 1)
+        return (int(os.environ.get("RANK") or 0) if size > 1 else 0), size
     except ValueError:
-        return 0  # distributed.launched() names the bad variable when a command needs it
+        return 0, 1
 
 
-def _lost_peer(exc: BaseException) -> bool:
+def _lost_peer(exc: BaseException, processes: int) -> bool:
     """A collective that failed because another process of the run went away."""
-    if _rank_count() <= 1:
+    if processes <= 1:
         return False
     if type(exc).__name__ in ("DistBackendError", "DistNetworkError", "DistError"):
         return True
     # gloo reports a vanished peer as a plain RuntimeError from its transport
     return isinstance(exc, RuntimeError) and any(m in str(exc) for m in _PEER_LOST)
-
-
-def _rank_count() -> int:
-    try:
-        return int(os.environ.get("WORLD_SIZE") or 1)
-    except ValueError:
-        return 1
 
 
 _PEER_LOST = ("Connection closed by peer", "Connection reset by peer", "gloo/transport", "NCCL communicator was aborted")
@@ -65,7 +60,7 @@ def _leave() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point. Under torchrun only rank 0 prints; an error every process
     meets is said once, by rank 0, and the other processes exit without repeating it."""
-    rank = _rank()
+    rank, processes = _launch()
     setup_logging(verbose=bool(os.environ.get("ZOO_DEBUG")))
     if rank:
         quiet_rank()
@@ -90,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
             _error(" ".join(exc.format_message().split()) + hint)
         sys.exit(2)
     except Exception as exc:
-        if not _lost_peer(exc) or os.environ.get("ZOO_DEBUG"):
+        if not _lost_peer(exc, processes) or os.environ.get("ZOO_DEBUG"):
             raise
         _error(f"rank {rank}: another process of the run stopped (its connection closed); the checkpoint of the last finished epoch is kept: run the same command with --resume")
         sys.exit(2)

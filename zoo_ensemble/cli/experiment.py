@@ -108,10 +108,10 @@ def run(
     from ..distributed import DistributedError, launched
     from ..experiments.report import ReportInputs, write_report
     from ..experiments.runner import Runner
+    from .train_progress import RichReporter
 
     if launched().active:  # its steps read what rank 0 writes between trainings: not yet coordinated
         raise DistributedError("zoo experiment run does not run under torchrun yet; start it as one process (its zoo train and zoo compose steps can be run under torchrun by hand)")
-    from .train_progress import RichReporter
 
     p, exps = _load(names, preset, defs)
     folder = _out(out, p.name)

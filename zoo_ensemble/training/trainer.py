@@ -17,8 +17,8 @@ import json
 import logging
 import math
 import time
-from contextlib import nullcontext
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -165,7 +165,6 @@ class Trainer:
         self.net.train()
         self.sampler.set_epoch(epoch)
         self.train_set.set_epoch(epoch)
-        across = sum_across_with_grad if self.world.active else (lambda t: t)
         total, n = 0.0, 0
         for step, batch in enumerate(self._loader(self.train_set, self.sampler, self.rank_batch), start=1):
             image = batch["image"].to(self.device, non_blocking=True)
@@ -174,7 +173,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             with self._autocast():
                 logits = self.net(image)
-            loss = self.loss_fn(logits, mask, annotated, across)
+            loss = self.loss_fn(logits, mask, annotated, sum_across_with_grad)  # alone: the tensor itself
             if not torch.isfinite(loss):
                 raise TrainingError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step}; lower the learning rate")
             self.scaler.scale(loss).backward()
