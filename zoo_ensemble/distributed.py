@@ -173,6 +173,20 @@ def sum_across_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     return _SumAcross.apply(tensor)
 
 
+def main_decides(answer: bool) -> bool:
+    """Rank 0's ``answer``, on every process: for a decision that must be the same everywhere
+    (stop now? is that file already there?) where each process's own look could differ."""
+    if not _joined():
+        return answer
+    return bool(sum_across(torch.tensor([float(answer and current().is_main)]))[0] > 0)
+
+
+def barrier() -> None:
+    """Wait until every process is here (rank 0 has written what the others read next)."""
+    if _joined():
+        dist.barrier()
+
+
 def _any_failed(failed: bool) -> bool:
     return bool(sum_across(torch.tensor([float(failed)]))[0] > 0)
 

@@ -105,19 +105,17 @@ def run(
 
     An interrupted run continues where it stopped when started again with the same arguments.
     """
-    from ..distributed import DistributedError, launched
     from ..experiments.report import ReportInputs, write_report
     from ..experiments.runner import Runner
     from .train_progress import RichReporter
-
-    if launched().active:  # its steps read what rank 0 writes between trainings: not yet coordinated
-        raise DistributedError("zoo experiment run does not run under torchrun yet; start it as one process (its zoo train and zoo compose steps can be run under torchrun by hand)")
 
     p, exps = _load(names, preset, defs)
     folder = _out(out, p.name)
     started = time.monotonic()
     runner = Runner(p, exps, folder, _data(data), say=lambda m: err_console.print(f"[dim]{time.monotonic() - started:7.0f}s[/] {m}", highlight=False), reporter_for=RichReporter)
     result = runner.run()
+    if not runner.world.is_main:  # under torchrun rank 0 writes the report
+        return
     path = write_report(ReportInputs(p, exps, result.results, _command(names, preset, out, data, report, defs), runner.datasets), result.workspace, report or folder / "report")
     _print_means(exps, result.results)
     console.print(f"done in {(time.monotonic() - started) / 60:.1f} min ({len(result.trained)} networks trained, {len(result.reused)} reused); report: {path}")

@@ -4,6 +4,11 @@ Every step writes its product atomically into the workspace and is skipped when 
 is already there, so an interrupted run continues where it stopped (a network interrupted in
 the middle of training resumes from its last epoch checkpoint). Fixed epoch counts and seeds
 make two runs of one preset on one machine give the same numbers.
+
+Under torchrun every process trains every network together (each its share of the batches);
+rank 0 alone writes the workspace, evaluates and draws, and decides for all whether a product
+is already there, so the processes never disagree about which step comes next. The others go
+on to the next training and wait there for rank 0.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from ..zoo.cards import Card
 from ..compose import ComposeRequest, compose
 from ..data.phantom import write_cohort
 from ..data.dataset import Case, Dataset, open_dataset
+from ..distributed import World, barrier, join, main_decides, main_first
 from ..volumes import Volume
-from ..ensembles import init_options
+from ..ensembles import get_method, init_options
 from ..evaluation import evaluate_pairs
 from ..zoo.loading import LoadedModel, load_folder, predictor_for
 from ..members import rank_key
@@ -85,14 +91,18 @@ class Runner:
         self.reporter_for = reporter_for or (lambda _t: None)
         self.result = RunResult(self.ws)
         self._overlay: tuple[Volume, np.ndarray] | None = None
+        self.world = World()
 
     # --- the whole run ---------------------------------------------------------------------
     def run(self) -> RunResult:
         p = self.preset
-        self.ws.open(p, self.data_args)
+        self.world, _ = join(p.device)
         started = time.monotonic()
-        self.datasets = open_sources(p, self.ws, self.data_args or None, self.say)
-        self.ws.add_time("data", time.monotonic() - started)
+        with main_first():  # rank 0 claims the workspace and renders the phantoms; the others reuse them
+            if self.world.is_main:
+                self.ws.open(p, self.data_args)
+            self.datasets = open_sources(p, self.ws, self.data_args or None, self.say)
+        self._add_time("data", time.monotonic() - started)
         self.annotated = {s: set(ds.organs) for s, ds in self.datasets.items()}
         check_experiments(self.experiments, p, list(self.datasets))
         self.test_pairs = self._test_pairs()
@@ -105,7 +115,8 @@ class Runner:
             self.ensure_model(job)
         for job in source_jobs(self.experiments, p, best_architectures(ranked), self.annotated):
             self.ensure_model(job)
-        self._overlay_reference()
+        if self.world.is_main:
+            self._overlay_reference()
         for exp in self.experiments:
             choice = plan_members(exp, p, ranked, self.annotated)
             for note in choice.notes:
@@ -114,15 +125,19 @@ class Runner:
                 self.result.results.setdefault(exp.name, {})[entry.slug] = self.ensure_entry(exp, entry, choice.ids, choice.notes)
         return self.result
 
+    def _add_time(self, key: str, seconds: float) -> None:
+        if self.world.is_main:
+            self.ws.add_time(key, seconds)
+
     # --- networks --------------------------------------------------------------------------
     def ensure_model(self, job: ModelJob) -> Path:
         folder = self.ws.model(job.model_id)
-        if (folder / "model.safetensors").exists() and (folder / "README.md").exists():
+        if main_decides((folder / "model.safetensors").exists() and (folder / "README.md").exists()):
             self.result.reused.append(job.model_id)
             return folder
         p = self.preset
         run_dir = self.ws.run_dir(job.model_id)
-        resume = (run_dir / "checkpoint.safetensors").exists()
+        resume = main_decides((run_dir / "checkpoint.safetensors").exists())
         self.say(f"{'resuming' if resume else 'training'} {job.model_id} ({job.kind}, on {', '.join(job.sources)})")
         started = time.monotonic()
         train_model(TrainRequest(
@@ -132,7 +147,8 @@ class Runner:
             split=SplitPlan(seed=p.seed, val=p.val_fraction, test=p.test_fraction), run_dir=run_dir, resume=resume,
             reporter=self.reporter_for(job.model_id), note=f"zoo experiment ({p.name} preset)",
         ))
-        self.ws.add_time(f"model/{job.model_id}", time.monotonic() - started)
+        barrier()  # rank 0 writes the folder after the others are done: the pool's ranking reads it
+        self._add_time(f"model/{job.model_id}", time.monotonic() - started)
         self.result.trained.append(job.model_id)
         return folder
 
@@ -155,9 +171,13 @@ class Runner:
 
     def ensure_entry(self, exp: Experiment, entry: Entry, member_ids: list[str], notes: list[str]) -> dict[str, Any]:
         path = self.ws.result(exp.name, entry.slug)
-        done = self.ws.read_json(path)
-        if done is not None:
-            return done
+        done = self.ws.read_json(path) if self.world.is_main else None
+        if main_decides(done is not None):
+            return done or {}
+        if not self.world.is_main:  # rank 0 evaluates and writes; the others only help train
+            if entry.method is not None and get_method(entry.method).trainable:
+                self._compose(exp, entry, member_ids)
+            return {}
         started = time.monotonic()
         if entry.model is not None:
             self.say(f"{exp.name}: evaluating {entry.model}")
@@ -172,7 +192,7 @@ class Runner:
             loaded = load_folder(folder)
             members = member_ids
         seconds = time.monotonic() - started
-        self.ws.add_time(f"{exp.name}/{entry.slug}", seconds)
+        self._add_time(f"{exp.name}/{entry.slug}", seconds)
         self._overlay_prediction(exp.name, entry.slug, loaded)
         result = {
             "experiment": exp.name, "entry": entry.name, "slug": entry.slug, "method": entry.method, "model": entry.model,
@@ -187,7 +207,8 @@ class Runner:
         assert entry.method is not None
         key = f"{exp.name}-{entry.slug}"
         run_dir = self.ws.run_dir(key)
-        resume = (run_dir / "checkpoint.safetensors").exists()
+        # only a trained ensemble asks (the others take part in trained ones only)
+        resume = get_method(entry.method).trainable and main_decides((run_dir / "checkpoint.safetensors").exists())
         self.say(f"{exp.name}: {'resuming' if resume else 'composing'} {entry.name} of {len(member_ids)} members")
         # the paper's combiner unless the preset says otherwise; a row marked (ours) is ours whatever the preset says
         options = {**init_options(entry.method, "paper"), **(p.methods.get(entry.method) or {})}
@@ -201,6 +222,8 @@ class Runner:
             warn_leakage=False,  # the paper trains ensembles on their members' patients; the report says so once
             largest_component=p.largest_component(),
         ))
+        if not self.world.is_main:
+            return result.folder, None, None
         if result.report is None:
             raise ExperimentError(f"{exp.name}: {entry.method} was not evaluated (no test patients)")
         if result.train_result is None:

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Subset
 from ..data.augment import Augmenter
 from ..data.slices import CaseSlices, EpochSampler, SliceDataset, slice_weights
 from ..devices import resolve_precision
-from ..distributed import join, sum_across, sum_across_with_grad
+from ..distributed import join, main_decides, sum_across, sum_across_with_grad
 from ..errors import TrainingError
 from .checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from .data_parallel import per_rank_batch, synced_batchnorm, validation_indices, wrap
@@ -271,10 +271,7 @@ class Trainer:
 
     def _over_budget(self, elapsed: float) -> bool:
         """Whether the time budget is spent; rank 0's clock decides for every process."""
-        over = self.config.max_minutes is not None and elapsed > self.config.max_minutes * 60
-        if self.world.active:
-            over = bool(sum_across(torch.tensor([float(over and self.world.is_main)]))[0] > 0)
-        return over
+        return main_decides(self.config.max_minutes is not None and elapsed > self.config.max_minutes * 60)
 
     def _fit(self, resume: bool) -> TrainResult:
         start_epoch, best, best_loss, best_epoch, history, elapsed = 0, {}, math.inf, -1, [], 0.0
