@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU check (issue #13), one command for when a GPU machine is lent (under 8 minutes on one
 # H100): install the package without touching the machine's torch, run the GPU tests (a mixed-
-# precision training step; CUDA prediction equal to the CPU's within tolerance), then print the
-# GPU figures (benchmarks/gpu_bench.py). Commit what it prints under docs/results/gpu/.
+# precision training step; CUDA prediction equal to the CPU's within tolerance), train under
+# torchrun with NCCL, one process per GPU (issue #14), then print the GPU figures
+# (benchmarks/gpu_bench.py). Commit what it prints under docs/results/gpu/.
 #
 #   bash benchmarks/gpu_check.sh             # on a GPU machine
 #   bash benchmarks/gpu_check.sh --dry-run   # anywhere: the same steps on the CPU at toy sizes
@@ -28,5 +29,15 @@ else
     ZOO_GPU_DRY_RUN=1 $python -m pytest -q -p no:cacheprovider tests/test_gpu.py
 fi
 
+echo "== torchrun: zoo train on phantoms, one process per GPU"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+$python -c "from zoo_ensemble.data.phantom import write_cohort; write_cohort('$work/cohort', 'A', cases=4, seed=3, scale=4.0)"
+if [ -z "$dry" ]; then n=$(nvidia-smi -L | wc -l); device=cuda; else n=2; device=cpu; fi
+ZOO_HOME="$work/home" OMP_NUM_THREADS=1 $python -m torch.distributed.run --standalone --nproc-per-node "$n" -m zoo_ensemble \
+    train --organ heart --data "$work/cohort" --out "$work/heart" --size 64 --spacing 4,4 --epochs 2 --steps 4 \
+    --batch-size $((4 * n)) --device "$device" 2>&1 | grep -v "^W[0-9]"
+
 echo "== GPU figures"
 $python benchmarks/gpu_bench.py $dry
+

@@ -17,6 +17,7 @@ def test_the_gpu_check_runs_dry_on_the_cpu(tmp_path):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     out = done.stdout
     assert "2 passed" in out  # the GPU tests, with the CPU standing in
+    assert out.count("saved heart to") == 1  # torchrun, two gloo processes standing in for GPUs; rank 0 speaks
     for method in ("logits_conv", "meta_unet", "layer_fusion"):
         assert f"ensemble {method}" in out and f"  {method}" in out
     assert out.count("slices/s") == 6 and out.count("s per CT") == 4 and out.rstrip().endswith("done")
