@@ -55,10 +55,24 @@ def _same_run(a: Path, b: Path) -> None:
         torch.testing.assert_close(wa[k], wb[k], rtol=1e-8, atol=1e-9, msg=k)
 
 
+@pytest.fixture(scope="module")
+def one_process(cohort_a, tmp_path_factory):
+    """Each kind's run by one process, trained once for the tests that compare against it."""
+    runs = {}
+
+    def run(kind: str) -> Path:
+        if kind not in runs:
+            out = tmp_path_factory.mktemp(f"one-{kind}")
+            _ok(alone([str(WORKER), str(cohort_a.root), str(out), kind], out))
+            runs[kind] = out
+        return runs[kind]
+
+    return run
+
+
 @pytest.mark.parametrize("kind", ["binary", "ensemble"])
-def test_two_processes_train_as_one_does(kind, cohort_a, tmp_path):
-    one, two = tmp_path / "one", tmp_path / "two"
-    _ok(alone([str(WORKER), str(cohort_a.root), str(one), kind], tmp_path))
+def test_two_processes_train_as_one_does(kind, one_process, cohort_a, tmp_path):
+    one, two = one_process(kind), tmp_path / "two"
     _ok(torchrun([str(WORKER), str(cohort_a.root), str(two), kind], tmp_path))
     assert json.loads((two / "history.json").read_text())["processes"] == 2
     _same_run(one, two)
@@ -72,10 +86,9 @@ def test_two_processes_train_as_one_does(kind, cohort_a, tmp_path):
                 torch.testing.assert_close(trained[f"model.{k}"], v, msg=k)
 
 
-def test_a_run_of_two_resumes_with_one_as_if_never_stopped(cohort_a, tmp_path):
-    whole, split = tmp_path / "whole", tmp_path / "split"
+def test_a_run_of_two_resumes_with_one_as_if_never_stopped(one_process, cohort_a, tmp_path):
+    whole, split = one_process("binary"), tmp_path / "split"
     checkpoint = tmp_path / "run.safetensors"
-    _ok(alone([str(WORKER), str(cohort_a.root), str(whole), "binary"], tmp_path))
     _ok(torchrun([str(WORKER), str(cohort_a.root), str(split), "binary", "--epochs", "1", "--checkpoint", str(checkpoint)], tmp_path))
     _ok(alone([str(WORKER), str(cohort_a.root), str(split), "binary", "--checkpoint", str(checkpoint), "--resume"], tmp_path))
     _same_run(whole, split)
