@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import typer
@@ -50,6 +51,14 @@ def _lost_peer(exc: BaseException, processes: int) -> bool:
 _PEER_LOST = ("Connection closed by peer", "Connection reset by peer", "gloo/transport", "NCCL communicator was aborted")
 
 
+class _StoppedByLauncher(BaseException):  # not swallowed by an `except Exception` on the way
+    """torchrun ended this process (SIGTERM) because another one of the run ended."""
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise _StoppedByLauncher()
+
+
 def _leave() -> None:
     if "torch.distributed" in sys.modules:
         from ..distributed import leave
@@ -64,6 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging(verbose=bool(os.environ.get("ZOO_DEBUG")))
     if rank:
         quiet_rank()
+    if processes > 1:  # torchrun stops the others with SIGTERM when one process ends badly
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)
     _register()
     command = typer.main.get_command(app)
     try:
@@ -83,6 +94,9 @@ def main(argv: list[str] | None = None) -> None:
         hint = f" (see {exc.ctx.command_path} --help)" if getattr(exc, "ctx", None) is not None else ""
         if rank == 0:
             _error(" ".join(exc.format_message().split()) + hint)
+        sys.exit(2)
+    except _StoppedByLauncher:
+        _error(f"rank {rank}: stopped by torchrun, another process of the run ended; the checkpoint of the last finished epoch is kept: run the same command with --resume")
         sys.exit(2)
     except Exception as exc:
         if not _lost_peer(exc, processes) or os.environ.get("ZOO_DEBUG"):

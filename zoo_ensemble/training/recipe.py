@@ -17,6 +17,7 @@ from ..distributed import join, main_first
 from ..errors import TrainingError
 from ..input_range import InputRange
 from ..paths import slice_cache_dir
+from .data_parallel import per_rank_batch
 from .trainer import Reporter, TrainConfig, Trainer, TrainResult
 
 Pairs = list[tuple[Dataset, Case]]
@@ -110,6 +111,7 @@ def fit(model: torch.nn.Module, organs: Sequence[str], splits: SplitCases, grid:
     if not splits.train or not splits.val:
         raise TrainingError("the datasets give no training or no validation patients for these organs; add cases")
     world, _ = join(run.config.device)
+    per_rank_batch(run.config.batch_size, world)  # a batch the processes cannot share: said before slices are prepared
     with main_first():  # under torchrun rank 0 prepares and caches, the others read its cache
         both = prepare(splits.train + splits.val, organs, grid[0], grid[1], run.prepare_progress if world.is_main else None)
     train_cases, val_cases = both[: len(splits.train)], both[len(splits.train) :]
