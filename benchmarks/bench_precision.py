@@ -2,7 +2,8 @@
 weights, in one run: seconds per slice in fp32 with the plain layout (as prediction ran before),
 fp32 channels-last (now) and bf16 autocast channels-last, each model's GFLOP/s as a share of the
 fp32 matmul measured in the same run, and for one architecture (``--profile``) the convolution
-shapes that take the time in fp32 and bf16 (to find why one architecture gains less than another).
+shapes that take the time in fp32 and bf16, and which of oneDNN's implementations ran each
+primitive (to find why one architecture gains less than another).
 
 On a CPU without bf16 arithmetic (no avx512_bf16 / amx_bf16 flag) oneDNN emulates bf16, so the
 bf16 column shows the emulation's cost, not what an AMX machine does; the script says which.
@@ -13,7 +14,12 @@ Run: python benchmarks/bench_precision.py [--archs unet,se_resunet,deeplabv3] [-
 from __future__ import annotations
 
 import argparse
+import ctypes
+import os
+import sys
+import tempfile
 import time
+from collections import defaultdict
 
 import torch
 from bench_models import gflops_per_slice, matmul_gflops
@@ -85,6 +91,53 @@ def profile_by_shape(model: torch.nn.Module, x: torch.Tensor) -> None:
     print(f"{'convolution (input, weight)':60s} {'fp32 ms':>8s} {'bf16 ms':>8s} {'bf16/fp32':>9s}")
     for shape in sorted(fp32, key=lambda k: -fp32[k])[:12]:
         print(f"{shape:60s} {fp32[shape]:>8.1f} {bf16.get(shape, 0.0):>8.1f} {bf16.get(shape, 0.0) / max(fp32[shape], 1e-3):>9.2f}")
+    for bf in (False, True):
+        by_impl, slow = onednn_implementations(model, x, bf)
+        print(f"oneDNN primitives in {'bf16' if bf else 'fp32'} (one forward): " + "; ".join(
+            f"{kind} {impl} x{n} {ms:.0f} ms" for (kind, impl), (n, ms) in sorted(by_impl.items(), key=lambda kv: -kv[1][1])))
+        for line in slow[:8]:
+            print(f"  reference (slow) implementation: {line}")
+
+
+def onednn_verbose_lines(model: torch.nn.Module, x: torch.Tensor, bf16: bool) -> list[str]:
+    """oneDNN's own log of one forward pass (ONEDNN_VERBOSE): which implementation ran each
+    primitive and for how long. oneDNN writes it to the C stdout, so that is caught at the fd."""
+    libc = ctypes.CDLL(None)
+    with tempfile.TemporaryFile() as log, torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        model(x)
+        sys.stdout.flush()
+        libc.fflush(None)
+        saved = os.dup(1)
+        os.dup2(log.fileno(), 1)
+        try:
+            with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
+                model(x)
+        finally:
+            libc.fflush(None)
+            os.dup2(saved, 1)
+            os.close(saved)
+        log.seek(0)
+        return log.read().decode(errors="replace").splitlines()
+
+
+def onednn_implementations(model: torch.nn.Module, x: torch.Tensor, bf16: bool) -> tuple[dict[tuple[str, str], list], list[str]]:
+    """Count and milliseconds per (primitive kind, implementation), and the primitives that ran
+    oneDNN's reference code (``ref``): on an AMX machine, a shape that falls back to it is the
+    first suspect when a model does not gain in bf16."""
+    by_impl: dict[tuple[str, str], list] = defaultdict(lambda: [0, 0.0])
+    slow = []
+    for line in onednn_verbose_lines(model, x, bf16):
+        fields = line.split(",")
+        if not line.startswith("onednn_verbose") or "exec" not in fields:
+            continue
+        at = fields.index("exec")
+        kind, impl, ms = fields[at + 2], fields[at + 3], float(fields[-1])
+        by_impl[(kind, impl)][0] += 1
+        by_impl[(kind, impl)][1] += ms
+        if impl.startswith("ref") or "gemm:ref" in impl:
+            slow.append(f"{kind} {impl} {fields[-2]} {ms:.1f} ms")
+    return by_impl, slow
+
 
 if __name__ == "__main__":
     main()
