@@ -49,7 +49,7 @@ def postprocessed(labels: np.ndarray, organs: list[str], largest: list[str]) -> 
     return out
 
 
-def compare(name: str, predictor, cases: list[tuple[str, object, dict[str, np.ndarray]]]) -> list[dict]:
+def compare(name: str, predictor, cases: list[tuple[str, object, dict[str, np.ndarray]]], low: torch.dtype = torch.bfloat16) -> list[dict]:
     """Predict every case in fp32 and bf16 with one predictor; one row per case and organ, with
     the Dice change of the networks' own labels ("raw") and after the card's post-processing
     (keeping the largest component can turn a small change into a large one: when two pieces
@@ -58,7 +58,7 @@ def compare(name: str, predictor, cases: list[tuple[str, object, dict[str, np.nd
     predictor.largest_component = []
     for case, volume, ref in cases:
         maps, seconds = {}, {}
-        for label, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
+        for label, dtype in (("fp32", None), ("bf16", low)):
             predictor.precision = dtype
             t = time.perf_counter()
             maps[label] = predictor.predict(volume).labels
@@ -115,7 +115,7 @@ def train_paper_model(work: Path, minutes: float, seed: int) -> Path:
     return folder
 
 
-def summary(rows: list[dict]) -> None:
+def summary(rows: list[dict], low: str) -> None:
     print()
     for key, what in (("change", "the networks' labels"), ("post_change", "after the cards' post-processing")):
         changes = np.array([abs(r[key]) for r in rows])
@@ -124,7 +124,7 @@ def summary(rows: list[dict]) -> None:
         print(f"{len(rows)} organ predictions, {what}: |Dice change| mean {changes.mean():.5f}, median {np.median(changes):.5f}, "
               f"max {changes.max():.4f} ({worst['model']}, {worst['case']}, {worst['organ']}); within 0.002: {within} of {len(rows)}")
     print(f"voxel agreement: all voxels >= {min(r['agree'] for r in rows):.6f}, organ voxels >= {min(r['agree_organ'] for r in rows):.5f}")
-    print(f"bf16 / fp32 time: {sum(r['s_bf16'] for r in rows) / sum(r['s_fp32'] for r in rows):.2f} (whole predictions, counted once per organ row)")
+    print(f"{low} / fp32 time: {sum(r['s_bf16'] for r in rows) / sum(r['s_fp32'] for r in rows):.2f} (whole predictions, counted once per organ row)")
 
 
 def main() -> None:
@@ -134,6 +134,8 @@ def main() -> None:
     parser.add_argument("--phantoms", type=int, default=4, help="held-out phantom CTs of source A")
     parser.add_argument("--paper-minutes", type=float, default=3.0, help="training time of the paper-size model (0: none)")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--low", choices=["bf16", "fp16"], default="bf16",
+                        help="the autocast type compared with fp32 (fp16: what GPUs use; the 'bf16' columns then show fp16)")
     args = parser.parse_args()
 
     from zoo_ensemble.devices import cpu_model, cpu_supports_bf16
@@ -145,21 +147,22 @@ def main() -> None:
         from zoo_thorax.plugin import ARCHITECTURES, ORGANS
 
         ids = [f"{o}-{a}" for o in ORGANS for a in ARCHITECTURES]
-    native = "native" if cpu_supports_bf16() else "EMULATED by oneDNN (same rounding, fp32 sums; slower)"
-    print(f"CPU: {cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}; bf16 {native}")
+    low = torch.bfloat16 if args.low == "bf16" else torch.float16
+    native = "native" if args.low == "bf16" and cpu_supports_bf16() else "EMULATED by oneDNN (same rounding, fp32 sums; slower)"
+    print(f"CPU: {cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}; {args.low} {native}")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         cases = real_ct(args.data) + phantoms(work, args.phantoms, args.seed)
         if args.paper_minutes > 0:
             ids.append(f"local-dir:{train_paper_model(work, args.paper_minutes, args.seed)}")
-        print("\n| model | case | organ | Dice fp32 | Dice bf16 | change | change after post-processing | agreement, all voxels | agreement, organ voxels | fp32 s | bf16 s |")
+        print(f"\n| model | case | organ | Dice fp32 | Dice {args.low} | change | change after post-processing | agreement, all voxels | agreement, organ voxels | fp32 s | {args.low} s |")
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         rows = []
         for model_id in ids:
             predictor, _ = load_for_prediction(model_id, device="cpu")
             name = "paper deeplabv3 (heart, brief)" if model_id.startswith("local-dir:") else model_id
-            rows += compare(name, predictor, [(c, v, {o: m for o, m in ref.items() if o in predictor.organs}) for c, v, ref in cases])
-        summary(rows)
+            rows += compare(name, predictor, [(c, v, {o: m for o, m in ref.items() if o in predictor.organs}) for c, v, ref in cases], low)
+        summary(rows, args.low)
 
 
 if __name__ == "__main__":

@@ -132,6 +132,7 @@ def main() -> None:
     from zoo_ensemble.ensembles.base import MemberRecord
     from zoo_ensemble.inference import Predictor
     from zoo_ensemble.zoo.ensemble_folder import build_ensemble
+    from zoo_ensemble.devices import resolve_precision
 
     if args.dry_run:
         device, variant, size, batch, steps, shape = torch.device("cpu"), "tiny", 96, 2, 2, (4, 96, 96)
@@ -163,11 +164,11 @@ def main() -> None:
         print(f"  ensemble {method:12s} {rate:6.1f} slices/s  GPU busy {busy}")
 
     volume = synthetic_ct(shape)
-    print(f"prediction of a {shape[2]} x {shape[1]} x {shape[0]} CT ({size} x {size} crops, bf16 autocast where supported):")
+    print(f"prediction of a {shape[2]} x {shape[1]} x {shape[0]} CT ({size} x {size} crops, autocast as `zoo predict` runs: {resolve_precision('auto', device) or 'fp32'}):")
     for method in ("argmax", *LEARNED):
         built, infos = members()
         ens = build_ensemble(method, built, infos, list(ORGANS)).eval()
-        precision = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+        precision = resolve_precision("auto", device)  # what `zoo predict` uses: fp16 on a GPU
         predictor = Predictor(
             ens, list(ORGANS), (size, size), "center", spacing=(FOV_MM / size, FOV_MM / size),
             batch_size=32 if device.type == "cuda" else 2, device=device, precision=precision,

@@ -4,7 +4,6 @@ skipped without changing anything inside the body, threads from the CPUs the pro
 
 from __future__ import annotations
 
-import logging
 
 import numpy as np
 import pytest
@@ -31,21 +30,25 @@ def with_bf16(monkeypatch):
     monkeypatch.setattr(devices, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
 
 
-def test_precision_follows_the_hardware(no_bf16, caplog):
-    assert resolve_precision("fp32", CPU) is None
-    devices._note_once.cache_clear()
-    with caplog.at_level(logging.DEBUG, logger="zoo_ensemble"):
-        logging.getLogger("zoo_ensemble").propagate = True
-        assert resolve_precision("auto", CPU) is None
-    assert "precision auto: fp32" in caplog.text
+def test_precision_follows_the_hardware(no_bf16):
+    assert resolve_precision("fp32", CPU) is None and resolve_precision("auto", CPU) is None
     with pytest.raises(PrecisionError, match="bf16: this CPU .* has no bf16 arithmetic; use fp32 or auto"):
         resolve_precision("bf16", CPU)
+    with pytest.raises(PrecisionError, match="fp16: a CPU only emulates fp16"):
+        resolve_precision("fp16", CPU)
     with pytest.raises(PrecisionError, match="unknown precision 'fp8'"):
         resolve_precision("fp8", CPU)
 
 
-def test_bf16_where_the_cpu_has_it(with_bf16):
-    assert resolve_precision("auto", CPU) is torch.bfloat16 and resolve_precision("bf16", CPU) is torch.bfloat16
+def test_bf16_only_when_asked_for_where_the_cpu_has_it(with_bf16):
+    # auto stays fp32 on a CPU with bf16: bf16 moves organs' Dice by more than 0.002 on some
+    # trained models (bench_bf16_accuracy.py), so the default gives the same contours on any CPU
+    assert resolve_precision("auto", CPU) is None and resolve_precision("bf16", CPU) is torch.bfloat16
+
+
+def test_auto_is_fp16_on_a_gpu():
+    cuda = torch.device("cuda")  # resolving needs no GPU: auto and fp16 are the same on every one
+    assert resolve_precision("auto", cuda) is torch.float16 and resolve_precision("fp16", cuda) is torch.float16
 
 
 def test_cpus_follow_affinity_and_the_cgroup_quota(monkeypatch, tmp_path):

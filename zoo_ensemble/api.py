@@ -117,7 +117,8 @@ class ZooModel:
     ) -> Segmentation:
         """Segment a CT in HU: a file or DICOM folder, a SimpleITK image, or a numpy array with
         ``spacing`` in mm in the array's axis order (``(z, y, x)``; identity direction).
-        ``precision``: ``auto`` (bf16 where the hardware has it), ``bf16`` or ``fp32``."""
+        ``precision``: ``auto`` (fp16 autocast on a GPU, fp32 on a CPU), ``fp32``, ``bf16``
+        (where the hardware has it) or ``fp16`` (GPU)."""
         volume = _volume(image, spacing)
         lm = get_label_map(label_map)
         predictor = predictor_for(self.loaded, device, batch_size, list(organs) if organs else None, precision=precision)

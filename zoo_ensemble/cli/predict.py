@@ -127,4 +127,6 @@ def _predict_cohort(
 
 def _precision(predictor) -> str:
     """What the networks computed in, for the result line (``--precision auto`` decides per machine)."""
-    return "bf16" if predictor.precision is not None else "fp32"
+    import torch
+
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(predictor.precision, "fp32")

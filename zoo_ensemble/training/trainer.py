@@ -52,7 +52,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool | None = None  # None: on for CUDA, off on CPU; False: fp32 everywhere
-    precision: str = "auto"  # auto (CUDA: fp16 AMP; CPU: fp32), bf16 (autocast where the hardware has it), fp32
+    precision: str = "auto"  # auto (CUDA: fp16 AMP; CPU: fp32), bf16 (autocast where the hardware has it), fp16 (CUDA), fp32
     augment: bool = True
     num_workers: int = 0
     val_batch_size: int = 16
@@ -67,13 +67,9 @@ class TrainConfig:
 
 
 def _training_autocast(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of a training run: fp16 AMP on CUDA by default, bf16 when asked for
-    (and the hardware has it), fp32 on the CPU unless asked."""
-    if config.amp is False or config.precision == "fp32":
-        return resolve_precision("fp32", device)
-    if config.precision == "auto":
-        return torch.float16 if device.type == "cuda" else None
-    return resolve_precision(config.precision, device)
+    """The autocast dtype of a training run: fp16 AMP on CUDA by default, bf16 or fp16 when
+    asked for (and the hardware has it), fp32 on the CPU unless asked."""
+    return resolve_precision("fp32" if config.amp is False else config.precision, device)
 
 
 class Reporter(Protocol):

@@ -64,7 +64,7 @@ def predictor_from_card(
     """A Predictor configured as the card says: input size, crop, spacing, threshold, the
     post-processing chosen on validation (``largest_component`` overrides it: the organs whose
     largest component is kept, ``[]`` for none), the grids the model was trained on;
-    ``precision`` is ``fp32``, ``bf16`` or ``auto`` (bf16 where the hardware has it)."""
+    ``precision`` is ``auto`` (fp16 autocast on a GPU, fp32 on a CPU), ``fp32``, ``bf16`` or ``fp16``."""
     largest = (card.postprocess.get("largest_component") or []) if largest_component is None else list(largest_component)
     where = resolve_device(device)
     return Predictor(
