@@ -6,6 +6,11 @@ from pathlib import Path
 
 import pytest
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one torch thread per xdist worker (set before torch is imported): N workers share the
+    # CPUs instead of each starting a thread per CPU and oversubscribing them
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ZOO_SHARED", REPO.parent / "shared"))
 LIDC = SHARED / "data" / "lidc-idri-0001"
