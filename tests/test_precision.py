@@ -4,7 +4,6 @@ skipped without changing anything inside the body, threads from the CPUs the pro
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch

@@ -94,9 +94,9 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
 
     ``auto`` is fp16 autocast on a GPU and fp32 on a CPU, even one with bf16 arithmetic:
     bf16 keeps 8 bits of mantissa, and on trained models it moved an organ's Dice by more than
-    0.002 in 10 of 95 predictions (up to 0.009; fp16, 11 bits, stayed within 0.0011 on the 8 models bf16 moved most;
-    benchmarks/bench_bf16_accuracy.py), so a CPU gives the same contours whichever kind it is
-    unless ``bf16`` is asked for. ``bf16`` where the hardware has none, and ``fp16`` on a CPU
+    0.002 in 10 of 95 predictions (up to 0.009), while fp16 (11 bits) stayed within 0.0011 on
+    the 8 models bf16 moved most (benchmarks/bench_bf16_accuracy.py, docs/results/precision).
+    So every CPU gives the same contours unless ``bf16`` is asked for. ``bf16`` where the hardware has none, and ``fp16`` on a CPU
     (emulated, slower than fp32), are errors.
     """
     if name not in PRECISIONS:
