@@ -159,3 +159,36 @@ def test_bf16_training_follows_fp32_on_a_short_run(with_bf16, tiny_slices):
     fp32, bf16 = np.array(losses["fp32"]), np.array(losses["bf16"])
     assert np.all(np.abs(bf16 - fp32) <= 0.03 * fp32), (fp32, bf16)  # the same run, within bf16's rounding
     assert bf16[-1] < bf16[0]  # and it learns
+
+
+_FAULTS = """
+import resource, sys
+import zoo_ensemble, os, torch
+start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(4):
+    x = torch.ones(16 * 1024 * 1024)  # 64 MiB, freed as the next one comes
+print(os.environ["THP_MEM_ALLOC_ENABLE"], resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start)
+"""
+
+
+def _faults(env: dict[str, str]) -> tuple[str, int]:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _FAULTS], env=env, capture_output=True, text=True, check=True).stdout.split()
+    return out[0], int(out[1])
+
+
+def test_large_tensors_use_huge_pages_unless_the_user_says_otherwise():
+    import os
+    from pathlib import Path
+
+    base = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    setting, faults_on = _faults(base)
+    kept, faults_off = _faults({**base, "THP_MEM_ALLOC_ENABLE": "0"})
+    assert (setting, kept) == ("1", "0")  # importing zoo_ensemble sets it; the user's own value wins
+    thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    if not thp.exists() or "[never]" in thp.read_text():
+        pytest.skip("the kernel has transparent huge pages off")
+    assert faults_off >= 4 * 16384 * 0.9  # 4 KiB pages: one fault each
+    assert faults_on <= faults_off / 10, (faults_on, faults_off)
