@@ -96,3 +96,18 @@ def test_labels_are_the_first_most_confident_passing_channel(channels):
     assert contested == int((passing.sum(dim=1) > 1).sum())
     if channels > 1:
         assert (label[0, :5, :5] == 1).all()
+
+
+def test_organ_masks_are_computed_from_the_label_map_when_looked_up():
+    from zoo_ensemble.inference import Prediction
+    from zoo_ensemble.labelmaps import get_label_map
+
+    labels = np.array([[[0, 1, 2], [2, 3, 0]]], dtype=np.uint8)
+    masks = Prediction(labels, ["heart", "trachea", "aorta"]).masks()
+    assert list(masks) == ["heart", "trachea", "aorta"] and len(masks) == 3
+    for i, organ in enumerate(masks):
+        assert masks[organ].dtype == bool and np.array_equal(masks[organ], labels == i + 1)
+    with pytest.raises(KeyError):
+        masks["liver"]
+    lm = get_label_map("zoo")
+    assert np.array_equal(lm.encode(masks), lm.encode(dict(masks)))  # written as before

@@ -15,7 +15,7 @@ import csv
 import io
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -205,7 +205,9 @@ class CohortRun:
             current, ahead = ahead, reader.submit(read_ct, cases[i + 1].source) if i + 1 < len(cases) else None
             yield case, current
 
-    def _write(self, case: CohortCase, volume: Volume, masks: dict[str, np.ndarray]) -> None:
+    def _write(self, case: CohortCase, volume: Volume, masks: Mapping[str, np.ndarray]) -> None:
+        if self.with_statistics or self.with_preview:
+            masks = dict(masks)  # read several times there: computed once
         if self.with_statistics:
             stats = {"case": case.case_id, "source": str(case.source), "organs": statistics(volume, masks)}
             write_text(self.out_dir / f"{case.case_id}.statistics.json", json.dumps(stats, indent=2) + "\n")

@@ -77,4 +77,4 @@ def write_prediction(
         return write_rtstruct(masks, volume, path, producer)
     if label_map is None:
         raise ValueError(f"writing {fmt} needs a label map")
-    return write_labels(label_map.encode(dict(masks)), volume, path)
+    return write_labels(label_map.encode(masks), volume, path)
