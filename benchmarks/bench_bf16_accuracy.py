@@ -38,22 +38,13 @@ def agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float(same.mean()), inside
 
 
-def postprocessed(labels: np.ndarray, organs: list[str], largest: list[str]) -> np.ndarray:
-    """The card's post-processing, as Predictor.predict applies it (largest component kept)."""
-    from zoo_ensemble.inference import keep_largest_component
-
-    out = labels.copy()
-    for organ in largest:
-        mask = out == organs.index(organ) + 1
-        out[mask & ~keep_largest_component(mask)] = 0
-    return out
-
-
 def compare(name: str, predictor, cases: list[tuple[str, object, dict[str, np.ndarray]]], low: torch.dtype = torch.bfloat16) -> list[dict]:
     """Predict every case in fp32 and bf16 with one predictor; one row per case and organ, with
     the Dice change of the networks' own labels ("raw") and after the card's post-processing
     (keeping the largest component can turn a small change into a large one: when two pieces
     are nearly the same size, bf16 may tip which one is kept)."""
+    from zoo_ensemble.inference import keep_largest_components
+
     rows, largest = [], list(predictor.largest_component)
     predictor.largest_component = []
     for case, volume, ref in cases:
@@ -63,7 +54,7 @@ def compare(name: str, predictor, cases: list[tuple[str, object, dict[str, np.nd
             t = time.perf_counter()
             maps[label] = predictor.predict(volume).labels
             seconds[label] = time.perf_counter() - t
-        post = {k: postprocessed(v, predictor.organs, largest) for k, v in maps.items()}
+        post = {k: keep_largest_components(v.copy(), predictor.organs, largest) for k, v in maps.items()}
         everywhere, inside = agreement(maps["fp32"], maps["bf16"])
         for i, organ in enumerate(predictor.organs):
             if organ not in ref:

@@ -22,8 +22,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-
-BODY_HU = -500
+from zoo_ensemble.inference import BODY_HU
 
 
 def body_extent(array: np.ndarray) -> tuple[int, int, int, int]:

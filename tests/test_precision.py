@@ -4,6 +4,11 @@ skipped without changing anything inside the body, threads from the CPUs the pro
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -172,17 +177,11 @@ print(os.environ["THP_MEM_ALLOC_ENABLE"], resource.getrusage(resource.RUSAGE_SEL
 
 
 def _faults(env: dict[str, str]) -> tuple[str, int]:
-    import subprocess
-    import sys
-
     out = subprocess.run([sys.executable, "-c", _FAULTS], env=env, capture_output=True, text=True, check=True).stdout.split()
     return out[0], int(out[1])
 
 
 def test_large_tensors_use_huge_pages_unless_the_user_says_otherwise():
-    import os
-    from pathlib import Path
-
     base = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
     setting, faults_on = _faults(base)
     kept, faults_off = _faults({**base, "THP_MEM_ALLOC_ENABLE": "0"})

@@ -5,7 +5,6 @@ host's count)."""
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 from functools import lru_cache
@@ -14,8 +13,6 @@ from pathlib import Path
 import torch
 
 from .errors import TrainingError
-
-log = logging.getLogger("zoo_ensemble")
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: CPU flags (Linux /proc/cpuinfo) that mean bf16 matrix arithmetic in hardware.
@@ -96,15 +93,16 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
     bf16 keeps 8 bits of mantissa, and on trained models it moved an organ's Dice by more than
     0.002 in 10 of 95 predictions (up to 0.009), while fp16 (11 bits) stayed within 0.0011 on
     the 8 models bf16 moved most (benchmarks/bench_bf16_accuracy.py, docs/results/precision).
-    So every CPU gives the same contours unless ``bf16`` is asked for. ``bf16`` where the hardware has none, and ``fp16`` on a CPU
-    (emulated, slower than fp32), are errors.
+    So every CPU gives the same contours unless ``bf16`` is asked for. ``bf16`` where the
+    hardware has none, and ``fp16`` on a CPU (emulated, slower than fp32), are errors.
     """
     if name not in PRECISIONS:
         raise PrecisionError(f"unknown precision {name!r} (use {', '.join(PRECISIONS)})")
-    if name == "fp32" or (name == "auto" and device.type != "cuda"):
-        return None
-    if name in ("auto", "fp16"):
-        if device.type != "cuda":
+    on_gpu = device.type == "cuda"
+    if name in ("fp32", "auto"):
+        return torch.float16 if name == "auto" and on_gpu else None
+    if name == "fp16":
+        if not on_gpu:
             raise PrecisionError("--precision fp16: a CPU only emulates fp16 (slower than fp32); use fp32, or bf16 where the CPU has it")
         return torch.float16
     if bf16_supported(device):

@@ -34,6 +34,15 @@ def keep_largest_component(mask: np.ndarray) -> np.ndarray:
     return components == int(np.argmax(sizes))
 
 
+def keep_largest_components(labels: np.ndarray, organs: Sequence[str], which: Sequence[str]) -> np.ndarray:
+    """In place: for each organ of ``which``, only its largest connected component keeps its
+    label (``labels`` holds ``i + 1`` for ``organs[i]``)."""
+    for organ in which:
+        mask = labels == list(organs).index(organ) + 1
+        labels[mask & ~keep_largest_component(mask)] = 0
+    return labels
+
+
 def labels_from_probabilities(probs: torch.Tensor, threshold: float = 0.5) -> tuple[torch.Tensor, int]:
     """One label per pixel from multi-label probabilities ``(B, C, H, W)``, as uint8.
 
@@ -212,7 +221,5 @@ class Predictor:
                 progress(int(zs[-1]) + 1, z_count)
         if progress:
             progress(z_count, z_count)
-        for organ in self.largest_component:
-            mask = labels == self.organs.index(organ) + 1
-            labels[mask & ~keep_largest_component(mask)] = 0
+        keep_largest_components(labels, self.organs, self.largest_component)
         return Prediction(labels, self.organs, probs_out, contested, {"slices_run": int(len(todo))})
