@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import platform
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -96,13 +97,54 @@ def train_throughput(model: torch.nn.Module, device: torch.device, size: int, ba
     for _ in range(3):
         step()
     _sync(device)
-    with Utilisation(device) as busy:
-        started = time.perf_counter()
-        for _ in range(steps):
+    with Utilisation(device) as busy:  # at least 5 s, so that the sampled busy share means something
+        started, done = time.perf_counter(), 0
+        while done < steps or time.perf_counter() - started < (5.0 if device.type == "cuda" else 0.0):
             step()
+            done += 1
         _sync(device)
         seconds = time.perf_counter() - started
-    return steps * batch / seconds, busy.mean
+    return done * batch / seconds, busy.mean
+
+
+def trainer_throughput(arch: str, variant: str, size: int, batch: int, steps: int, device: torch.device, workers: int | None, work: str) -> tuple[float, str, int]:
+    """Slices per second of `zoo train`'s own loop (zoo_ensemble.training.Trainer: phantom slices
+    read, augmented on the CPU by the data loader, mixed precision), one epoch of ``steps`` steps
+    after a warm-up epoch; the GPU's busy share while it runs; the loader's worker count."""
+    from zoo_ensemble.architectures import build_model, make_config
+    from zoo_ensemble.data.phantom import write_cohort
+    from zoo_ensemble.data.slices import load_cases
+    from zoo_ensemble.training.trainer import Trainer, TrainConfig
+
+    cohort = write_cohort(f"{work}/cohort", "A", cases=3, seed=3, scale=2.0)
+    cases = load_cases(cohort, cohort.cases, ["heart"], size, (FOV_MM / size, FOV_MM / size), cache_dir=f"{work}/cache")
+    model = build_model(make_config(arch, ["heart"], variant, input_size=[size, size], spacing=[FOV_MM / size] * 2))
+    config = TrainConfig(epochs=1, steps_per_epoch=steps, batch_size=batch, device=str(device), num_workers=workers)
+    trainer = Trainer(model, cases[:2], cases[2:], ["heart"], config)
+    trainer.train_epoch(0)
+    _sync(device)
+    with Utilisation(device) as busy:
+        started = time.perf_counter()
+        trainer.train_epoch(1)
+        _sync(device)
+        seconds = time.perf_counter() - started
+    return steps * batch / seconds, busy.mean, trainer.workers
+
+
+@torch.inference_mode()
+def forward_seconds(model: torch.nn.Module, device: torch.device, size: int, slices: int, batch: int, precision) -> float:
+    """Seconds of the model's forward passes alone over ``slices`` slices in batches, as the
+    predictor runs them (channels-last, its autocast), after one warm-up batch."""
+    model = model.to(device, memory_format=torch.channels_last).eval()
+    x = (torch.rand(batch, 1, size, size, device=device) * 1400 - 1000).contiguous(memory_format=torch.channels_last)
+    with torch.autocast(device.type, dtype=precision or torch.float32, enabled=precision is not None):
+        model(x)
+        _sync(device)
+        started = time.perf_counter()
+        for first in range(0, slices, batch):
+            model(x[: min(batch, slices - first)])
+        _sync(device)
+    return time.perf_counter() - started
 
 
 def synthetic_ct(shape: tuple[int, int, int]):
@@ -162,6 +204,15 @@ def main() -> None:
         built, infos = members()
         rate, busy = train_throughput(build_ensemble(method, built, infos, list(ORGANS)), device, size, batch, steps)
         print(f"  ensemble {method:12s} {rate:6.1f} slices/s  GPU busy {busy}")
+    print(f"zoo train's loop (phantom slices, augmented by the data loader, {steps} steps of {batch}):")
+    with tempfile.TemporaryDirectory() as work:
+        for arch, workers in (("deeplabv3", 0), ("deeplabv3", None), ("se_resunet", None)):
+            try:
+                rate, busy, used = trainer_throughput(arch, variant, size, batch, steps, device, workers, work)
+            except Exception as exc:  # a machine's small /dev/shm can fail the loader's workers: report, go on
+                print(f"  member {arch:12s} workers {workers}: FAILED {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                continue
+            print(f"  member {arch:12s} {used} loader workers {rate:8.1f} slices/s  GPU busy {busy}")
 
     volume = synthetic_ct(shape)
     print(f"prediction of a {shape[2]} x {shape[1]} x {shape[0]} CT ({size} x {size} crops, autocast as `zoo predict` runs: {resolve_precision('auto', device) or 'fp32'}):")
@@ -181,7 +232,8 @@ def main() -> None:
         _sync(device)
         seconds = time.perf_counter() - started
         peak = f"{torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB" if device.type == "cuda" else "n/a"
-        print(f"  {method:12s} ({len(built)} members) {seconds:7.2f} s per CT  peak GPU memory {peak}")
+        alone = forward_seconds(ens, device, size, shape[0], predictor.batch_size, precision)
+        print(f"  {method:12s} ({len(built)} members) {seconds:7.2f} s per CT  (the networks alone {alone:.2f} s)  peak GPU memory {peak}")
     print("done")
 
 
