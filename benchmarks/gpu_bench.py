@@ -107,9 +107,9 @@ def train_throughput(model: torch.nn.Module, device: torch.device, size: int, ba
     return done * batch / seconds, busy.mean
 
 
-def trainer_throughput(arch: str, variant: str, size: int, batch: int, steps: int, device: torch.device, workers: int | None, work: str) -> tuple[float, str, int]:
+def trainer_throughput(arch: str, variant: str, size: int, batch: int, steps: int, device: torch.device, workers: int, work: str) -> tuple[float, str, int]:
     """Slices per second of `zoo train`'s own loop (zoo_ensemble.training.Trainer: phantom slices
-    read, augmented on the CPU by the data loader, mixed precision), one epoch of ``steps`` steps
+    gathered by the data loader, augmented on the device, mixed precision), one epoch of ``steps`` steps
     after a warm-up epoch; the GPU's busy share while it runs; the loader's worker count."""
     from zoo_ensemble.architectures import build_model, make_config
     from zoo_ensemble.data.phantom import write_cohort
@@ -128,7 +128,7 @@ def trainer_throughput(arch: str, variant: str, size: int, batch: int, steps: in
         trainer.train_epoch(1)
         _sync(device)
         seconds = time.perf_counter() - started
-    return steps * batch / seconds, busy.mean, trainer.workers
+    return steps * batch / seconds, busy.mean, config.num_workers
 
 
 @torch.inference_mode()
@@ -204,9 +204,10 @@ def main() -> None:
         built, infos = members()
         rate, busy = train_throughput(build_ensemble(method, built, infos, list(ORGANS)), device, size, batch, steps)
         print(f"  ensemble {method:12s} {rate:6.1f} slices/s  GPU busy {busy}")
-    print(f"zoo train's loop (phantom slices, augmented by the data loader, {steps} steps of {batch}):")
+    print(f"zoo train's loop (phantom slices, augmented on the device, {steps} steps of {batch}):")
     with tempfile.TemporaryDirectory() as work:
-        for arch, workers in (("deeplabv3", 0), ("deeplabv3", None), ("se_resunet", None)):
+        pool = 4 if device.type == "cuda" else 1
+        for arch, workers in (("deeplabv3", 0), ("deeplabv3", pool), ("se_resunet", 0), ("unet", 0)):
             try:
                 rate, busy, used = trainer_throughput(arch, variant, size, batch, steps, device, workers, work)
             except Exception as exc:  # a machine's small /dev/shm can fail the loader's workers: report, go on
@@ -224,7 +225,7 @@ def main() -> None:
             ens, list(ORGANS), (size, size), "center", spacing=(FOV_MM / size, FOV_MM / size),
             batch_size=32 if device.type == "cuda" else 2, device=device, precision=precision,
         )
-        predictor.predict(synthetic_ct((2, *shape[1:])))  # warm-up
+        predictor.predict(volume)  # warm-up: cuDNN picks its kernels for every batch shape of the timed run
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         started = time.perf_counter()

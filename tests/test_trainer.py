@@ -98,3 +98,12 @@ def test_no_validation_patients_is_an_error(tiny_slices):
     train, _, organs = tiny_slices
     with pytest.raises(TrainingError, match="validation"):
         Trainer(build_model(make_config("unet", organs)), train, [], organs, CFG)
+
+
+def test_loader_workers_train_exactly_as_the_main_process_alone(tiny_slices):
+    config = TrainConfig(epochs=2, steps_per_epoch=3, batch_size=4, seed=1)  # augmented
+    alone = _trainer(tiny_slices, config).fit()
+    pooled = _trainer(tiny_slices, TrainConfig(**{**config.__dict__, "num_workers": 2})).fit()
+    assert [h["train_loss"] for h in pooled.history] == [h["train_loss"] for h in alone.history]
+    for key, value in alone.best_state.items():
+        assert torch.equal(value, pooled.best_state[key]), key

@@ -34,10 +34,7 @@ def train(
     split_seed: opt.SplitSeed = 0,
     labels: opt.Labels = None,
     no_augment: Annotated[bool, typer.Option("--no-augment", help="Train without augmentation.")] = False,
-    workers: Annotated[
-        int | None,
-        typer.Option(min=0, help="Data-loader worker processes (default: none on the CPU; on CUDA one per usable CPU less one, at most 8)."),
-    ] = None,
+    workers: Annotated[int, typer.Option(min=0, help="Data-loader worker processes.")] = 0,
     resume: opt.Resume = False,
     force: opt.Force = False,
 ) -> None:

@@ -143,13 +143,11 @@ def _cached(dataset: Dataset, case: Case, organs: Sequence[str], size: tuple[int
 
 class SliceDataset(TorchDataset):
     """All slices of prepared cases; item ``i`` is a dict of ``image`` (1, H, W) HU float32,
-    ``mask`` (C, H, W) float32, ``annotated`` (C,) bool, plus the case id and slice index.
+    ``mask`` (C, H, W) float32, ``annotated`` (C,) bool, the case id, the slice's index in its
+    case and ``index`` (``i``, which seeds its augmentation: data/augment.py). Items do not
+    change between epochs, so data-loader workers can live across epochs."""
 
-    With an ``augment`` callable, item ``i`` of epoch ``e`` is augmented with seed
-    ``(seed, e, i)``; call :meth:`set_epoch` before each epoch.
-    """
-
-    def __init__(self, cases: Sequence[CaseSlices], augment: Callable | None = None, seed: int = 0):
+    def __init__(self, cases: Sequence[CaseSlices]):
         if not cases:
             raise DatasetError("no cases to make slices from")
         channels = {c.masks.shape[1] for c in cases}
@@ -159,12 +157,6 @@ class SliceDataset(TorchDataset):
         self.index = np.concatenate(
             [np.stack([np.full(c.image.shape[0], k), np.arange(c.image.shape[0])], axis=1) for k, c in enumerate(self.cases)]
         )
-        self.augment = augment
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.index)
@@ -172,17 +164,13 @@ class SliceDataset(TorchDataset):
     def __getitem__(self, i: int) -> dict[str, object]:
         k, z = (int(v) for v in self.index[i])
         case = self.cases[k]
-        image = torch.from_numpy(case.image[z].astype(np.float32))[None]
-        mask = torch.from_numpy(case.masks[z].astype(np.float32))
-        if self.augment is not None:
-            sample_seed = (self.seed * 1_000_003 + self.epoch) * 10_000_019 + i
-            image, mask = self.augment(image, mask, sample_seed)
         return {
-            "image": image,
-            "mask": mask,
+            "image": torch.from_numpy(case.image[z].astype(np.float32))[None],
+            "mask": torch.from_numpy(case.masks[z].astype(np.float32)),
             "annotated": torch.from_numpy(case.annotated.copy()),
             "case": f"{case.dataset}/{case.case_id}",
             "slice": z,
+            "index": int(i),
         }
 
 

@@ -28,9 +28,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from ..data.augment import Augmenter
+from ..data.augment import Augmenter, sample_seed
 from ..data.slices import CaseSlices, EpochSampler, SliceDataset, slice_weights
-from ..devices import resolve_precision, usable_cpus
+from ..devices import resolve_precision
 from ..distributed import join, main_decides, sum_across, sum_across_with_grad
 from ..errors import TrainingError
 from .checkpoint import TrainingState, load_checkpoint, save_checkpoint
@@ -54,7 +54,7 @@ class TrainConfig:
     amp: bool | None = None  # None: on for CUDA, off on CPU; False: fp32 everywhere
     precision: str = "auto"  # auto (CUDA: fp16 AMP; CPU: fp32), bf16 (autocast where the hardware has it), fp16 (CUDA), fp32
     augment: bool = True
-    num_workers: int | None = None  # None: 0 on the CPU, on CUDA one per CPU this process may use less one, at most 8
+    num_workers: int = 0  # augmentation runs on the device: the loader only gathers prepared slices
     val_batch_size: int = 16
     small_boost: float = 3.0
 
@@ -64,19 +64,6 @@ class TrainConfig:
         for k in ("max_minutes", "device", "num_workers", "val_batch_size", "epochs", "precision"):
             d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def loader_workers(requested: int | None, device: torch.device, ranks: int = 1) -> int:
-    """Data-loader worker processes. On the CPU none by default: the model's threads use every
-    core, and augmenting a slice (about 30 ms) is small beside a training step there. On CUDA
-    augmentation would starve the GPU (a batch of 16 augmented 320 x 320 slices takes about
-    0.5 s of one core, a paper-size step a few tens of ms), so each process gets its share of the
-    CPUs it may use, one kept for its own loop, at most 8."""
-    if requested is not None:
-        return requested
-    if device.type != "cuda":
-        return 0
-    return max(0, min(8, usable_cpus() // max(ranks, 1) - 1))
 
 
 def _training_autocast(config: TrainConfig, device: torch.device) -> torch.dtype | None:
@@ -137,11 +124,11 @@ class Trainer:
         self.world, self.device = join(config.device)
         self.rank_batch = per_rank_batch(config.batch_size, self.world)
         self.autocast_dtype = _training_autocast(config, self.device)
-        self.workers = loader_workers(config.num_workers, self.device, self.world.size)
         self.amp = self.autocast_dtype is not None
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.reporter = (reporter or NullReporter()) if self.world.is_main else NullReporter()
-        self.train_set = SliceDataset(train_cases, Augmenter() if config.augment else None, seed=config.seed)
+        self.train_set = SliceDataset(train_cases)
+        self.augmenter = Augmenter() if config.augment else None
         self.val_set = SliceDataset(val_cases)
         weights = slice_weights(train_cases, self.organs, small_boost=config.small_boost)
         self.sampler = EpochSampler(weights, config.steps_per_epoch * config.batch_size, config.seed, self.world.rank, self.world.size)
@@ -163,10 +150,10 @@ class Trainer:
             batch_size=batch,
             sampler=sampler,
             shuffle=False,
-            num_workers=self.workers,
+            num_workers=self.config.num_workers,
             pin_memory=self.device.type == "cuda",  # so that the copies to the GPU can overlap its work
             drop_last=False,
-            persistent_workers=False,
+            persistent_workers=self.config.num_workers > 0,  # items do not change between epochs
         )
 
     def _autocast(self) -> Any:
@@ -175,7 +162,6 @@ class Trainer:
     def train_epoch(self, epoch: int) -> float:
         self.net.train()
         self.sampler.set_epoch(epoch)
-        self.train_set.set_epoch(epoch)
         total, n = 0.0, 0
         # Each step's loss is read (a wait for the device) only once the next step is queued,
         # so that a GPU never idles while the host reads a number and launches the next step.
@@ -184,6 +170,9 @@ class Trainer:
             image = batch["image"].to(self.device, non_blocking=True)
             mask = batch["mask"].to(self.device, non_blocking=True)
             annotated = batch["annotated"].to(self.device, non_blocking=True)
+            if self.augmenter is not None:  # on the device, the whole batch at once
+                seeds = [sample_seed(self.config.seed, epoch, int(i)) for i in batch["index"]]
+                image, mask = self.augmenter(image, mask, seeds)
             self.optimizer.zero_grad(set_to_none=True)
             with self._autocast():
                 logits = self.net(image)
