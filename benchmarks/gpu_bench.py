@@ -147,6 +147,27 @@ def forward_seconds(model: torch.nn.Module, device: torch.device, size: int, sli
     return time.perf_counter() - started
 
 
+def where_the_time_goes(predictor, volume, device: torch.device, rows: int = 12) -> None:
+    """The functions one prediction spends its time in (cProfile, own time): what is left to
+    speed up beside the networks (a wait on the GPU shows as the copy that waits)."""
+    import cProfile
+    import io
+    import pstats
+
+    profile = cProfile.Profile()
+    profile.enable()
+    predictor.predict(volume)
+    _sync(device)
+    profile.disable()
+    out = io.StringIO()
+    pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(rows)
+    lines = [line for line in out.getvalue().splitlines() if line.strip()]
+    start = next(i for i, line in enumerate(lines) if "tottime" in line)
+    print("where one prediction's time goes (cProfile, own time, the last ensemble):")
+    for line in lines[start : start + rows + 1]:
+        print("   ", line[:150])
+
+
 def synthetic_ct(shape: tuple[int, int, int]):
     """A body-sized ellipse of soft tissue with lungs, in air, on the real CT's grid (0.7 x 0.7 x 2.5 mm)."""
     import SimpleITK as sitk
@@ -235,6 +256,7 @@ def main() -> None:
         peak = f"{torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB" if device.type == "cuda" else "n/a"
         alone = forward_seconds(ens, device, size, shape[0], predictor.batch_size, precision)
         print(f"  {method:12s} ({len(built)} members) {seconds:7.2f} s per CT  (the networks alone {alone:.2f} s)  peak GPU memory {peak}")
+    where_the_time_goes(predictor, volume, device)
     print("done")
 
 
