@@ -63,3 +63,21 @@ def test_loss_of_two_halves_summed_across_equals_the_whole_batch():
     other = halves[0]
     first = loss(logits[:3], target[:3], annotated[:3], across=lambda t: t + other)
     assert torch.allclose(first, whole, atol=1e-6)
+
+
+def test_a_batch_with_nothing_annotated_has_zero_loss_and_zero_gradient():
+    logits = torch.randn(3, 2, 8, 8, requires_grad=True)
+    value = MaskedDiceBCELoss()(logits, torch.ones(3, 2, 8, 8), torch.zeros(3, 2, dtype=torch.bool))
+    value.backward()
+    assert value.item() == 0.0 and logits.grad.abs().sum() == 0
+
+
+def test_the_dice_term_averages_the_annotated_channels_only():
+    torch.manual_seed(1)
+    logits, target = torch.randn(2, 3, 8, 8), (torch.rand(2, 3, 8, 8) > 0.5).float()
+    annotated = torch.tensor([[True, False, True], [True, False, False]])
+    dice_only = MaskedDiceBCELoss(bce_weight=0.0)(logits, target, annotated)
+    a = annotated[:, :, None, None].float()
+    prob, truth = torch.sigmoid(logits) * a, target * a
+    per_channel = 1 - (2 * (prob * truth).sum((0, 2, 3)) + 1e-5) / (prob.sum((0, 2, 3)) + truth.sum((0, 2, 3)) + 1e-5)
+    assert torch.allclose(dice_only, per_channel[[0, 2]].mean())

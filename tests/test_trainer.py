@@ -107,3 +107,21 @@ def test_loader_workers_train_exactly_as_the_main_process_alone(tiny_slices):
     assert [h["train_loss"] for h in pooled.history] == [h["train_loss"] for h in alone.history]
     for key, value in alone.best_state.items():
         assert torch.equal(value, pooled.best_state[key]), key
+
+
+@pytest.mark.parametrize("before, after", [(None, True), (True, None)])
+def test_an_optimizer_state_resumes_fused_or_not_as_this_run_chooses(before, after):
+    from zoo_ensemble.training.trainer import load_optimizer_state
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 2)
+    first = torch.optim.Adam(model.parameters(), lr=1e-2, fused=before)
+    model(torch.randn(3, 4)).sum().backward()
+    first.step()
+    saved = first.state_dict()
+    second = torch.optim.Adam(model.parameters(), lr=1e-2, fused=after)
+    load_optimizer_state(second, saved)
+    assert all(g["fused"] is after for g in second.param_groups)
+    model(torch.randn(3, 4)).sum().backward()
+    second.step()  # a fused step with step counts left as the unfused run kept them would fail
+    assert all(float(s["step"]) == 2 for s in second.state.values())

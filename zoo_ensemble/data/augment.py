@@ -94,18 +94,19 @@ class Augmenter:
         """``(B, H, W, 2)`` where each output pixel samples its slice, in grid_sample's [-1, 1] (x, y)."""
         h, w = size
         draws = [self.draw(s, size) for s in seeds]
-        f32 = dict(dtype=torch.float32, device=device)
+        edges_y, where_y = _knots(h, np.stack([d.steps_y for d in draws]))
+        edges_x, where_x = _knots(w, np.stack([d.steps_x for d in draws]))
+        offsets, edges_y, where_y, edges_x, where_x, angle = _upload(
+            [np.stack([d.offsets for d in draws]), edges_y, where_y, edges_x, where_x, np.array([d.angle for d in draws])], device
+        )
         # output pixel p -> elastic E(p) -> grid distortion G -> rotation R: the composition
         # of applying rotation, then grid distortion, then elastic deformation to the image
-        offsets = torch.as_tensor(np.stack([d.offsets for d in draws]), **f32)
         field = F.interpolate(offsets, size=(h, w), mode="bicubic", align_corners=True)  # (B, 2, H, W)
-        y = torch.arange(h, **f32).view(1, h, 1) + field[:, 0]
-        x = torch.arange(w, **f32).view(1, 1, w) + field[:, 1]
-        y = _piecewise(y, _knots(h, np.stack([d.steps_y for d in draws]), device))
-        x = _piecewise(x, _knots(w, np.stack([d.steps_x for d in draws]), device))
+        y = torch.arange(h, dtype=torch.float32, device=device).view(1, h, 1) + field[:, 0]
+        x = torch.arange(w, dtype=torch.float32, device=device).view(1, 1, w) + field[:, 1]
+        y, x = _piecewise(y, edges_y, where_y), _piecewise(x, edges_x, where_x)
         cy, cx = (h - 1) / 2, (w - 1) / 2
-        angle = torch.as_tensor([d.angle for d in draws], **f32).view(-1, 1, 1)
-        cos, sin = torch.cos(angle), torch.sin(angle)
+        cos, sin = torch.cos(angle).view(-1, 1, 1), torch.sin(angle).view(-1, 1, 1)
         ry = cos * (y - cy) + sin * (x - cx)
         rx = -sin * (y - cy) + cos * (x - cx)
         return torch.stack([rx / max(cx, 0.5), ry / max(cy, 0.5)], dim=-1)
@@ -118,7 +119,20 @@ class Augmenter:
         return image.to(images.dtype), mask.to(masks.dtype)
 
 
-def _knots(n: int, steps: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _upload(arrays: list[np.ndarray], device: torch.device) -> list[torch.Tensor]:
+    """The arrays as float32 tensors on ``device``, in one copy. To a GPU the copy goes from
+    pinned memory without waiting: a copy from ordinary memory would first wait for every
+    kernel queued before it, leaving the GPU idle while the next step is prepared."""
+    flat = torch.from_numpy(np.concatenate([np.asarray(a, dtype=np.float32).ravel() for a in arrays]))
+    flat = flat.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else flat.to(device)
+    out, start = [], 0
+    for a in arrays:
+        out.append(flat[start : start + a.size].view(a.shape))
+        start += a.size
+    return out
+
+
+def _knots(n: int, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Knots of each slice's piecewise-linear map of one axis: cell edges of the output
     ``(cells + 1,)`` and where each lands in the input ``(B, cells + 1)``, the last cell
     ending at the slice's edge so that the map stays inside it."""
@@ -127,13 +141,11 @@ def _knots(n: int, steps: np.ndarray, device: torch.device) -> tuple[torch.Tenso
     edges[-1] = n - 1
     lengths = np.diff(edges)[None] * steps
     lengths[:, -1] = (n - 1) - lengths[:, :-1].sum(1)  # the last cell takes up the rest
-    where = np.concatenate([np.zeros((len(steps), 1)), np.cumsum(lengths, axis=1)], axis=1)
-    return torch.as_tensor(edges, dtype=torch.float32, device=device), torch.as_tensor(where, dtype=torch.float32, device=device)
+    return edges, np.concatenate([np.zeros((len(steps), 1)), np.cumsum(lengths, axis=1)], axis=1)
 
 
-def _piecewise(v: torch.Tensor, knots: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+def _piecewise(v: torch.Tensor, edges: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
     """Each slice's piecewise-linear map at ``v`` (B, ...), extended linearly past the ends."""
-    edges, where = knots
     cell = (torch.bucketize(v.contiguous(), edges, right=True) - 1).clamp(0, len(edges) - 2)
     b = torch.arange(v.shape[0], device=v.device).view(-1, *([1] * (v.dim() - 1))).expand_as(cell)
     x0, x1 = edges[cell], edges[cell + 1]

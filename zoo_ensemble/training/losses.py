@@ -52,9 +52,11 @@ class MaskedDiceBCELoss(nn.Module):
             annotated.sum(0).to(logits.dtype), (bce * a).sum().reshape(1),
         ]))
         inter, pred_sum, truth_sum, annotated_per_channel = sums[: 4 * channels].view(4, channels)
-        if not bool(annotated_per_channel.sum() > 0):
-            return logits.sum() * 0.0
+        # Means over the annotated channels by weights, not by selecting them: selecting (or
+        # asking whether any is annotated) would make a GPU finish its queue before the host
+        # could go on. With nothing annotated both sums are 0 and so is the loss.
+        present = (annotated_per_channel > 0).to(logits.dtype)
         dice = 1.0 - (2.0 * inter + SMOOTH) / (pred_sum + truth_sum + SMOOTH)
-        dice = dice[annotated_per_channel > 0].mean()
-        bce_mean = sums[-1] / (annotated_per_channel.sum() * logits.shape[-1] * logits.shape[-2])
+        dice = (dice * present).sum() / present.sum().clamp_min(1.0)
+        bce_mean = sums[-1] / (annotated_per_channel.sum() * logits.shape[-1] * logits.shape[-2]).clamp_min(1.0)
         return self.dice_weight * dice + self.bce_weight * bce_mean

@@ -72,6 +72,15 @@ def _training_autocast(config: TrainConfig, device: torch.device) -> torch.dtype
     return resolve_precision("fp32" if config.amp is False else config.precision, device)
 
 
+def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
+    """A checkpoint's optimizer state, keeping this run's choice of a fused step: a run started
+    on the CPU (unfused) may resume on a GPU (fused), whose step counts must then live on the
+    GPU, and the other way round; torch would take the choice from the checkpoint."""
+    fused = optimizer.defaults.get("fused")
+    groups = [{**group, "fused": fused} for group in saved["param_groups"]]
+    optimizer.load_state_dict({"state": saved["state"], "param_groups": groups})
+
+
 class Reporter(Protocol):
     def start(self, epochs: int, steps: int, start_epoch: int) -> None: ...
     def step(self, epoch: int, step: int, loss: float, lr: float) -> None: ...
@@ -138,7 +147,9 @@ class Trainer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         if not params:
             raise TrainingError("the model has no trainable parameters")
-        self.optimizer = torch.optim.Adam(params, lr=config.lr)
+        # fused on CUDA: one kernel for the step, and with fp16's gradient scaling the check for
+        # overflow stays on the GPU (the unfused step makes the host wait for it every step)
+        self.optimizer = torch.optim.Adam(params, lr=config.lr, fused=True if self.device.type == "cuda" else None)
         self.schedule = Schedule(self.optimizer, config.schedule)
         # fp16 needs its gradients scaled; bf16 has fp32's range and does not
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
@@ -264,7 +275,7 @@ class Trainer:
             raise TrainingError(f"{self.checkpoint}: made with different training settings; start a new run instead of --resume")
         try:
             self.model.load_state_dict(st.model)
-            self.optimizer.load_state_dict(st.optimizer)
+            load_optimizer_state(self.optimizer, st.optimizer)
         except (RuntimeError, ValueError, KeyError) as exc:
             raise TrainingError(f"{self.checkpoint}: does not fit this model ({str(exc).splitlines()[0]})") from None
         self.schedule.load_state_dict(st.meta["schedule"])
