@@ -180,19 +180,21 @@ class Predictor:
         return message
 
     def _forward_batch(self, hu: torch.Tensor, volume_spacing: tuple[float, float]) -> torch.Tensor:
-        """``(b, 1, H, W)`` HU -> ``(b, C, H, W)`` probabilities on the input slice grid."""
+        """``(b, 1, H, W)`` HU -> ``(b, C, H, W)`` probabilities on the input slice grid, on the
+        model's device: on a GPU the resampling both ways and the labelling run there too, and
+        only labels come back (full-grid probabilities of six organs are 200 MB a batch)."""
         h, w = hu.shape[-2:]
-        x = hu
+        x = hu.to(self.device)
         if self.spacing is not None:
             x = ResampleInPlane((self.spacing[1], self.spacing[0]))(x, (volume_spacing[1], volume_spacing[0]))
         box = centre_box(*x.shape[-2:], self.input_size) if self.crop == "center" else None
         if box is not None:
             x = crop_or_pad(x, box, AIR_HU)
-        x = x.to(self.device).contiguous(memory_format=self.memory_format)
+        x = x.contiguous(memory_format=self.memory_format)
         with torch.autocast(self.device.type, dtype=self.precision or torch.float32, enabled=self.precision is not None):
             logits = self.model(x)
         logits = logits.float()
-        probs = torch.sigmoid(logits).cpu()
+        probs = torch.sigmoid(logits)
         if box is not None:
             probs = paste_back(probs, box, 0.0)
         return resize(probs, (h, w))
@@ -212,11 +214,11 @@ class Predictor:
             hu = torch.from_numpy(volume.array[zs].astype(np.float32))[:, None]
             probs = self._forward_batch(hu, (volume.spacing[0], volume.spacing[1]))
             lab, n = labels_from_probabilities(probs, self.threshold)
-            labels[zs] = lab.numpy()
+            labels[zs] = lab.cpu().numpy()
             contested += n
             if probs_out is not None:
                 for c, organ in enumerate(self.organs):
-                    probs_out[organ][zs] = probs[:, c].numpy()
+                    probs_out[organ][zs] = probs[:, c].cpu().numpy()
             if progress and int(zs[-1]) + 1 < z_count:
                 progress(int(zs[-1]) + 1, z_count)
         if progress:
