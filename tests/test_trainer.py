@@ -125,3 +125,18 @@ def test_an_optimizer_state_resumes_fused_or_not_as_this_run_chooses(before, aft
     model(torch.randn(3, 4)).sum().backward()
     second.step()  # a fused step with step counts left as the unfused run kept them would fail
     assert all(float(s["step"]) == 2 for s in second.state.values())
+
+
+def test_a_loss_that_is_not_finite_stops_the_run_naming_its_step(tiny_slices):
+    trainer = _trainer(tiny_slices)
+    real = trainer.loss_fn
+    calls = []
+
+    def nan_at_step_2(*args):
+        calls.append(1)
+        value = real(*args)
+        return value * float("nan") if len(calls) == 2 else value
+
+    trainer.loss_fn = nan_at_step_2
+    with pytest.raises(TrainingError, match="loss became nan at epoch 1, step 2"):
+        trainer.train_epoch(0)

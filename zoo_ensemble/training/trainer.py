@@ -138,6 +138,7 @@ class Trainer:
         self.reporter = (reporter or NullReporter()) if self.world.is_main else NullReporter()
         self.train_set = SliceDataset(train_cases)
         self.augmenter = Augmenter() if config.augment else None
+        self._train_loader: DataLoader | None = None
         self.val_set = SliceDataset(val_cases)
         weights = slice_weights(train_cases, self.organs, small_boost=config.small_boost)
         self.sampler = EpochSampler(weights, config.steps_per_epoch * config.batch_size, config.seed, self.world.rank, self.world.size)
@@ -177,7 +178,9 @@ class Trainer:
         # Each step's loss is read (a wait for the device) only once the next step is queued,
         # so that a GPU never idles while the host reads a number and launches the next step.
         pending: tuple[int, torch.Tensor] | None = None
-        for step, batch in enumerate(self._loader(self.train_set, self.sampler, self.rank_batch), start=1):
+        if self._train_loader is None:  # one loader for the run, so that its workers live across epochs
+            self._train_loader = self._loader(self.train_set, self.sampler, self.rank_batch)
+        for step, batch in enumerate(self._train_loader, start=1):
             image = batch["image"].to(self.device, non_blocking=True)
             mask = batch["mask"].to(self.device, non_blocking=True)
             annotated = batch["annotated"].to(self.device, non_blocking=True)
