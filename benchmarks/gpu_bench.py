@@ -107,7 +107,7 @@ def train_throughput(model: torch.nn.Module, device: torch.device, size: int, ba
     return done * batch / seconds, busy.mean
 
 
-def trainer_throughput(arch: str, variant: str, size: int, batch: int, steps: int, device: torch.device, workers: int, work: str) -> tuple[float, str, int]:
+def trainer_throughput(arch: str, variant: str, size: int, batch: int, steps: int, device: torch.device, workers: int, work: str, profile: bool = False) -> tuple[float, str, int]:
     """Slices per second of `zoo train`'s own loop (zoo_ensemble.training.Trainer: phantom slices
     gathered by the data loader, augmented on the device, mixed precision), one epoch of ``steps`` steps
     after a warm-up epoch; the GPU's busy share while it runs; the loader's worker count."""
@@ -128,7 +128,25 @@ def trainer_throughput(arch: str, variant: str, size: int, batch: int, steps: in
         trainer.train_epoch(1)
         _sync(device)
         seconds = time.perf_counter() - started
+    if profile:
+        profile_epoch(trainer, device)
     return steps * batch / seconds, busy.mean, config.num_workers
+
+
+def profile_epoch(trainer, device: torch.device, rows: int = 14) -> None:
+    """torch.profiler over one more epoch of the loop, operators by their own host time: a
+    host that waits for the GPU shows as cudaStreamSynchronize / cudaMemcpyAsync / item."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        trainer.train_epoch(2)
+        _sync(device)
+    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=40)
+    print("  one epoch of that loop, operators by own host time (torch.profiler):")
+    for line in table.splitlines():
+        if line.strip():
+            print("   ", line[:170])
 
 
 @torch.inference_mode()
@@ -230,7 +248,7 @@ def main() -> None:
         pool = 4 if device.type == "cuda" else 1
         for arch, workers in (("deeplabv3", 0), ("deeplabv3", pool), ("se_resunet", 0), ("unet", 0)):
             try:
-                rate, busy, used = trainer_throughput(arch, variant, size, batch, steps, device, workers, work)
+                rate, busy, used = trainer_throughput(arch, variant, size, batch, steps, device, workers, work, profile=(arch, workers) == ("unet", 0))
             except Exception as exc:  # a machine's small /dev/shm can fail the loader's workers: report, go on
                 print(f"  member {arch:12s} workers {workers}: FAILED {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
                 continue
