@@ -138,7 +138,9 @@ class Trainer:
         self.reporter = (reporter or NullReporter()) if self.world.is_main else NullReporter()
         self.train_set = SliceDataset(train_cases)
         self.augmenter = Augmenter() if config.augment else None
+        # one loader each for the run, so that --workers processes live across epochs
         self._train_loader: DataLoader | None = None
+        self._val_loader: DataLoader | None = None
         self.val_set = SliceDataset(val_cases)
         weights = slice_weights(train_cases, self.organs, small_boost=config.small_boost)
         self.sampler = EpochSampler(weights, config.steps_per_epoch * config.batch_size, config.seed, self.world.rank, self.world.size)
@@ -178,7 +180,7 @@ class Trainer:
         # Each step's loss is read (a wait for the device) only once the next step is queued,
         # so that a GPU never idles while the host reads a number and launches the next step.
         pending: tuple[int, torch.Tensor] | None = None
-        if self._train_loader is None:  # one loader for the run, so that its workers live across epochs
+        if self._train_loader is None:
             self._train_loader = self._loader(self.train_set, self.sampler, self.rank_batch)
         for step, batch in enumerate(self._train_loader, start=1):
             image = batch["image"].to(self.device, non_blocking=True)
@@ -221,8 +223,10 @@ class Trainer:
         counts = np.zeros((n_case, n_org, 3))  # tp, fp, fn
         case_index = {f"{c.dataset}/{c.case_id}": i for i, c in enumerate(self.val_set.cases)}
         loss_sum, n = 0.0, 0
-        mine = Subset(self.val_set, validation_indices(len(self.val_set), self.config.val_batch_size, self.world))
-        for batch in self._loader(mine, None, self.config.val_batch_size):
+        if self._val_loader is None:
+            mine = Subset(self.val_set, validation_indices(len(self.val_set), self.config.val_batch_size, self.world))
+            self._val_loader = self._loader(mine, None, self.config.val_batch_size)
+        for batch in self._val_loader:
             image = batch["image"].to(self.device)
             mask = batch["mask"].to(self.device)
             annotated = batch["annotated"].to(self.device)
