@@ -2,7 +2,8 @@
 
 Used by ``test_hostile_inputs.py``: ``python hostile_runner.py CASES.json RESULTS.json``. After
 the imports every case may allocate at most ``LIMIT_GIB`` more (``RLIMIT_AS``), so a hostile
-config that asks for hundreds of gigabytes fails the case instead of the machine.
+config that asks for hundreds of gigabytes fails the case instead of the machine. A case with
+``fsize`` runs as on a full disk: no file may grow past that many bytes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,21 @@ def _vm(field: str) -> int:
     raise RuntimeError(field)
 
 
+@contextlib.contextmanager
+def _file_size_limit(nbytes: int | None):
+    """A full disk without root: no file of this process may grow past ``nbytes`` while the
+    case runs (``RLIMIT_FSIZE``; Python ignores SIGXFSZ, so a write fails with EFBIG)."""
+    if nbytes is None:
+        yield
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
 def main() -> None:
     cases = json.load(open(sys.argv[1]))
     import torch  # noqa: F401  (the libraries' own mappings come before the limit)
@@ -40,7 +56,7 @@ def main() -> None:
     for case in cases:
         out, err = io.StringIO(), io.StringIO()
         code: object = 0
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), _file_size_limit(case.get("fsize")):
             try:
                 zoo(case["argv"])
             except SystemExit as exc:

@@ -205,5 +205,5 @@ def test_the_python_api_saves_dicom_seg_for_a_dicom_input(thorax, series, tmp_pa
     assert int((pixels == 1).sum()) == int(seg.masks["heart"].sum())
     nifti = tmp_path / "ct.nii.gz"
     sitk.WriteImage(sitk.ReadImage(series[2].dicom_files), str(nifti))
-    with pytest.raises(ZooError, match="not read from a DICOM series"):
+    with pytest.raises(ZooError, match="is not a DICOM series"):
         model.predict(nifti).save(tmp_path / "x.seg.dcm")

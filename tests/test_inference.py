@@ -111,3 +111,37 @@ def test_organ_masks_are_computed_from_the_label_map_when_looked_up():
         masks["liver"]
     lm = get_label_map("zoo")
     assert np.array_equal(lm.encode(masks), lm.encode(dict(masks)))  # written as before
+
+
+@pytest.mark.parametrize("length, spacing, model_spacing, size", [(512, 0.7, 2.2, 160), (1024, 10.0, 2.2, 160), (513, 1.0, 1.0, 320), (100, 2.0, 1.0, 320)])
+def test_the_model_window_holds_the_field_of_view_and_its_margin_centred(length, spacing, model_spacing, size):
+    from zoo_ensemble.preprocess import model_window
+
+    w = model_window(length, spacing, model_spacing, size)
+    fov = size * model_spacing / spacing  # input pixels the model sees
+    kept = w.stop - w.start
+    assert w.start >= 0 and w.stop <= length
+    assert kept == length or (kept >= fov + 2 * max(1.0, model_spacing / spacing) and (length - kept) % 2 == 0)
+    assert w.start == length - w.stop  # the axis' centre stays the window's centre
+
+
+def test_what_lies_beyond_the_field_of_view_changes_nothing():
+    """The same body padded with 400 pixels of air each way, at 10 mm: the model's input stays
+    48 pixels (the window is cut before resampling), both find the organs where they are, and
+    the air around stays background."""
+    body = np.full((2, 60, 60), -1000, np.int16)
+    body[:, 8:52, 10:50] = 100
+    body[:, 20:40, 20:40] = 800
+    truth = {1: (body > 0) & (body <= 500), 2: body > 500}
+    padded = np.full((2, 860, 860), -1000, np.int16)
+    padded[:, 400:460, 400:460] = body
+    model = Brightness()
+    p = Predictor(model, ["a", "b"], input_size=(48, 48), spacing=(12.0, 12.0), channels_last=False)
+    small = p.predict(_volume(body, (10.0, 10.0, 5.0))).labels
+    large = p.predict(_volume(padded, (10.0, 10.0, 5.0))).labels
+    assert max(s[-1] for s in model.sizes) == 48
+    for organ, want in truth.items():  # resampling both ways moves an edge by a pixel at most
+        a, b = small == organ, large[:, 400:460, 400:460] == organ
+        assert a.sum() > 0.7 * want.sum() and 2 * (a & b).sum() / (a.sum() + b.sum()) > 0.9, organ
+    large[:, 400:460, 400:460] = 0
+    assert not large.any()

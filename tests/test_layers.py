@@ -18,10 +18,13 @@ ARCHITECTURE_DOC = PACKAGE.parent / "docs" / "ARCHITECTURE.md"
 
 #: Lowest first. Patterns match module names relative to the package ("" is the package itself).
 LAYERS: list[tuple[str, list[str]]] = [
-    ("foundation", ["errors", "atomic", "urls", "paths", "specs", "input_range", "devices", "distributed", "outputs", "metrics"]),
+    ("foundation", [
+        "errors", "atomic", "native_stderr", "spreadsheet", "urls", "paths", "specs", "input_range", "devices", "distributed", "outputs",
+        "metrics",
+    ]),
     ("plugin core", ["zoo.hookspecs", "zoo.plugins"]),
     ("vocabulary", ["organs", "labelmaps"]),
-    ("volumes and data", ["volumes", "preprocess", "formats", "dicom", "dicom.*", "data", "data.*"]),
+    ("volumes and data", ["completeness", "volumes", "preprocess", "formats", "dicom", "dicom.*", "data", "data.*"]),
     ("networks and training", [
         "architectures", "architectures.*", "ensembles", "ensembles.*", "inference", "evaluation",
         "training", "training.trainer", "training.checkpoint", "training.losses", "training.schedule", "training.recipe",

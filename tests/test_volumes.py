@@ -9,6 +9,7 @@ import SimpleITK as sitk
 from zoo_ensemble.data.dicom_series import keeping_locale
 from zoo_ensemble import volumes
 from zoo_ensemble.errors import (
+    OutputWriteError,
     GeometryMismatchError,
     ImageDimensionError,
     ImageReadError,
@@ -172,7 +173,7 @@ def test_write_is_atomic_on_failure(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("disk full")
     monkeypatch.setattr(volumes.sitk, "WriteImage", boom)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(OutputWriteError, match=r"pred\.nii\.gz: could not be written \(disk full\)"):
         volumes.write_labels(vol.array, vol, tmp_path / "out" / "pred.nii.gz")
     assert list((tmp_path / "out").iterdir()) == []
 

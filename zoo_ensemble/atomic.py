@@ -18,6 +18,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from .errors import OutputWriteError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -61,18 +63,63 @@ def clean_stale(target: Path) -> None:
 
 
 def fsync_path(path: Path) -> None:
-    """Flush a file's or a folder's contents to disk (folders: their entries, after a rename)."""
-    flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0)
+    """Flush a file's or a folder's contents to disk (folders: their entries, after a rename).
+
+    A file's fsync failing is an error (a full disk or an I/O error can first show there, on
+    file systems that allocate late); a folder's is not (some file systems cannot fsync one,
+    and the rename is atomic either way)."""
+    if not path.is_dir():
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return
     try:
-        fd = os.open(path, flags)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:
         return
     try:
         os.fsync(fd)
     except OSError:
-        pass  # some file systems cannot fsync a folder; the rename is still atomic
+        pass
     finally:
         os.close(fd)
+
+
+def cause(exc: BaseException) -> str:
+    """What went wrong in a write, in a few words: an OS error's own text (``No space left on
+    device``, ``File too large``), also where a Rust I/O error (safetensors) carries its number,
+    or else the last line a library gave."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc)
+    found = re.search(r"os error (\d+)", text)  # Rust's io::Error, as safetensors passes it on
+    if found:
+        return os.strerror(int(found.group(1)))
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1][:200] if lines else type(exc).__name__
+
+
+def write_failed(target: str | os.PathLike[str], exc: BaseException | str) -> OutputWriteError:
+    """The one-line error for a write of ``target`` that failed (nothing was left behind)."""
+    if isinstance(exc, OutputWriteError):
+        return OutputWriteError(target, exc.why)  # a file inside a folder being written: name the folder
+    return OutputWriteError(target, exc if isinstance(exc, str) else cause(exc))
+
+
+def short_write_cause(path: Path, otherwise: str = "the writer stopped before the end of the data") -> str:
+    """Why a writer failed, or reported success but left ``path`` short: try to extend the file
+    ourselves and name the error that gives (a full disk, a quota, a size limit); ``otherwise``
+    where that works."""
+    try:
+        with open(path, "ab") as fh:
+            fh.write(b"\0" * (1 << 16))
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return otherwise
 
 
 @contextlib.contextmanager
@@ -83,12 +130,15 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
     from the file name (SimpleITK, matplotlib) see the right one.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale(target)
     if suffix is None:
         suffix = "".join(target.suffixes) or ".tmp"
-    fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(target), suffix=suffix, dir=target.parent)
-    os.close(fd)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale(target)
+        fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(target), suffix=suffix, dir=target.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise write_failed(target, exc) from None
     tmp = Path(tmp_name)
     try:
         yield tmp
@@ -96,6 +146,9 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
         fsync_path(tmp)
         os.replace(tmp, target)
         fsync_path(target.parent)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise write_failed(target, exc) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -113,6 +166,27 @@ def write_bytes(target: str | os.PathLike[str], data: bytes) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
     return Path(target)
+
+
+@contextlib.contextmanager
+def atomic_folder(target: str | os.PathLike[str], errors: tuple[type[BaseException], ...] = ()) -> Iterator[Path]:
+    """Yield a new empty folder next to ``target``; swap it in as ``target`` when the block
+    succeeds, remove it when anything fails. An OS error, or one of ``errors`` (a library's own
+    write error, such as safetensors'), becomes one :class:`OutputWriteError` naming ``target``."""
+    target = Path(target)
+    try:
+        tmp = temp_folder(target)
+    except OSError as exc:
+        raise write_failed(target, exc) from None
+    try:
+        yield tmp
+        swap_in_folder(tmp, target)
+    except (OSError, OutputWriteError, *errors) as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise write_failed(target, exc) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def temp_folder(target: Path) -> Path:

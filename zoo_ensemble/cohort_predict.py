@@ -27,10 +27,11 @@ import SimpleITK as sitk
 from .atomic import write_text
 from .dicom import Producer
 from .distributed import World, gather_to_main
-from .errors import DicomOutputError, ZooError
-from .formats import needs_series, suffix, write_prediction
+from .errors import ZooError
+from .formats import check_source, suffix, write_prediction
 from .inference import Predictor
 from .labelmaps import LabelMap
+from .spreadsheet import csv_text
 from .volumes import IMAGE_SUFFIXES, Volume, read_ct, strip_image_suffix
 
 MARKER = "cohort.json"
@@ -185,8 +186,7 @@ class CohortRun:
                 started = time.monotonic()
                 try:
                     volume = loaded.result()
-                    if needs_series(self.fmt) and not volume.dicom_headers:
-                        raise DicomOutputError(f"{case.source}: not a DICOM series, so no {self.fmt} can reference it")
+                    check_source(self.fmt, volume, str(case.source))
                     prediction = self.predictor.predict(volume, progress=self.slice_progress)
                     pending.append((case, writer.submit(self._write, case, volume, prediction.masks()), started))
                 except ZooError as exc:
@@ -239,13 +239,10 @@ class CohortRun:
         found = [p for c in cases if (p := self.out_dir / f"{c.case_id}.statistics.json").is_file()]
         records = [json.loads(p.read_text(encoding="utf-8")) for p in found]
         write_text(self.out_dir / "statistics.json", json.dumps(records, indent=2) + "\n")
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["case", "organ", "volume_ml", "mean_hu", "voxels"])
-        for r in records:
-            for organ, s in r["organs"].items():
-                w.writerow([r["case"], organ, f"{s['volume_ml']:.3f}", f"{s['mean_hu']:.1f}", s["voxels"]])
-        write_text(self.out_dir / "statistics.csv", buf.getvalue())
+        rows = (
+            [r["case"], organ, f"{s['volume_ml']:.3f}", f"{s['mean_hu']:.1f}", s["voxels"]] for r in records for organ, s in r["organs"].items()
+        )
+        write_text(self.out_dir / "statistics.csv", csv_text(["case", "organ", "volume_ml", "mean_hu", "voxels"], rows))
 
 
 def summary(results: Sequence[CaseResult]) -> dict[str, Any]:

@@ -67,3 +67,20 @@ class TrainingError(ZooError):
 
 class HubError(ZooError):
     """The Hub could not be reached, refused a request, or lacks what was asked for."""
+
+
+class TruncatedFileError(ImageReadError):
+    """A file whose data are shorter than its header promises (cut short, or damaged)."""
+
+
+class ImageSpacingError(ZooError):
+    """A voxel spacing no CT has (a header that lies, or a unit mistake)."""
+
+
+class OutputWriteError(ZooError):
+    """A write that failed (a full disk, a quota, a size limit, an I/O error): the target was
+    left as it was, and no partial file remains."""
+
+    def __init__(self, target: object, why: str):
+        self.target, self.why = str(target), why
+        super().__init__(f"{target}: could not be written ({why}); left as it was")

@@ -7,8 +7,6 @@ standard deviation over patients.
 
 from __future__ import annotations
 
-import csv
-import io as _io
 import json
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -24,6 +22,7 @@ from .inference import Predictor
 from .volumes import IMAGE_SUFFIXES, Volume, read_labels, strip_image_suffix
 from .labelmaps import LabelMap
 from .metrics import OrganScore, score
+from .spreadsheet import csv_text
 
 METRICS = ("dice", "precision", "recall", "hd95", "hd95_voxels")
 
@@ -89,13 +88,8 @@ class Report:
         }
 
     def to_csv(self) -> str:
-        buf = _io.StringIO()
         fields = list(OrganScore.__dataclass_fields__)
-        writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        for s in self.scores:
-            writer.writerow(s.as_dict())
-        return buf.getvalue()
+        return csv_text(fields, ([s.as_dict()[f] for f in fields] for s in self.scores))
 
     def write(self, out_dir: str | Path, stem: str = "evaluation") -> tuple[Path, Path]:
         """Write ``<stem>.json`` and ``<stem>.csv`` into ``out_dir`` (atomically)."""

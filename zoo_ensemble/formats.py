@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .dicom import Producer
+from .dicom.series import check_referenceable
 from .labelmaps import LabelMap
 from .outputs import OutputError
 from .volumes import Volume, write_labels
@@ -60,6 +61,13 @@ def suffix(fmt: str) -> str:
 def needs_series(fmt: str) -> bool:
     """Whether ``fmt`` references the DICOM series the CT came from."""
     return fmt in DICOM_FORMATS
+
+
+def check_source(fmt: str, volume: Volume, where: str) -> None:
+    """Before a model runs: a DICOM format needs a source series it can reference (identifiers
+    present and unique); the other formats need nothing."""
+    if needs_series(fmt):
+        check_referenceable(volume.dicom_headers, where, {"dicom-seg": "DICOM-SEG", "rtstruct": "RTSTRUCT"}[fmt])
 
 
 def write_prediction(

@@ -19,7 +19,7 @@ from torch import nn
 
 from .input_range import InputRange, ScanGrid
 from .volumes import Volume
-from .preprocess import AIR_HU, ResampleInPlane, centre_box, crop_or_pad, paste_back, resize
+from .preprocess import AIR_HU, ResampleInPlane, centre_box, crop_or_pad, model_window, paste_back, resize
 
 log = logging.getLogger("zoo_ensemble")
 
@@ -67,6 +67,10 @@ def labels_from_probabilities(probs: torch.Tensor, threshold: float = 0.5) -> tu
         label.masked_fill_(better, c + 1)
     return label, int((count > 1).sum())
 
+
+#: What one batch's full-size slices may take (input HU, probabilities, labels): a batch of a
+#: huge slice shrinks to fewer slices rather than growing with the input.
+BATCH_BYTES = 512 << 20
 
 #: Tissue, the couch and anything solid lie above this; air (about -1000 HU) and noise below.
 BODY_HU = -500
@@ -179,12 +183,34 @@ class Predictor:
             log.warning(message)
         return message
 
-    def _forward_batch(self, hu: torch.Tensor, volume_spacing: tuple[float, float]) -> torch.Tensor:
-        """``(b, 1, H, W)`` HU -> ``(b, C, H, W)`` probabilities on the input slice grid, on the
-        model's device: on a GPU the resampling both ways and the labelling run there too, and
-        only labels come back (full-grid probabilities of six organs are 200 MB a batch)."""
-        h, w = hu.shape[-2:]
+    def _window(self, hw: tuple[int, int], volume_spacing: tuple[float, float]) -> tuple[slice, slice]:
+        """The part of each slice the model sees (rows, columns), before any resampling."""
+        if self.crop != "center" or self.spacing is None:
+            return slice(0, hw[0]), slice(0, hw[1])
+        return (
+            model_window(hw[0], volume_spacing[1], self.spacing[1], self.input_size[0]),
+            model_window(hw[1], volume_spacing[0], self.spacing[0], self.input_size[1]),
+        )
+
+    def slices_per_batch(self, hw: tuple[int, int], volume_spacing: tuple[float, float]) -> int:
+        """``batch_size``, fewer where a batch's slices at full size (the input's, or what
+        a model without a crop resamples them to) would pass :data:`BATCH_BYTES`."""
+        rows, cols = self._window(hw, volume_spacing)
+        fed = (rows.stop - rows.start, cols.stop - cols.start)
+        if self.spacing is not None:
+            fed = ResampleInPlane((self.spacing[1], self.spacing[0])).output_size(fed, (volume_spacing[1], volume_spacing[0]))
+        per_slice = 4 * (len(self.organs) + 2) * max(hw[0] * hw[1], fed[0] * fed[1])
+        return max(1, min(self.batch_size, BATCH_BYTES // per_slice))
+
+    def _forward_batch(self, hu: torch.Tensor, hw: tuple[int, int], window: tuple[slice, slice], volume_spacing: tuple[float, float]) -> torch.Tensor:
+        """``(b, 1, h, w)`` HU of each slice's ``window`` -> ``(b, C, H, W)`` probabilities on
+        the input slice grid ``hw``, on the model's device: on a GPU the resampling both ways
+        and the labelling run there too, and only labels come back (full-grid probabilities of
+        six organs are 200 MB a batch)."""
+        h, w = hw
+        rows, cols = window
         x = hu.to(self.device)
+        seen = tuple(x.shape[-2:])
         if self.spacing is not None:
             x = ResampleInPlane((self.spacing[1], self.spacing[0]))(x, (volume_spacing[1], volume_spacing[0]))
         box = centre_box(*x.shape[-2:], self.input_size) if self.crop == "center" else None
@@ -197,7 +223,12 @@ class Predictor:
         probs = torch.sigmoid(logits)
         if box is not None:
             probs = paste_back(probs, box, 0.0)
-        return resize(probs, (h, w))
+        probs = resize(probs, seen)
+        if seen == (h, w):
+            return probs
+        out = probs.new_zeros((*probs.shape[:2], h, w))
+        out[..., rows, cols] = probs
+        return out
 
     @torch.inference_mode()
     def predict(self, volume: Volume, probabilities: bool = False, progress: Callable[[int, int], None] | None = None) -> Prediction:
@@ -209,10 +240,12 @@ class Predictor:
         probs_out = {o: np.zeros(volume.shape, dtype=np.float32) for o in self.organs} if probabilities else None
         contested = 0
         todo = body_slices(volume.array) if self.skip_air else np.arange(z_count)
-        for start in range(0, len(todo), self.batch_size):
-            zs = todo[start : start + self.batch_size]
-            hu = torch.from_numpy(volume.array[zs].astype(np.float32))[:, None]
-            probs = self._forward_batch(hu, (volume.spacing[0], volume.spacing[1]))
+        hw, spacing = volume.shape[1:], (volume.spacing[0], volume.spacing[1])
+        step, window = self.slices_per_batch(hw, spacing), self._window(hw, spacing)
+        for start in range(0, len(todo), step):
+            zs = todo[start : start + step]
+            hu = torch.from_numpy(volume.array[zs, window[0], window[1]].astype(np.float32))[:, None]
+            probs = self._forward_batch(hu, hw, window, spacing)
             lab, n = labels_from_probabilities(probs, self.threshold)
             labels[zs] = lab.cpu().numpy()
             contested += n

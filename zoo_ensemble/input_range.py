@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ModelFormatError
+from .errors import ImageSpacingError, ModelFormatError
 
 #: A thorax is about 300 mm wide; a model that sees less cannot hold an organ and its context.
 MIN_FIELD_OF_VIEW_MM = 200.0
@@ -26,6 +26,31 @@ FOV_FACTOR = 1.5
 _BOUNDS = {"spacing": (0.01, 50.0), "thickness": (0.01, 100.0), "fov": (1.0, 5000.0)}
 _FACTORS = {"spacing": SPACING_FACTOR, "thickness": THICKNESS_FACTOR, "fov": FOV_FACTOR}
 _NAMES = {"spacing": "in-plane spacing", "thickness": "slice thickness", "fov": "field of view"}
+
+
+#: In-plane pixel spacings (mm) outside these no CT has: below, a micro-CT or a unit mistake;
+#: above, a header that lies. Prediction resamples every slice to the model's spacing, so such
+#: a claim would also set what it allocates.
+CT_PIXEL_SPACING = (0.05, 10.0)
+#: Slices thicker than this (mm) are no CT either.
+CT_MAX_THICKNESS = 50.0
+
+
+def check_scan_spacing(spacing_xyz: Sequence[float], where: str) -> None:
+    """Refuse a volume whose voxel spacing (x, y, z, mm) no CT has, naming the value."""
+    sx, sy, sz = (float(s) for s in spacing_xyz)
+    lo, hi = CT_PIXEL_SPACING
+    for axis, value in (("x", sx), ("y", sy)):
+        if not (math.isfinite(value) and lo <= value <= hi):
+            raise ImageSpacingError(
+                f"{where}: in-plane pixel spacing {value:g} mm along {axis}; no CT has pixels outside {lo:g}-{hi:g} mm "
+                "(is the header's spacing in another unit, or wrong?)"
+            )
+    if not (math.isfinite(sz) and 0 < sz <= CT_MAX_THICKNESS):
+        raise ImageSpacingError(
+            f"{where}: slice spacing {sz:g} mm; no CT has slices more than {CT_MAX_THICKNESS:g} mm apart "
+            "(is the header's spacing in another unit, or wrong?)"
+        )
 
 
 @dataclass(frozen=True)

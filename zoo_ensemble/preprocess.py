@@ -93,6 +93,24 @@ def paste_back(y: torch.Tensor, box: CropBox, fill: float) -> torch.Tensor:
     return out
 
 
+def model_window(length: int, spacing: float, model_spacing: float, size: int) -> slice:
+    """The centred part of an axis of ``length`` pixels at ``spacing`` mm that a centre-cropping
+    model of ``size`` pixels at ``model_spacing`` mm sees, with the interpolation's margin.
+
+    Prediction cuts this out before resampling, so that what it allocates is set by the
+    model's field of view, not by the field of view an input's header claims (512 pixels said
+    to be 10 mm each are 2.3 thousand pixels at 2.2 mm before a crop to 160). The window has the
+    length's parity, so its centre is the axis' centre and the crop that follows the
+    resampling falls where it would fall on the whole slice."""
+    support = math.ceil(max(1.0, model_spacing / spacing)) + 1  # an antialiased shrink reads this far
+    want = math.ceil(size * model_spacing / spacing) + 2 * support
+    if want >= length:
+        return slice(0, length)
+    want += (length - want) % 2
+    start = (length - want) // 2
+    return slice(start, start + want)
+
+
 class CenterCropPad(nn.Module):
     """Centre crop or pad the last two axes to ``size`` (the paper: 320 x 320 at native resolution)."""
 

@@ -16,15 +16,19 @@ import numpy as np
 import SimpleITK as sitk
 from pydicom.dataset import Dataset
 
-from .atomic import atomic_path
-from .dicom.series import check_series, read_headers
+from .atomic import atomic_path, short_write_cause, write_failed
+from .completeness import check_complete
+from .dicom.series import check_left_out, check_series, read_headers
 from .errors import (
     GeometryMismatchError,
     ImageDimensionError,
     ImageReadError,
     LabelMapError,
     NotHounsfieldError,
+    TruncatedFileError,
 )
+from .input_range import check_scan_spacing
+from .native_stderr import held_stderr
 
 log = logging.getLogger("zoo_ensemble")
 
@@ -153,6 +157,7 @@ def _read_dicom_folder(folder: Path, ct: bool) -> tuple[sitk.Image, list[str], t
             f"{folder} holds {len(series)} DICOM series; using {chosen} ({len(files[chosen])} slices), "
             f"ignoring {others}"
         )
+    check_left_out(folder, [f for sid in series for f in files[sid]], chosen)
     # SimpleITK puts any set of slices on a regular grid: the headers are checked first.
     headers = check_series(read_headers(files[chosen]), str(folder), ct=ct)
     reader = sitk.ImageSeriesReader()
@@ -180,8 +185,10 @@ def _read_any(path: Path, ct: bool) -> tuple[sitk.Image, list[str], tuple[Datase
         raise ImageReadError(f"{path}: no such file or folder")
     if path.is_dir():
         return _read_dicom_folder(path, ct)
+    check_complete(path)
     try:
-        return sitk.ReadImage(str(path)), [], ()
+        with held_stderr():  # MetaImage prints its parse errors there before it raises
+            return sitk.ReadImage(str(path)), [], ()
     except RuntimeError as exc:
         raise ImageReadError(f"{path}: not an image SimpleITK can read ({_first_line(exc)})") from None
 
@@ -194,6 +201,7 @@ def _to_volume(image: sitk.Image, path: Path, notes: list[str]) -> Volume:
         raise ImageDimensionError(f"{path}: is a {dim}D image; a 3D volume is needed")
     source = Geometry.of(image)
     canon = sitk.DICOMOrient(image, CANONICAL)
+    check_scan_spacing(canon.GetSpacing(), str(path))
     for note in notes:
         log.warning(note)
     return Volume(
@@ -286,9 +294,24 @@ def write_volume(array: np.ndarray, like: Volume, path: str | Path, compress: bo
     """Write ``array`` (canonical order, on ``like``'s grid) to ``path`` on the source grid, atomically."""
     path = Path(path)
     _check_suffix(path, WRITE_SUFFIXES)
-    image = like.to_sitk(array)
-    with atomic_path(path) as tmp:
-        sitk.WriteImage(image, str(tmp), useCompression=compress)
+    return write_image(like.to_sitk(array), path, compress)
+
+
+def write_image(image: sitk.Image, path: str | Path, compress: bool = True) -> Path:
+    """Write a SimpleITK image atomically, and only once what reached the disk is whole: ITK's
+    NIfTI writer reports a full disk or a size limit only on stderr and returns success, so the
+    file is checked against its own header before it is renamed into place."""
+    path = Path(path)
+    # what ITK prints about a failed write is held back: the one error line names the cause
+    with atomic_path(path) as tmp, held_stderr():
+        try:
+            sitk.WriteImage(image, str(tmp), useCompression=compress)
+        except RuntimeError as exc:  # ITK's text rarely names the system's reason: ask the disk
+            raise write_failed(path, short_write_cause(tmp, _first_line(exc))) from None
+        try:
+            check_complete(tmp, written=True)
+        except TruncatedFileError:
+            raise write_failed(path, short_write_cause(tmp)) from None
     return path
 
 

@@ -95,6 +95,11 @@ def main(argv: list[str] | None = None) -> None:
         if rank == 0:
             _error(" ".join(exc.format_message().split()) + hint)
         sys.exit(2)
+    except OSError as exc:  # a file or disk problem no write site turned into a ZooError: still one line
+        if os.environ.get("ZOO_DEBUG"):
+            raise
+        _error(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else f"{type(exc).__name__}: {exc}")
+        sys.exit(2)
     except _StoppedByLauncher:
         _error(f"rank {rank}: stopped by torchrun, another process of the run ended; the checkpoint of the last finished epoch is kept: run the same command with --resume")
         sys.exit(2)

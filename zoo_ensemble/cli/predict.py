@@ -68,7 +68,7 @@ def _predict_one(
     precision: str,
 ) -> None:
     from ..cohort_predict import is_dicom_series
-    from ..formats import ALL_SUFFIXES, needs_series, write_prediction
+    from ..formats import ALL_SUFFIXES, check_source, needs_series, write_prediction
     from ..outputs import check_output_file
     from ..volumes import WRITE_SUFFIXES, probability_path, read_ct, write_volume
     from ..zoo.catalog import producer_for
@@ -78,6 +78,7 @@ def _predict_one(
         raise ZooError(f"{ct}: {fmt} references the DICOM series the CT came from; give the DICOM folder, or write --format nifti")
     predictor, loaded, lm = _predictor(model, label_map, organs, batch_size, device, precision)
     volume = read_ct(ct)
+    check_source(fmt, volume, str(ct))
     prob_paths = {o: probability_path(out, o) for o in predictor.organs} if probabilities else {}
     for path in prob_paths.values():
         check_output_file(path, [ct], WRITE_SUFFIXES)

@@ -22,7 +22,7 @@ from ..errors import DicomOutputError
 from ..organs import get_organ, organ_color
 from ..volumes import Volume
 from . import Producer
-from .series import frames_of, quiet, source_headers
+from .series import frames_of, library_errors, quiet, source_headers
 
 #: Study attributes rt-utils copies without a default; real CTs nearly always have them.
 _STUDY_ATTRIBUTES = ("StudyDate", "StudyTime", "StudyID")
@@ -51,7 +51,7 @@ def write_rtstruct(masks: Mapping[str, np.ndarray], volume: Volume, path: Path, 
             if attr not in ds:
                 setattr(ds, attr, "")  # on a copy of the header: the volume's and the files stay as they are
     # rt-utils sets attributes pydicom 3 deprecates (warned and logged) and prints a line per empty ROI
-    with warnings.catch_warnings(), quiet("pydicom"), contextlib.redirect_stdout(io.StringIO()):
+    with library_errors(path, "rt-utils", "RTSTRUCT"), warnings.catch_warnings(), quiet("pydicom"), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore", DeprecationWarning)
         rts = rt_utils.RTStruct(headers, ds_helper.create_rtstruct_dataset(headers))
         for organ, mask in masks.items():

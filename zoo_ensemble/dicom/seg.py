@@ -15,7 +15,7 @@ from ..errors import DicomOutputError
 from ..organs import get_organ, organ_color
 from . import Producer
 from ..volumes import Volume
-from .series import frames_of, quiet, source_headers
+from .series import frames_of, library_errors, quiet, source_headers
 
 #: A local coding scheme for organs a plugin registered without a SNOMED CT code.
 LOCAL_SCHEME = "99ZOO"
@@ -39,7 +39,7 @@ def write_seg(masks: Mapping[str, np.ndarray], volume: Volume, path: Path, produ
     for i, mask in enumerate(masks.values()):
         numbers[mask] = i + 1
     frames = frames_of(volume.to_sitk(numbers), headers, str(path))
-    with warnings.catch_warnings(), quiet("highdicom"):
+    with library_errors(path, "highdicom", "DICOM-SEG"), warnings.catch_warnings(), quiet("highdicom"):
         # highdicom warns about optional attributes real CTs often lack, and logs that an organ
         # found nowhere keeps its (empty) frames
         warnings.simplefilter("ignore", UserWarning)
@@ -61,8 +61,8 @@ def write_seg(masks: Mapping[str, np.ndarray], volume: Volume, path: Path, produ
             content_description=f"{producer.model_id} ({producer.revision})"[:64],
             omit_empty_frames=True,
         )
-    with atomic_path(path) as tmp:
-        seg.save_as(str(tmp))
+        with atomic_path(path) as tmp:
+            seg.save_as(str(tmp))
     return path
 
 

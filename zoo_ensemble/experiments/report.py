@@ -7,11 +7,9 @@ it at any time (also for a run that was interrupted: it reports what is finished
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import platform
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ import torch
 
 from ..atomic import write_text
 from ..evaluation import METRICS
+from ..spreadsheet import csv_text
 from .claims import Claim, check_claims, means_of, ours_view
 from .figures import organ_boxes, overlay_figure, scores_figure
 from .settings import Experiment, Preset
@@ -104,9 +103,10 @@ def organ_table(exp: Experiment, results: Mapping[str, Mapping[str, Any]], metri
 
 def summary_csv(experiments: Sequence[Experiment], results: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
     """Long format: one row per (experiment, entry, organ or mean, metric)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["experiment", "entry", "slug", "organ", "metric", "mean", "std", "n", "paper_mean"])
+    return csv_text(["experiment", "entry", "slug", "organ", "metric", "mean", "std", "n", "paper_mean"], _summary_rows(experiments, results))
+
+
+def _summary_rows(experiments: Sequence[Experiment], results: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> Iterator[list[Any]]:
     for exp in experiments:
         for e in exp.entries:
             r = results.get(exp.name, {}).get(e.slug)
@@ -118,20 +118,18 @@ def summary_csv(experiments: Sequence[Experiment], results: Mapping[str, Mapping
                 for m in METRICS:
                     st = stats[m]
                     pv = f"{paper[PAPER_COLUMN[m]]}" if paper and organ == "mean" and m in PAPER_COLUMN else ""
-                    w.writerow([exp.name, e.name, e.slug, organ, m, f"{st['mean']:.6g}", f"{st['std']:.6g}", st["n"], pv])
-    return buf.getvalue()
+                    yield [exp.name, e.name, e.slug, organ, m, f"{st['mean']:.6g}", f"{st['std']:.6g}", st["n"], pv]
 
 
 def cases_csv(experiments: Sequence[Experiment], results: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["experiment", "entry", "case", "organ", *METRICS])
-    for exp in experiments:
-        for e in exp.entries:
-            r = results.get(exp.name, {}).get(e.slug)
-            for c in (r["report"]["cases"] if r else []):
-                w.writerow([exp.name, e.name, c["case"], c["organ"], *(f"{c[m]:.6g}" for m in METRICS)])
-    return buf.getvalue()
+    def rows() -> Iterator[list[Any]]:
+        for exp in experiments:
+            for e in exp.entries:
+                r = results.get(exp.name, {}).get(e.slug)
+                for c in (r["report"]["cases"] if r else []):
+                    yield [exp.name, e.name, c["case"], c["organ"], *(f"{c[m]:.6g}" for m in METRICS)]
+
+    return csv_text(["experiment", "entry", "case", "organ", *METRICS], rows())
 
 
 def claims_table(paper: Sequence[Claim], ours: Sequence[Claim] = ()) -> str:

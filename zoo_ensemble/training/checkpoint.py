@@ -16,7 +16,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, write_failed
 from ..errors import TrainingError
 
 
@@ -49,8 +49,11 @@ def save_checkpoint(path: str | Path, state: TrainingState) -> Path:
     tensors.update(opt_tensors)
     tensors = {k: v.detach().contiguous().cpu().clone() for k, v in tensors.items()}
     meta = {"epoch": state.epoch, "optimizer": opt_plain, **state.meta}
-    with atomic_path(path, suffix=".safetensors") as tmp:
-        save_file(tensors, str(tmp), metadata={"training_state": json.dumps(meta)})
+    try:
+        with atomic_path(path, suffix=".safetensors") as tmp:
+            save_file(tensors, str(tmp), metadata={"training_state": json.dumps(meta)})
+    except SafetensorError as exc:
+        raise write_failed(path, exc) from None
     return Path(path)
 
 

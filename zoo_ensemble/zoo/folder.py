@@ -12,7 +12,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from ..architectures import SegmentationModel
 from ..architectures.limits import MAX_PARAMETERS
-from ..atomic import FILE_MODE, swap_in_folder, temp_folder, write_text
+from ..atomic import FILE_MODE, atomic_folder, write_text
 from ..errors import ModelFormatError
 from .cards import Card
 
@@ -45,17 +44,12 @@ def sha256_file(path: str | Path) -> str:
 def write_folder(folder: str | Path, state: dict[str, torch.Tensor], config: dict[str, Any], card: Card) -> Path:
     """Write a complete model folder, replacing ``folder`` only once everything is on disk."""
     folder = Path(folder)
-    tmp = temp_folder(folder)
-    try:
+    with atomic_folder(folder, errors=(SafetensorError,)) as tmp:
         save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp / WEIGHTS), metadata={"format": "pt"})
         os.chmod(tmp / WEIGHTS, FILE_MODE)  # safetensors writes 0600; every file of a folder gets one mode
         card.weights_sha256 = sha256_file(tmp / WEIGHTS)
         write_text(tmp / CONFIG, json.dumps(config, indent=2) + "\n")
         card.write(tmp)
-        swap_in_folder(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
 
 

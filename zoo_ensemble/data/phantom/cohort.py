@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ...atomic import atomic_path
 from ...errors import DatasetError
 from ...labelmaps import get_label_map
+from ...volumes import write_image
 from ..dataset import Dataset, open_dataset, write_manifest
 from .generator import SOURCES, PhantomCase, generate_case
 
@@ -31,8 +31,7 @@ def _stored(array: np.ndarray, case: PhantomCase, orientation: str) -> sitk.Imag
 
 
 def _write(image: sitk.Image, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        sitk.WriteImage(image, str(tmp), useCompression=True)
+    write_image(image, path)
 
 
 def same_cohort(out: str | Path, source: str, cases: int, seed: int, scale: float) -> bool:
