@@ -1,0 +1,125 @@
+"""Peak memory of ``zoo predict`` when a CT's header claims large pixels, before and after
+prediction cut the model's window out of each slice before resampling (#27), and what the
+completeness check of input and output files costs.
+
+The real CT (LIDC-IDRI-0001, 512 x 512 x 133) is predicted at its true spacing and relabelled
+(same voxels) as 5 mm, 10 mm and 100 mm pixels, by the shipped 160 px, 2.2 mm heart U-Net.
+"Before" runs the same command on another revision's code (a git worktree of ``--before``),
+in the same run; each command is its own process, whose peak resident memory the kernel
+reports (``wait4``). A process may use at most ``--limit-gib`` (``RLIMIT_AS``), so that the old
+code's 100 mm case fails instead of the machine.
+
+    python benchmarks/bench_input_memory.py --before 603c18b
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import SimpleITK as sitk
+
+from bench_native_resolution import cpu_model
+
+REPO = Path(__file__).resolve().parents[1]
+CT = REPO.parent / "shared" / "data" / "lidc-idri-0001" / "ct.nii.gz"
+MODEL = REPO / "plugins" / "zoo-thorax" / "zoo_thorax" / "models" / "heart-unet"
+
+#: Run ``zoo`` from the code at ``sys.argv[1]``; ``--no-check`` switches the completeness
+#: check off (read and write), for its cost.
+RUNNER = """
+import sys
+code, no_check, argv = sys.argv[1], sys.argv[2] == "1", sys.argv[3:]
+sys.path.insert(0, code)
+import zoo_ensemble
+assert zoo_ensemble.__file__.startswith(code), zoo_ensemble.__file__
+if no_check:
+    from zoo_ensemble import volumes
+    volumes.check_complete = lambda *a, **k: None
+from zoo_ensemble.cli import main
+main(argv)
+"""
+
+
+def relabelled(tmp: Path, mm: float | None) -> Path:
+    if mm is None:
+        return CT
+    image = sitk.ReadImage(str(CT))
+    image.SetSpacing((mm, mm, image.GetSpacing()[2]))
+    path = tmp / f"ct-{mm:g}mm.nii.gz"
+    sitk.WriteImage(image, str(path), useCompression=True)
+    return path
+
+
+def run(code: Path, argv: list[str], limit_gib: float, no_check: bool = False) -> dict:
+    def limit() -> None:
+        cap = int(limit_gib * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+    env = dict(os.environ, ZOO_PLUGINS="none", COLUMNS="200")
+    with tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-c", RUNNER, str(code), "1" if no_check else "0", *argv],
+            stdout=subprocess.DEVNULL, stderr=err, env=env, preexec_fn=limit,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        err.seek(0)
+        lines = [ln for ln in err.read().decode("utf-8", "replace").splitlines() if ln.strip() and "━" not in ln]
+    code_ = os.waitstatus_to_exitcode(status)
+    said = next((ln for ln in lines if ln.startswith("error:")), lines[-1] if lines else "")
+    return {"exit": code_, "peak_mib": usage.ru_maxrss / 1024, "seconds": seconds, "said": said[:110]}
+
+
+def worktree(rev: str, where: Path) -> Path:
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(where), rev], check=True, capture_output=True)
+    return where
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", default="603c18b", help="the revision to compare with (default: the one before #27)")
+    parser.add_argument("--limit-gib", type=float, default=8.0)
+    args = parser.parse_args()
+    if not CT.is_file():
+        sys.exit(f"the real CT is not at {CT}")
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} threads visible; model: {MODEL.name} (160 px at 2.2 mm); address space per run <= {args.limit_gib:g} GiB")
+    with tempfile.TemporaryDirectory() as tmp_:
+        tmp = Path(tmp_)
+        before = worktree(args.before, tmp / "before")
+        try:
+            print(f"\npeak resident memory of `zoo predict` (MiB), before = {args.before}, after = this tree")
+            print(f"{'input pixels':<14}{'before':>10}{'after':>10}{'after/before':>14}   before: exit, last line | after: exit, last line")
+            for mm in (None, 5.0, 10.0, 100.0):
+                ct = relabelled(tmp, mm)
+                argv = ["predict", f"local-dir:{MODEL}", str(ct), "-o", str(tmp / "labels.nii.gz")]
+                b = run(before, argv, args.limit_gib)
+                a = run(REPO, argv, args.limit_gib)
+                name = "0.703 mm (true)" if mm is None else f"{mm:g} mm"
+                print(f"{name:<14}{b['peak_mib']:>10.0f}{a['peak_mib']:>10.0f}{a['peak_mib'] / b['peak_mib']:>14.2f}   "
+                      f"{b['exit']}, {b['said'] or '-'} | {a['exit']}, {a['said'] or '-'}")
+            print("\ncost of the completeness check (the real CT read, the label map written), one run each")
+            argv = ["predict", f"local-dir:{MODEL}", str(CT), "-o", str(tmp / "labels.nii.gz")]
+            off = run(REPO, argv, args.limit_gib, no_check=True)
+            on = run(REPO, argv, args.limit_gib)
+            print(f"whole command: {off['seconds']:.2f} s without, {on['seconds']:.2f} s with the check ({on['seconds'] / off['seconds']:.3f}x)")
+            sys.path.insert(0, str(REPO))
+            from zoo_ensemble.completeness import check_complete
+
+            started = time.perf_counter()
+            for _ in range(100):
+                check_complete(CT)
+            print(f"the check alone on {CT.name} ({CT.stat().st_size / 2**20:.1f} MiB): {(time.perf_counter() - started) * 10:.3f} ms")
+        finally:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(before)], capture_output=True)
+
+
+if __name__ == "__main__":
+    main()
