@@ -81,3 +81,69 @@ def test_concurrent_pulls_keep_every_index_entry(tmp_path, monkeypatch):
     index = hub.index()
     assert sorted(index) == sorted(f"org/m-{i}" for i in range(40))
     assert index["org/m-7"]["model_id"] == "m-7"
+
+
+def _limited(nbytes: int):
+    """A file-size limit for this test's writes (a full disk without root), lifted afterwards."""
+    import contextlib
+    import resource
+
+    @contextlib.contextmanager
+    def limit():
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, hard))
+        try:
+            yield
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+    return limit()
+
+
+def test_a_write_past_the_disk_is_one_error_naming_the_file_and_leaves_the_old_one(tmp_path):
+    from zoo_ensemble.errors import OutputWriteError
+
+    target = tmp_path / "report.json"
+    target.write_text("earlier")
+    with _limited(1000), pytest.raises(OutputWriteError, match=r"report\.json: could not be written \(File too large\)"):
+        atomic.write_text(target, "x" * 5000)
+    assert target.read_text() == "earlier" and sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+
+
+def test_a_model_folder_that_cannot_be_written_leaves_nothing(tmp_path):
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+    import torch
+
+    from zoo_ensemble.errors import OutputWriteError
+
+    with _limited(1000), pytest.raises(OutputWriteError, match=r"model: could not be written \(File too large\)"):
+        with atomic.atomic_folder(tmp_path / "model", errors=(SafetensorError,)) as tmp:
+            save_file({"w": torch.zeros(4096)}, str(tmp / "model.safetensors"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_causes_are_read_from_os_errors_and_from_rust_io_errors():
+    assert atomic.cause(OSError(28, "No space left on device")) == "No space left on device"
+    assert atomic.cause(Exception("Error while serializing: I/O error: File too large (os error 27)")) == os.strerror(27)
+    assert atomic.cause(RuntimeError("Exception thrown in ITK\nline two\n[nrrd] failed to write")) == "[nrrd] failed to write"
+
+
+def test_a_short_write_is_named_by_what_extending_the_file_gives(tmp_path):
+    short = tmp_path / "short.nii"
+    short.write_bytes(b"x" * 100)
+    with _limited(200):
+        assert atomic.short_write_cause(short) == "File too large"
+    assert atomic.short_write_cause(short, "stopped") == "stopped"
+
+
+def test_what_c_code_prints_is_passed_on_or_held_back(capfd):
+    from zoo_ensemble.native_stderr import held_stderr
+
+    with held_stderr() as held:
+        os.write(2, b"** a line from C\n")
+    assert capfd.readouterr().err == "** a line from C\n" and held.text == "** a line from C\n"
+    with pytest.raises(ValueError), held_stderr() as held:
+        os.write(2, b"** ERROR: NWAD: wrote only 0 of 10 bytes\n")
+        raise ValueError
+    assert capfd.readouterr().err == "" and "NWAD" in held.text

@@ -31,7 +31,12 @@ class Held:
 def held_stderr() -> Iterator[Held]:
     """Send fd 2 to a temporary file for the block; pass it on if the block succeeds."""
     held = Held()
-    with _LOCK, tempfile.TemporaryFile() as sink:
+    try:
+        sink = tempfile.TemporaryFile()
+    except OSError:  # no room for even that: the library's lines show as they are
+        yield held
+        return
+    with _LOCK, sink:
         _flush()
         saved = os.dup(2)
         os.dup2(sink.fileno(), 2)

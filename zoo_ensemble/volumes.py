@@ -8,6 +8,7 @@ exactly on the grid of the file they came from (size, origin, spacing, direction
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -186,8 +187,11 @@ def _read_any(path: Path, ct: bool) -> tuple[sitk.Image, list[str], tuple[Datase
     if path.is_dir():
         return _read_dicom_folder(path, ct)
     check_complete(path)
+    # MetaImage prints its parse errors on stderr before it raises (the other readers do not, and
+    # holding stderr would keep a cohort's reads from overlapping its writes)
+    quiet = held_stderr if path.name.lower().endswith((".mha", ".mhd")) else contextlib.nullcontext
     try:
-        with held_stderr():  # MetaImage prints its parse errors there before it raises
+        with quiet():
             return sitk.ReadImage(str(path)), [], ()
     except RuntimeError as exc:
         raise ImageReadError(f"{path}: not an image SimpleITK can read ({_first_line(exc)})") from None
