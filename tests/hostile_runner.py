@@ -9,11 +9,14 @@ config that asks for hundreds of gigabytes fails the case instead of the machine
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import resource
+import subprocess
 import sys
 import traceback
+from pathlib import Path
 
 LIMIT_GIB = 2
 
@@ -25,8 +28,24 @@ def _vm(field: str) -> int:
     raise RuntimeError(field)
 
 
+def run_cases(cases: list[dict], folder: Path, env: dict[str, str]) -> dict:
+    """Run ``cases`` in a fresh process of this script, files in ``folder``: its report."""
+    (folder / "cases.json").write_text(json.dumps(cases))
+    run = subprocess.run(
+        [sys.executable, __file__, str(folder / "cases.json"), str(folder / "results.json")],
+        env=env, capture_output=True, encoding="utf-8", timeout=900,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads((folder / "results.json").read_text())
+
+
+def file_digests(path: Path) -> dict[str, str]:
+    """Every file under ``path`` with its sha256: equal before and after means byte-identical."""
+    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
 @contextlib.contextmanager
-def _file_size_limit(nbytes: int | None):
+def file_size_limit(nbytes: int | None):
     """A full disk without root: no file of this process may grow past ``nbytes`` while the
     case runs (``RLIMIT_FSIZE``; Python ignores SIGXFSZ, so a write fails with EFBIG)."""
     if nbytes is None:
@@ -56,7 +75,7 @@ def main() -> None:
     for case in cases:
         out, err = io.StringIO(), io.StringIO()
         code: object = 0
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), _file_size_limit(case.get("fsize")):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), file_size_limit(case.get("fsize")):
             try:
                 zoo(case["argv"])
             except SystemExit as exc:

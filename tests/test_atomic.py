@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from hostile_runner import file_size_limit
 from zoo_ensemble import atomic
 
 
@@ -83,29 +84,12 @@ def test_concurrent_pulls_keep_every_index_entry(tmp_path, monkeypatch):
     assert index["org/m-7"]["model_id"] == "m-7"
 
 
-def _limited(nbytes: int):
-    """A file-size limit for this test's writes (a full disk without root), lifted afterwards."""
-    import contextlib
-    import resource
-
-    @contextlib.contextmanager
-    def limit():
-        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, hard))
-        try:
-            yield
-        finally:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-
-    return limit()
-
-
 def test_a_write_past_the_disk_is_one_error_naming_the_file_and_leaves_the_old_one(tmp_path):
     from zoo_ensemble.errors import OutputWriteError
 
     target = tmp_path / "report.json"
     target.write_text("earlier")
-    with _limited(1000), pytest.raises(OutputWriteError, match=r"report\.json: could not be written \(File too large\)"):
+    with file_size_limit(1000), pytest.raises(OutputWriteError, match=r"report\.json: could not be written \(File too large\)"):
         atomic.write_text(target, "x" * 5000)
     assert target.read_text() == "earlier" and sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
 
@@ -117,7 +101,7 @@ def test_a_model_folder_that_cannot_be_written_leaves_nothing(tmp_path):
 
     from zoo_ensemble.errors import OutputWriteError
 
-    with _limited(1000), pytest.raises(OutputWriteError, match=r"model: could not be written \(File too large\)"):
+    with file_size_limit(1000), pytest.raises(OutputWriteError, match=r"model: could not be written \(File too large\)"):
         with atomic.atomic_folder(tmp_path / "model", errors=(SafetensorError,)) as tmp:
             save_file({"w": torch.zeros(4096)}, str(tmp / "model.safetensors"))
     assert list(tmp_path.iterdir()) == []
@@ -132,7 +116,7 @@ def test_causes_are_read_from_os_errors_and_from_rust_io_errors():
 def test_a_short_write_is_named_by_what_extending_the_file_gives(tmp_path):
     short = tmp_path / "short.nii"
     short.write_bytes(b"x" * 100)
-    with _limited(200):
+    with file_size_limit(200):
         assert atomic.short_write_cause(short) == "File too large"
     assert atomic.short_write_cause(short, "stopped") == "stopped"
 

@@ -5,20 +5,17 @@ address-space limit (2 GiB beyond the libraries) and with the user's files byte-
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from hostile_runner import file_digests, run_cases
 
-HERE = Path(__file__).resolve().parent
 
 
 def _edit_config(folder: Path, **changes) -> None:
@@ -182,10 +179,6 @@ def _hub_cases(hub_server, base: Path) -> list[tuple[str, list[str]]]:
     ]
 
 
-def _tree(path: Path) -> dict[str, str]:
-    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(path.rglob("*")) if p.is_file()}
-
-
 @pytest.mark.slow
 def test_hostile_inputs_fail_cleanly_within_memory(trained_heart, cohort_a, hub_server, tmp_path):
     hub_server.state.repos.clear()
@@ -204,20 +197,14 @@ def test_hostile_inputs_fail_cleanly_within_memory(trained_heart, cohort_a, hub_
     cases += [{"name": n, "argv": a} for n, a in _hub_cases(hub_server, base)]
     cases.append({"name": "zoo list after the hostile pulls", "argv": ["list"], "expect": 0})
     assert len(cases) >= 40
-    before = _tree(user)
-    (tmp_path / "cases.json").write_text(json.dumps(cases))
+    before = file_digests(user)
     hf = tmp_path / "hf"
     env = dict(
         os.environ, ZOO_HOME=str(tmp_path / "home"), ZOO_PLUGINS="none", HF_ENDPOINT=hub_server.url, HF_HOME=str(hf),
         HF_HUB_CACHE=str(hf / "hub"), HF_HUB_DISABLE_XET="1", HF_HUB_DISABLE_TELEMETRY="1", HF_TOKEN="hf_dummy", COLUMNS="200",
     )
     env.pop("HF_HUB_OFFLINE", None)
-    run = subprocess.run(
-        [sys.executable, str(HERE / "hostile_runner.py"), str(tmp_path / "cases.json"), str(tmp_path / "results.json")],
-        env=env, capture_output=True, encoding="utf-8", timeout=900,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    report = json.loads((tmp_path / "results.json").read_text())
+    report = run_cases(cases, tmp_path, env)
     failures = []
     for case, result in zip(cases, report["results"]):
         expect = case.get("expect", 2)
@@ -231,5 +218,5 @@ def test_hostile_inputs_fail_cleanly_within_memory(trained_heart, cohort_a, hub_
             failures.append(f"{case['name']}: exit {result['code']}, stderr {result['stderr'][-600:]!r}")
     assert not failures, "\n".join(failures)
     assert report["peak_rss"] < 2 * 2**30, f"peak resident memory {report['peak_rss'] / 2**20:.0f} MiB"
-    assert _tree(user) == before  # the user's files are byte-identical
+    assert file_digests(user) == before  # the user's files are byte-identical
     assert "[/evil]" not in (tmp_path / "home" / "hub-index.json").read_text() if (tmp_path / "home" / "hub-index.json").exists() else True

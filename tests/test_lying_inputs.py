@@ -10,11 +10,8 @@ partial file remains.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +21,7 @@ import pytest
 import SimpleITK as sitk
 from pydicom.uid import JPEG2000Lossless, RLELossless
 
+from hostile_runner import file_digests, run_cases
 from zoo_ensemble.data.dicom_series import write_ct_series
 
 HERE = Path(__file__).resolve().parent
@@ -169,10 +167,6 @@ def _cases(user: Path, model: Path) -> list[dict]:
     return cases
 
 
-def _tree(path: Path) -> dict[str, str]:
-    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(path.rglob("*")) if p.is_file()}
-
-
 def _error_lines(stderr: str) -> list[str]:
     """What a person reads: warnings and progress bars set aside."""
     return [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("warning:") and "━" not in ln]
@@ -183,15 +177,8 @@ def test_lying_inputs_and_failed_writes_end_in_one_line(trained_heart, tmp_path)
     user = tmp_path / "user"
     user.mkdir()
     cases = _cases(user, trained_heart)
-    before = {k: v for k, v in _tree(user).items() if not k.startswith("out/")}
-    (tmp_path / "cases.json").write_text(json.dumps(cases))
-    env = dict(os.environ, ZOO_HOME=str(tmp_path / "home"), ZOO_PLUGINS="none", COLUMNS="200")
-    run = subprocess.run(
-        [sys.executable, str(HERE / "hostile_runner.py"), str(tmp_path / "cases.json"), str(tmp_path / "results.json")],
-        env=env, capture_output=True, encoding="utf-8", timeout=900,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    report = json.loads((tmp_path / "results.json").read_text())
+    before = {k: v for k, v in file_digests(user).items() if not k.startswith("out/")}
+    report = run_cases(cases, tmp_path, dict(os.environ, ZOO_HOME=str(tmp_path / "home"), ZOO_PLUGINS="none", COLUMNS="200"))
     failures = []
     for case, result in zip(cases, report["results"]):
         lines = _error_lines(result["stderr"])
@@ -203,7 +190,7 @@ def test_lying_inputs_and_failed_writes_end_in_one_line(trained_heart, tmp_path)
             failures.append(f"{case['name']}: exit {result['code']}, stderr {result['stderr'][-700:]!r}")
     assert not failures, "\n".join(failures)
     assert report["peak_rss"] < 2 * 2**30, f"peak resident memory {report['peak_rss'] / 2**20:.0f} MiB"
-    after = _tree(user)
+    after = file_digests(user)
     assert {k: v for k, v in after.items() if not k.startswith("out/")} == before  # the user's files byte-identical
     written = {Path(c["writes"]).name for c in cases if "writes" in c} | {c["leaves"] for c in cases if "leaves" in c}
     assert {Path(k).name for k in after if k.startswith("out/")} <= written  # nothing partial remains
