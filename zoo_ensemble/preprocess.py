@@ -107,8 +107,17 @@ def model_window(length: int, spacing: float, model_spacing: float, size: int) -
     if want >= length:
         return slice(0, length)
     want += (length - want) % 2
+    # of a few window lengths, the one whose resampled length is closest to a whole number of
+    # pixels: the model then sees its own spacing, not one a rounding stretched
+    ratio = spacing / model_spacing
+    choices = range(want, min(length, want + 2 * _WINDOW_CHOICES) + 1, 2)
+    want = min(choices, key=lambda n: abs(n * ratio - math.floor(n * ratio + 0.5)))
     start = (length - want) // 2
     return slice(start, start + want)
+
+
+#: How many window lengths :func:`model_window` tries.
+_WINDOW_CHOICES = 8
 
 
 class CenterCropPad(nn.Module):
