@@ -22,7 +22,7 @@ from torch import nn
 from zoo_ensemble.architectures import build_model, make_config
 from zoo_ensemble.data.dataset import open_dataset
 from zoo_ensemble.data.slices import load_cases
-from zoo_ensemble.distributed import current
+from zoo_ensemble.distributed import current, leave
 from zoo_ensemble.ensembles import get_method
 from zoo_ensemble.ensembles.base import MemberRecord
 from zoo_ensemble.training.trainer import TrainConfig, Trainer
@@ -73,4 +73,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        # gloo's threads must end before the interpreter does: a process group left to exit
+        # aborted a run now and then ("terminate called without an active exception"), as the
+        # zoo command's own leave() prevents
+        leave()
