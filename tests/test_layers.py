@@ -35,12 +35,6 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("interface", ["", "__main__", "api", "cli", "cli.*"]),
 ]
 
-#: Deprecated aliases of moved modules: they only re-export, and go in the next release.
-ALIASES = [
-    "cards", "hookspecs", "hub", "io", "model_folder", "plugins", "predict", "registry", "verify",
-    "ensembles.io", "data.anatomy", "data.cohort", "data.shapes",
-]
-
 #: Libraries that draw for people: only the interface layer uses them.
 PRESENTATION = ("rich", "typer")
 
@@ -100,31 +94,22 @@ def _layer(module: str) -> int | None:
     return None
 
 
-def _real(module: str) -> bool:
-    return module not in ALIASES
-
-
 def test_every_module_has_a_layer():
-    unplaced = [m for m in MODULES if _real(m) and _layer(m) is None]
+    unplaced = [m for m in MODULES if _layer(m) is None]
     assert not unplaced, f"place these modules in a layer (tests/test_layers.py, docs/ARCHITECTURE.md): {unplaced}"
 
 
 def test_no_module_imports_from_a_layer_above_it():
     upward = []
-    for module in filter(_real, MODULES):
+    for module in MODULES:
         for target in _imports(module)[0]:
-            if _real(target) and _layer(target) > _layer(module):
+            if _layer(target) > _layer(module):
                 upward.append(f"{module or 'zoo_ensemble'} ({LAYERS[_layer(module)][0]}) -> {target} ({LAYERS[_layer(target)][0]})")
     assert not upward, "imports that run up the layers:\n" + "\n".join(sorted(upward))
 
 
-def test_no_module_imports_a_deprecated_alias():
-    users = [f"{m} -> {t}" for m in filter(_real, MODULES) for t in _imports(m)[0] if not _real(t)]
-    assert not users, users
-
-
 def test_there_are_no_import_circles():
-    graph = {m: {t for t in _imports(m)[0] if _real(t)} for m in filter(_real, MODULES)}
+    graph = {m: _imports(m)[0] for m in MODULES}
     circles = _strongly_connected(graph)
     assert not circles, f"import circles: {circles}"
 
@@ -133,18 +118,11 @@ def test_presentation_stays_in_the_interface():
     interface = LAYERS.index(next(layer for layer in LAYERS if layer[0] == "interface"))
     offenders = [
         f"{m} imports {lib}"
-        for m in filter(_real, MODULES)
+        for m in MODULES
         if _layer(m) != interface
         for lib in _imports(m)[1] & set(PRESENTATION)
     ]
     assert not offenders, offenders
-
-
-def test_aliases_only_re_export_and_say_they_are_deprecated():
-    for alias in ALIASES:
-        text = MODULES[alias].read_text()
-        assert "Deprecated" in ast.get_docstring(ast.parse(text)) and "DeprecationWarning" in text, alias
-        assert all(_layer(t) is not None for t in _imports(alias)[0]), alias
 
 
 def test_the_architecture_page_states_these_layers():

@@ -205,23 +205,3 @@ def _metrics(report: Report | None, fitted: Fitted | None) -> dict[str, Any]:
     if report is not None and report.scores:
         out["test"] = report_to_metrics(report)
     return out
-
-
-#: Names that lived here before 0.1 and moved to :mod:`zoo_ensemble.members` or the training recipe
-#: (the members' checks this module uses itself stay importable from here without a warning).
-_MOVED = {
-    "Member": ("zoo_ensemble.members", "ChosenMember"),
-    "rank_key": ("zoo_ensemble.members", "rank_key"),
-    "subsample_pairs": ("zoo_ensemble.training.recipe", "subsample_pairs"),
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:  # deprecated aliases, for one release
-        import importlib
-        import warnings
-
-        module, new = _MOVED[name]
-        warnings.warn(f"zoo_ensemble.compose.{name} is deprecated; use {module}.{new}", DeprecationWarning, stacklevel=2)
-        return getattr(importlib.import_module(module), new)
-    raise AttributeError(name)

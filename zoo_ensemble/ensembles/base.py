@@ -148,12 +148,3 @@ def organ_channel_matrix(channels: list[tuple[int, str]], organs: Sequence[str])
         for c in hits:
             w[o, c] = 1.0 / len(hits)
     return w
-
-
-def __getattr__(name: str) -> Any:
-    if name == "MemberInfo":  # renamed in 0.1; the alias goes in the next release
-        import warnings
-
-        warnings.warn("MemberInfo is deprecated; use MemberRecord", DeprecationWarning, stacklevel=2)
-        return MemberRecord
-    raise AttributeError(name)

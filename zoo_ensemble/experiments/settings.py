@@ -246,12 +246,3 @@ def parse_preset(d: dict[str, Any], name: str, where: str = "preset") -> Preset:
         postprocess=postprocess,
         raw=d,
     )
-
-
-def __getattr__(name: str) -> Any:
-    if name == "Members":  # renamed in 0.1; the alias goes in the next release
-        import warnings
-
-        warnings.warn("Members is deprecated; use MemberRules", DeprecationWarning, stacklevel=2)
-        return MemberRules
-    raise AttributeError(name)
