@@ -34,7 +34,7 @@ def phantom_part(args, work: Path) -> dict:
     from zoo_ensemble.evaluation import evaluate_model
     from zoo_ensemble.zoo.catalog import load_model
     from zoo_ensemble.zoo.loading import predictor_for
-    from zoo_ensemble.training.fit import TrainRequest, train_model
+    from zoo_ensemble.training.train import TrainRequest, train_model
     from zoo_ensemble.training.trainer import TrainConfig
 
     ds = write_cohort(work / "cohort-a", "A", args.cases, args.seed)
@@ -63,7 +63,7 @@ def lidc_part(args, work: Path) -> dict:
     from zoo_ensemble.evaluation import evaluate_model
     from zoo_ensemble.zoo.catalog import load_model
     from zoo_ensemble.zoo.loading import predictor_for
-    from zoo_ensemble.training.fit import TrainRequest, train_model
+    from zoo_ensemble.training.train import TrainRequest, train_model
     from zoo_ensemble.training.trainer import TrainConfig
 
     src = args.shared / "data" / "lidc-idri-0001"

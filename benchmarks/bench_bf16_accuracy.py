@@ -93,7 +93,7 @@ def train_paper_model(work: Path, minutes: float, seed: int) -> Path:
     """A paper-size DeepLabV3 for the heart, trained for ``minutes`` on phantoms (a briefly trained
     model's probabilities sit nearer the threshold than a converged one's: the harder case)."""
     from zoo_ensemble.data.phantom import write_cohort
-    from zoo_ensemble.training.fit import TrainRequest, train_model
+    from zoo_ensemble.training.train import TrainRequest, train_model
     from zoo_ensemble.training.trainer import TrainConfig
 
     ds = write_cohort(work / "train-a", "A", 8, seed + 1)

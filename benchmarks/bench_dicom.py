@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -41,7 +42,8 @@ def main() -> None:
     import torch
 
     from zoo_ensemble.api import compose_ensemble
-    from zoo_ensemble.data.dicom_series import write_ct_series
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' DICOM writer
+    from dicom_writer import write_ct_series
     from zoo_ensemble.formats import write_prediction
     from zoo_ensemble.labelmaps import get_label_map
     from zoo_ensemble.volumes import read_ct

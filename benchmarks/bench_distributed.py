@@ -111,7 +111,7 @@ def main() -> None:
 
     from zoo_ensemble.data.phantom import write_cohort
     from zoo_ensemble.devices import cpu_model, usable_cpus
-    from zoo_ensemble.training.fit import TrainRequest, train_model
+    from zoo_ensemble.training.train import TrainRequest, train_model
     from zoo_ensemble.training.trainer import TrainConfig
 
     print(f"CPU: {cpu_model()}, {usable_cpus()} usable CPUs, torch {torch.__version__}")

@@ -96,7 +96,7 @@ def zoo_home_env(path):
 @pytest.fixture(scope="session")
 def trained_heart(cohort_a, tmp_path_factory):
     """A tiny heart model trained for a few steps and saved as a zoo model folder."""
-    from zoo_ensemble.training.fit import TrainRequest, train_model
+    from zoo_ensemble.training.train import TrainRequest, train_model
     from zoo_ensemble.training.trainer import TrainConfig
 
     with zoo_home_env(tmp_path_factory.mktemp("trained-home")) as home:
@@ -142,7 +142,7 @@ def hub(hub_server, tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def member_zoo(cohort_a, tmp_path_factory):
     """A zoo home with three tiny binary members (trained a few steps on cohort A, 64 x 64)."""
-    from zoo_ensemble.training.fit import TrainRequest, train_model
+    from zoo_ensemble.training.train import TrainRequest, train_model
     from zoo_ensemble.training.trainer import TrainConfig
 
     with zoo_home_env(tmp_path_factory.mktemp("member-zoo")) as home:

@@ -40,7 +40,7 @@ def test_demo_composes_the_shipped_members_on_a_cohort_they_never_saw(thorax, tm
 
 
 def test_demo_members_are_the_best_shipped_model_per_organ(thorax):
-    from zoo_ensemble.members import rank_key
+    from zoo_ensemble.compose.members import rank_key
 
     chosen = plugin_members(("lung_left", "esophagus"))
     rows = [r for r in list_models() if r.kind == "binary"]

@@ -10,7 +10,7 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
-from zoo_ensemble.data.dicom_series import write_ct_series
+from dicom_writer import write_ct_series
 from zoo_ensemble.dicom import Producer
 from zoo_ensemble.dicom.series import position
 from zoo_ensemble.formats import write_prediction

@@ -8,7 +8,7 @@ import shutil
 import pytest
 import SimpleITK as sitk
 
-from zoo_ensemble.data.dicom_series import write_ct_series
+from dicom_writer import write_ct_series
 from zoo_ensemble.cli import main
 from zoo_ensemble.errors import DicomSeriesError
 from zoo_ensemble.volumes import read_ct, read_labels

@@ -134,7 +134,7 @@ def test_predict_only_the_members_an_organ_needs(in_member_zoo, tmp_path):
 
 
 def test_redundant_and_multiclass_members(in_member_zoo, cohort_a, tmp_path, monkeypatch):
-    from zoo_ensemble.training.fit import TrainRequest, train_model
+    from zoo_ensemble.training.train import TrainRequest, train_model
 
     train_model(TrainRequest(["heart", "trachea"], "unet", [cohort_a], model_id="multi-unet", input_size=(64, 64), spacing=(4.0, 4.0), config=TrainConfig(epochs=1, steps_per_epoch=1, batch_size=2)))
     try:
@@ -179,7 +179,7 @@ def test_bad_input_fails_before_training(in_member_zoo, cohort_a, cohort_b, tmp_
 def test_leakage_is_logged_unless_the_caller_reports_it(in_member_zoo, cohort_a, caplog):
     from zoo_ensemble.compose import check
     from zoo_ensemble.ensembles import get_method
-    from zoo_ensemble.members import choose_members
+    from zoo_ensemble.compose.members import choose_members
 
     members, organs = choose_members("all", MEMBERS)
     for warn, logged in ((True, 1), (False, 0)):
@@ -203,7 +203,7 @@ def test_leakage_is_reported_and_strict_refuses(in_member_zoo, cohort_a, tmp_pat
 
 
 def test_default_members_are_the_best_per_organ(in_member_zoo):
-    from zoo_ensemble.members import choose_members
+    from zoo_ensemble.compose.members import choose_members
 
     members, organs = choose_members("heart,trachea")
     assert [m.model_id for m in members] == ["heart-unet", "trachea-se_resunet"] and organs == ["heart", "trachea"]
@@ -233,7 +233,7 @@ def _liar(zoo, name: str, loss: float) -> None:
 
 
 def test_implausible_card_numbers_do_not_choose_members(in_member_zoo):
-    from zoo_ensemble.members import choose_members
+    from zoo_ensemble.compose.members import choose_members
 
     _liar(in_member_zoo, "heart-liar", -1000.0)
     try:
@@ -247,7 +247,7 @@ def test_implausible_card_numbers_do_not_choose_members(in_member_zoo):
 def test_pulled_models_rank_after_installed_and_local_ones(in_member_zoo, hub, tmp_path):
     from zoo_ensemble.zoo import hub as zhub
     from zoo_ensemble.zoo.catalog import pull
-    from zoo_ensemble.members import choose_members
+    from zoo_ensemble.compose.members import choose_members
 
     better = tmp_path / "better"
     shutil.copytree(in_member_zoo / "models" / "heart-unet", better)

@@ -186,7 +186,7 @@ def test_cli_errors_are_one_line():
 
 def test_train_fraction_keeps_a_seeded_share_of_each_dataset(cohort_a, cohort_b):
     from zoo_ensemble.errors import TrainingError
-    from zoo_ensemble.training.recipe import subsample_pairs
+    from zoo_ensemble.training.fit import subsample_pairs
 
     pairs = [(cohort_a, c) for c in cohort_a.cases] + [(cohort_b, c) for c in cohort_b.cases]  # 4 + 3 patients
     fifth = subsample_pairs(pairs, 0.2, seed=0)

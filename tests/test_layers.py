@@ -27,11 +27,11 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("volumes and data", ["completeness", "volumes", "preprocess", "formats", "dicom", "dicom.*", "data", "data.*"]),
     ("networks and training", [
         "architectures", "architectures.*", "ensembles", "ensembles.*", "inference", "evaluation",
-        "training", "training.trainer", "training.checkpoint", "training.losses", "training.schedule", "training.recipe",
+        "training", "training.trainer", "training.checkpoint", "training.losses", "training.schedule", "training.fit",
         "training.data_parallel",
     ]),
     ("model zoo", ["zoo", "zoo.*"]),
-    ("workflows", ["training.fit", "members", "compose", "cohort_predict", "demo", "experiments", "experiments.*"]),
+    ("workflows", ["training.train", "compose", "compose.*", "cohort_predict", "demo", "experiments", "experiments.*"]),
     ("interface", ["", "__main__", "api", "cli", "cli.*"]),
 ]
 

@@ -22,7 +22,7 @@ import SimpleITK as sitk
 from pydicom.uid import JPEG2000Lossless, RLELossless
 
 from hostile_runner import file_digests, run_cases
-from zoo_ensemble.data.dicom_series import write_ct_series
+from dicom_writer import write_ct_series
 
 HERE = Path(__file__).resolve().parent
 PLUGIN_HEART = HERE.parent / "plugins" / "zoo-thorax" / "zoo_thorax" / "models" / "heart-unet"

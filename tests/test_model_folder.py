@@ -7,6 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from zoo_ensemble.zoo.card_file import write_card
 from zoo_ensemble.zoo.cards import Card
 from zoo_ensemble.errors import ModelFormatError
 from zoo_ensemble.zoo.loading import load_folder
@@ -47,7 +48,7 @@ def test_truncated_weights(trained_heart, tmp_path):
     (m / "model.safetensors").write_bytes(data[: len(data) // 2])
     card = Card.read(m)
     card.weights_sha256 = None  # without the hash check the damage must still be caught
-    card.write(m)
+    write_card(card, m)
     with pytest.raises(ModelFormatError, match="damaged or truncated"):
         load_folder(m)
 
@@ -74,7 +75,7 @@ def test_wrong_shape_and_missing_tensor(trained_heart, tmp_path):
     save_file(state, str(m2 / "model.safetensors"))
     card = Card.read(m2)
     card.weights_sha256 = None
-    card.write(m2)
+    write_card(card, m2)
     with pytest.raises(ModelFormatError, match="missing 1 tensor"):
         load_folder(m2)
 
@@ -127,7 +128,7 @@ def _case(ref):
 def test_largest_component_is_kept_only_where_it_helps_validation_dice():
     import numpy as np
 
-    from zoo_ensemble.training.fit import choose_largest_component
+    from zoo_ensemble.training.train import choose_largest_component
 
     blob = np.zeros((4, 32, 32), bool)
     blob[:, 4:20, 4:20] = True
@@ -141,6 +142,6 @@ def test_card_records_the_post_processing_choice(trained_heart, tmp_path):
     m = _copy(trained_heart, tmp_path)
     card = load_folder(m).card
     card.postprocess = {"largest_component": ["heart"]}
-    card.write(m)
+    write_card(card, m)
     assert load_folder(m).card.postprocess == {"largest_component": ["heart"]}
     assert "largest connected component kept for heart" in (m / "README.md").read_text()

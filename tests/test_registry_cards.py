@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
+from zoo_ensemble.zoo.card_file import write_card
 from zoo_ensemble.zoo.cards import Card
 from zoo_ensemble.cli import main
 from zoo_ensemble.errors import UnknownModelError
@@ -44,7 +45,7 @@ def test_card_round_trip_keeps_unknown_keys(trained_heart, tmp_path):
     (m / "README.md").write_text(text)
     card = Card.read(m)
     assert card.extra_zoo == {"custom_key": "kept"} and card.extra_meta == {"datasets": ["my/data"]}
-    card.write(m)
+    write_card(card, m)
     again = ModelCard.load(m / "README.md").data.to_dict()
     assert again["zoo"]["custom_key"] == "kept" and again["datasets"] == ["my/data"]
     assert again["library_name"] == "zoo-ensemble" and again["pipeline_tag"] == "image-segmentation"

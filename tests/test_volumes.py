@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from zoo_ensemble.data.dicom_series import keeping_locale
+from dicom_writer import keeping_locale
 from zoo_ensemble import volumes
 from zoo_ensemble.errors import (
     OutputWriteError,

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import SimpleITK as sitk
 
 from .atomic import write_text
 from .dicom import Producer
+from .dicom.series import is_dicom_series
 from .distributed import World, gather_to_main
 from .errors import ZooError
 from .formats import check_source, suffix, write_prediction
@@ -54,20 +54,6 @@ class CaseResult:
     status: str  # "done", "skipped" (output already there) or "failed"
     message: str = ""
     seconds: float = 0.0
-
-
-def is_dicom_series(folder: Path) -> bool:
-    """Whether ``folder`` itself holds a DICOM series (then it is one case, not a cohort)."""
-    if not folder.is_dir():
-        return False
-    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
-    sitk.ProcessObject.SetGlobalWarningDisplay(False)  # ITK warns on stderr for every folder without a series
-    try:
-        return bool(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
-    except RuntimeError:
-        return False
-    finally:
-        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
 
 
 def gather_cases(inputs: Sequence[Path]) -> list[CohortCase]:

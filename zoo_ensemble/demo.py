@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from .compose import ComposeRequest, compose
-from .members import rank_key
+from .compose import rank_key
 from .data.phantom import write_cohort
 from .errors import ZooError
 from .evaluation import Report
 from .organs import THORACIC_ORGANS
 from .paths import zoo_home
 from .zoo.catalog import list_models
-from .training.recipe import SplitPlan
+from .training.fit import SplitPlan
 from .training.trainer import TrainConfig
 
 METHODS = ("argmax", "logits_conv", "meta_unet", "layer_fusion")

@@ -84,6 +84,18 @@ def body_slices(array: np.ndarray, body_hu: float = BODY_HU) -> np.ndarray:
     return np.flatnonzero(np.concatenate(chunks)) if chunks else np.zeros(0, dtype=np.int64)
 
 
+class ChannelSelect(nn.Module):
+    """Only some output channels of a model (``--organs`` at prediction time)."""
+
+    def __init__(self, model: nn.Module, channels: list[int]):
+        super().__init__()
+        self.model = model
+        self.register_buffer("channels", torch.tensor(channels, dtype=torch.long), persistent=False)
+
+    def forward(self, hu: torch.Tensor) -> torch.Tensor:
+        return self.model(hu).index_select(1, self.channels)
+
+
 @dataclass
 class Prediction:
     labels: np.ndarray  # (Z, Y, X) uint8: 0 background, i + 1 for organs[i]

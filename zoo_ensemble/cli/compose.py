@@ -48,7 +48,7 @@ def compose(
     from ..compose import ComposeRequest
     from ..compose import compose as run
     from ..ensembles import init_options
-    from ..training.recipe import SplitPlan
+    from ..training.fit import SplitPlan
     from ..training.trainer import TrainConfig
     from .train_progress import RichReporter
 

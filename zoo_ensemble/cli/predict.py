@@ -34,7 +34,8 @@ def predict(
     A cohort loads the model once, reads the next case while the current one is computed, skips
     a failing case and goes on; the exit status is 1 when any case failed.
     """
-    from ..cohort_predict import LIST_SUFFIXES, is_dicom_series
+    from ..cohort_predict import LIST_SUFFIXES
+    from ..dicom.series import is_dicom_series
     from ..formats import ALL_SUFFIXES, format_for, suffix
 
     first = inputs[0]
@@ -67,7 +68,7 @@ def _predict_one(
     model: str, ct: Path, out: Path, fmt: str, probabilities: bool, label_map: str, organs: str | None, batch_size: int, device: str,
     precision: str,
 ) -> None:
-    from ..cohort_predict import is_dicom_series
+    from ..dicom.series import is_dicom_series
     from ..formats import ALL_SUFFIXES, check_source, needs_series, write_prediction
     from ..outputs import check_output_file
     from ..volumes import WRITE_SUFFIXES, probability_path, read_ct, write_volume

@@ -70,7 +70,7 @@ def _list_hub(organ: str | None, query: str | None) -> None:
 @app.command("info")
 def info(model: Annotated[str, typer.Argument(help="Model id, hf-hub:org/name, local-dir:PATH or a folder.")]) -> None:
     """Print a model's card (and, for learned ensembles, what the method learned)."""
-    from ..zoo.cards import card_body
+    from ..zoo.card_file import card_body
     from ..zoo.catalog import load_model
 
     loaded = load_model(model)

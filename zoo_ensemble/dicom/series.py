@@ -52,6 +52,20 @@ def library_errors(path: Path, library: str, what: str) -> Iterator[None]:
         raise DicomOutputError(f"{path}: {library} could not make the {what} ({type(exc).__name__}: {_one_line(exc)})") from None
 
 
+def is_dicom_series(folder: Path) -> bool:
+    """Whether ``folder`` itself holds a DICOM series (then it is one case, not a cohort)."""
+    if not folder.is_dir():
+        return False
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)  # ITK warns on stderr for every folder without a series
+    try:
+        return bool(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
+    except RuntimeError:
+        return False
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
+
+
 def read_headers(files: Sequence[str | Path]) -> list[Dataset]:
     """The headers of ``files`` without their pixel data, each file checked to hold all the
     pixel data its header promises (read up to the pixel data element, then only its item

@@ -31,9 +31,9 @@ from ..volumes import Volume
 from ..ensembles import get_method, init_options
 from ..evaluation import evaluate_pairs
 from ..zoo.loading import LoadedModel, load_folder, predictor_for
-from ..members import rank_key
-from ..training.fit import TrainRequest, train_model
-from ..training.recipe import SplitPlan
+from ..compose import rank_key
+from ..training.train import TrainRequest, train_model
+from ..training.fit import SplitPlan
 from .plan import (
     ModelJob,
     best_architectures,

@@ -24,6 +24,7 @@ from ..architectures import SegmentationModel
 from ..architectures.limits import MAX_PARAMETERS
 from ..atomic import FILE_MODE, atomic_folder, write_text
 from ..errors import ModelFormatError
+from .card_file import write_card
 from .cards import Card
 
 WEIGHTS = "model.safetensors"
@@ -49,7 +50,7 @@ def write_folder(folder: str | Path, state: dict[str, torch.Tensor], config: dic
         os.chmod(tmp / WEIGHTS, FILE_MODE)  # safetensors writes 0600; every file of a folder gets one mode
         card.weights_sha256 = sha256_file(tmp / WEIGHTS)
         write_text(tmp / CONFIG, json.dumps(config, indent=2) + "\n")
-        card.write(tmp)
+        write_card(card, tmp)
     return folder
 
 

@@ -12,9 +12,8 @@ import torch
 
 from ..architectures import ModelConfig, SegmentationModel, build_model
 from ..devices import resolve_device, resolve_precision
-from ..ensembles.select import ChannelSelect
 from ..errors import ModelFormatError, ZooError
-from ..inference import Predictor
+from ..inference import ChannelSelect, Predictor
 from ..organs import parse_organs
 from .cards import Card
 from .ensemble_folder import load_ensemble

@@ -45,7 +45,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     from zoo_ensemble.data.phantom import write_cohort
-    from zoo_ensemble.training.fit import TrainRequest, train_model
+    from zoo_ensemble.training.train import TrainRequest, train_model
     from zoo_ensemble.training.trainer import TrainConfig
 
     args = parse_args()

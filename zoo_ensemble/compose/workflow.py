@@ -2,7 +2,7 @@
 
 A :class:`ComposeRequest` says what to make; :func:`compose` runs it as named steps, each
 checked before any training starts: **choose** the members (by default the best binary model
-per organ, see :mod:`zoo_ensemble.members`), **check** that they share one input grid, that the
+per organ, see :mod:`zoo_ensemble.compose.members`), **check** that they share one input grid, that the
 data annotate what must be learned and which cases the members were trained on (refused with
 ``strict``); **build** the method's ensemble, **train** what it needs with the one training
 recipe, **evaluate** on the test split, **save** a self-contained zoo model whose card keeps
@@ -19,23 +19,37 @@ from typing import Any
 
 import torch
 
-from .data.dataset import Dataset
-from .distributed import current
-from .ensembles import get_method
-from .ensembles.base import Ensemble, MemberRecord
-from .evaluation import Report, evaluate_pairs
-from .input_range import InputRange
-from .members import ChosenMember, ComposeError, check_compatible, choose_members, leakage_report, most_restrictive_licence
-from .paths import zoo_home
-from .specs import MethodSpec
-from .training.fit import datasets_record, report_to_metrics, val_metrics
-from .training.recipe import Fitted, SplitCases, SplitPlan, TrainingRun, check_organs_annotated, fit
-from .training.trainer import Reporter, TrainConfig
-from .zoo import hub
-from .zoo.cards import Card, check_model_id
-from .zoo.ensemble_folder import build_ensemble, ensemble_config
-from .zoo.folder import write_folder
-from .zoo.loading import predictor_from_card
+from ..data.dataset import Dataset
+from ..distributed import current
+from ..ensembles import get_method
+from ..ensembles.base import Ensemble, MemberRecord
+from ..evaluation import Report, evaluate_pairs
+from ..input_range import InputRange
+from ..paths import zoo_home
+from ..specs import MethodSpec
+from ..training.fit import (
+    Fitted,
+    SplitCases,
+    SplitPlan,
+    TrainingRun,
+    check_organs_annotated,
+    fit,
+)
+from ..training.train import datasets_record, report_to_metrics, val_metrics
+from ..training.trainer import Reporter, TrainConfig
+from ..zoo import hub
+from ..zoo.cards import Card, check_model_id
+from ..zoo.ensemble_folder import build_ensemble, ensemble_config
+from ..zoo.folder import write_folder
+from ..zoo.loading import predictor_from_card
+from .members import (
+    ChosenMember,
+    ComposeError,
+    check_compatible,
+    choose_members,
+    leakage_report,
+    most_restrictive_licence,
+)
 
 log = logging.getLogger("zoo_ensemble")
 

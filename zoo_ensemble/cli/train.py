@@ -41,8 +41,8 @@ def train(
     """Train a binary (one --organ) or multiclass (several) model and save it as a zoo model."""
     from ..input_range import parse_spacing
     from ..organs import parse_organs
-    from ..training.fit import TrainRequest, train_model
-    from ..training.recipe import SplitPlan
+    from ..training.train import TrainRequest, train_model
+    from ..training.fit import SplitPlan
     from ..training.trainer import TrainConfig
     from .train_progress import RichReporter
 
