@@ -27,7 +27,7 @@ def lidc() -> Path:
 def _isolated_home(tmp_path_factory, monkeypatch):
     """Every test gets its own zoo home so nothing leaks between tests or into the user's,
     sees only the plugins it installs itself, and a console wide enough for whole tables."""
-    from zoo_ensemble.zoo import plugins
+    from zoo_ensemble.registry import plugins
     from zoo_ensemble.cli.console import console
 
     monkeypatch.setenv("ZOO_HOME", str(tmp_path_factory.mktemp("zoo-home")))

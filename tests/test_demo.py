@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from zoo_ensemble.zoo import plugins
+from zoo_ensemble.registry import plugins
 from zoo_ensemble.cli.demo import comparison_tables
 from zoo_ensemble.demo import COHORT_SEED_OFFSET, METHODS, DemoSettings, plugin_members, run_demo
 from zoo_ensemble.zoo.loading import load_folder

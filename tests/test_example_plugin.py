@@ -38,7 +38,7 @@ def example(installed, monkeypatch):
     monkeypatch.syspath_prepend(str(installed))
     importlib.invalidate_caches()
     monkeypatch.setenv("ZOO_PLUGINS", "example,thorax")
-    from zoo_ensemble.zoo import plugins
+    from zoo_ensemble.registry import plugins
 
     plugins.reset_registry()
     yield

@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "errors", "atomic", "native_stderr", "spreadsheet", "urls", "paths", "specs", "input_range", "devices", "distributed", "outputs",
         "metrics",
     ]),
-    ("plugin core", ["zoo.hookspecs", "zoo.plugins"]),
+    ("plugin core", ["registry", "registry.*"]),
     ("vocabulary", ["organs", "labelmaps"]),
     ("volumes and data", ["completeness", "volumes", "preprocess", "formats", "dicom", "dicom.*", "data", "data.*"]),
     ("networks and training", [

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from zoo_ensemble.zoo import plugins
+from zoo_ensemble.registry import plugins
 from zoo_ensemble.errors import ZooError
 
 REPO = Path(__file__).resolve().parents[1]

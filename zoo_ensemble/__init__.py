@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 from .errors import ZooError
-from .zoo.hookspecs import hookimpl
+from .registry import hookimpl
 
 __version__ = "0.1.0.dev0"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .dicom import Producer
-from .dicom.series import check_referenceable
+from .dicom.series import check_referenceable, frames_of, source_headers
 from .labelmaps import LabelMap
 from .outputs import OutputError
 from .volumes import Volume, write_labels
@@ -75,14 +75,25 @@ def write_prediction(
 ) -> Path:
     """Write one case's organ masks (canonical order) in ``fmt``, atomically; ``label_map`` gives
     the values of a label map format (the DICOM formats name their segments instead)."""
-    if fmt == "dicom-seg":
-        from .dicom.seg import write_seg
+    if needs_series(fmt):
+        name = {"dicom-seg": "DICOM-SEG", "rtstruct": "RTSTRUCT"}[fmt]
+        headers = source_headers(volume.dicom_headers, path, name)
+        frames = frames_of(volume.to_sitk(_numbered(masks, volume)), headers, str(path))
+        if fmt == "dicom-seg":
+            from .dicom.seg import write_seg
 
-        return write_seg(masks, volume, path, producer)
-    if fmt == "rtstruct":
+            return write_seg(list(masks), frames, headers, path, producer)
         from .dicom.rtstruct import write_rtstruct
 
-        return write_rtstruct(masks, volume, path, producer)
+        return write_rtstruct(list(masks), frames, headers, path, producer)
     if label_map is None:
         raise ValueError(f"writing {fmt} needs a label map")
     return write_labels(label_map.encode(masks), volume, path)
+
+
+def _numbered(masks: Mapping[str, np.ndarray], volume: Volume) -> np.ndarray:
+    """One array holding ``i + 1`` where the ``i``-th organ is (canonical order)."""
+    numbers = np.zeros(volume.shape, np.uint8 if len(masks) < 256 else np.uint16)
+    for i, mask in enumerate(masks.values()):
+        numbers[mask] = i + 1
+    return numbers

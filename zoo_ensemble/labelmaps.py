@@ -15,7 +15,7 @@ import numpy as np
 from .errors import LabelMapError
 from .organs import get_organ
 from .specs import LabelMap
-from .zoo.plugins import get_registry
+from .registry import get_registry, lookup
 
 __all__ = ["BUILTIN_LABEL_MAPS", "LabelMap", "check_laterality", "get_label_map", "label_map_names", "parse_custom"]
 
@@ -97,14 +97,9 @@ def get_label_map(spec: str | Mapping[str, object] | LabelMap) -> LabelMap:
         return spec
     if isinstance(spec, Mapping):
         return _from_mapping(spec)
-    registered = _registered()
-    if spec in registered:
-        return registered[spec]
-    if "=" in spec:
+    if isinstance(spec, str) and "=" in spec:
         return parse_custom(spec)
-    raise LabelMapError(
-        f"unknown label map {spec!r}: use one of {', '.join(registered)} or declare one like 1=heart,2=aorta"
-    )
+    return lookup("label_maps", spec, "label map", LabelMapError, f"use one of {', '.join(label_map_names())}, or declare one like 1=heart,2=aorta")
 
 
 def _from_mapping(spec: Mapping[str, object]) -> LabelMap:

@@ -8,12 +8,11 @@ registers these organs and plugins add theirs through the ``register_organs`` ho
 from __future__ import annotations
 
 import colorsys
-import difflib
 import zlib
 
 from .errors import UnknownOrganError
 from .specs import Organ, Window
-from .zoo.plugins import get_registry
+from .registry import lookup
 
 __all__ = ["BUILTIN_ORGANS", "THORACIC_ORGANS", "Organ", "Window", "check_organ_list", "default_window", "get_organ", "organ_color", "parse_organs"]
 
@@ -47,14 +46,7 @@ THORACIC_ORGANS: tuple[str, ...] = (
 def get_organ(name: str) -> Organ:
     """Look an organ up in the registry (the one vocabulary); an unknown name is an error that
     suggests close matches."""
-    reg = get_registry()
-    organ = reg.get("organs", name) if isinstance(name, str) else None
-    if organ is None:
-        known = reg.names("organs")
-        close = difflib.get_close_matches(str(name), known, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise UnknownOrganError(f"unknown organ {name!r}{hint} (known: {', '.join(known)})")
-    return organ
+    return lookup("organs", name, "organ", UnknownOrganError)
 
 
 def organ_color(name: str) -> tuple[int, int, int]:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 from ..errors import UnknownModelError
 from ..organs import Window
+from ..registry import defined, lookup, names
 from ..specs import ArchitectureSpec
-from ..zoo.plugins import get_registry
-from .base import DEFINED, ModelConfig, SegmentationModel, default_windows, register_architecture
+from .base import ModelConfig, SegmentationModel, default_windows, register_architecture
 
 
 #: Input geometry of each size preset: a crop and an in-plane spacing that together cover a
@@ -27,22 +26,15 @@ def builtin_architectures() -> list[ArchitectureSpec]:
     """The families this package defines (their modules register themselves on import)."""
     from . import deeplabv3, se_resunet, unet  # noqa: F401  (each module's @register_architecture)
 
-    order = ("unet", "se_resunet", "deeplabv3")
-    return [DEFINED[n] for n in order] + [spec for n, spec in DEFINED.items() if n not in order]
+    return defined("architectures", ("unet", "se_resunet", "deeplabv3"))
 
 
 def architecture_names() -> list[str]:
-    return get_registry().names("architectures")
+    return names("architectures")
 
 
 def get_architecture(name: str) -> ArchitectureSpec:
-    spec = get_registry().get("architectures", name)
-    if spec is None:
-        known = architecture_names()
-        close = difflib.get_close_matches(name, known, n=2)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise UnknownModelError(f"unknown architecture {name!r}{hint} (registered: {', '.join(known)})")
-    return spec
+    return lookup("architectures", name, "architecture")
 
 
 def make_config(

@@ -16,6 +16,7 @@ from torch import nn
 
 from ..errors import ModelFormatError
 from ..input_range import check_field_of_view, parse_spacing
+from ..registry import define
 from ..specs import ArchitectureSpec
 from .limits import ENCODERS, INT_LISTS, MAX_INPUT_SIZE, MAX_WINDOWS, check_int_list, check_name, check_window, is_int, is_number
 from ..organs import Window, check_organ_list, default_window
@@ -23,16 +24,13 @@ from ..preprocess import WindowLayer
 
 CONFIG_FORMAT = 1
 PRIOR = 0.01
-#: Architectures defined in this package, filled by :func:`register_architecture` as each
-#: family's module is imported (timm's ``@register_model`` pattern); the core plugin registers them.
-DEFINED: dict[str, ArchitectureSpec] = {}
 
 
 def register_architecture(name: str, presets: dict[str, dict[str, Any]], description: str = "") -> Callable[[Callable[[ModelConfig], SegmentationModel]], Callable[[ModelConfig], SegmentationModel]]:
     """Decorate an architecture family's ``build(config)`` to define it under ``name``."""
 
     def decorate(build: Callable[[ModelConfig], SegmentationModel]) -> Callable[[ModelConfig], SegmentationModel]:
-        DEFINED[name] = ArchitectureSpec(name, build, presets, description)
+        define("architectures", ArchitectureSpec(name, build, presets, description))
         return build
 
     return decorate

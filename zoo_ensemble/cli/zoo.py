@@ -98,7 +98,7 @@ def verify(model: Annotated[str, typer.Argument(help="Model id, hf-hub:org/name,
 @app.command("plugins")
 def plugins() -> None:
     """Installed plugins and what each registered."""
-    from ..zoo.plugins import get_registry
+    from ..registry import get_registry
 
     reg = get_registry()
     table = Table(title="plugins", title_justify="left")
@@ -114,7 +114,7 @@ def plugins() -> None:
 def organs() -> None:
     """The organ vocabulary: windows, SNOMED CT codes, TotalSegmentator names, colours, source."""
     from ..organs import get_organ, organ_color
-    from ..zoo.plugins import get_registry
+    from ..registry import get_registry
 
     reg = get_registry()
     table = Table(title="organs", title_justify="left")

@@ -22,7 +22,7 @@ from ..zoo.cards import Card
 from ..zoo.catalog import list_models, resolve_folder
 from ..zoo.folder import sha256_file
 from ..zoo.loading import LoadedModel, load_folder
-from ..zoo.plugins import get_registry
+from ..registry import get_registry
 
 #: Licences from least to most restrictive; anything unknown counts as most restrictive.
 LICENCE_ORDER = ["cc0-1.0", "mit", "bsd-3-clause", "bsd-2-clause", "apache-2.0", "cc-by-4.0", "cc-by-sa-4.0", "gpl-3.0", "agpl-3.0", "cc-by-nc-4.0", "cc-by-nc-sa-4.0"]

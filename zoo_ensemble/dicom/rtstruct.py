@@ -10,19 +10,18 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
-from collections.abc import Mapping
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset
-from pydicom.sequence import Sequence
+from pydicom.sequence import Sequence as DicomSequence
 
 from ..atomic import atomic_path
 from ..errors import DicomOutputError
 from ..organs import get_organ, organ_color
-from ..volumes import Volume
 from . import Producer
-from .series import frames_of, library_errors, quiet, source_headers
+from .series import library_errors, quiet
 
 #: Study attributes rt-utils copies without a default; real CTs nearly always have them.
 _STUDY_ATTRIBUTES = ("StudyDate", "StudyTime", "StudyID")
@@ -37,11 +36,12 @@ def _rt_utils():
     return rt_utils, ds_helper
 
 
-def write_rtstruct(masks: Mapping[str, np.ndarray], volume: Volume, path: Path, producer: Producer) -> Path:
-    """Write ``masks`` (organ -> boolean mask in ``volume``'s canonical order) as an RTSTRUCT on
-    the DICOM series ``volume`` was read from, atomically."""
+def write_rtstruct(organs: Sequence[str], frames: np.ndarray, headers: Sequence[Dataset], path: Path, producer: Producer) -> Path:
+    """Write an RTSTRUCT of ``organs`` on the source series, atomically: ``frames[i]`` lies on the
+    instance ``headers[i]`` (copies, checked by :func:`~zoo_ensemble.dicom.series.source_headers`)
+    and holds ``j + 1`` where ``organs[j]`` is."""
     rt_utils, ds_helper = _rt_utils()
-    headers = source_headers(volume.dicom_headers, path, "RTSTRUCT")
+    headers = list(headers)
     rows, cols = (float(v) for v in headers[0].PixelSpacing)
     if abs(rows - cols) > 1e-4 * max(rows, cols):
         # rt-utils scales both pixel axes by the first spacing value: contours would be misplaced.
@@ -54,17 +54,16 @@ def write_rtstruct(masks: Mapping[str, np.ndarray], volume: Volume, path: Path, 
     with library_errors(path, "rt-utils", "RTSTRUCT"), warnings.catch_warnings(), quiet("pydicom"), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore", DeprecationWarning)
         rts = rt_utils.RTStruct(headers, ds_helper.create_rtstruct_dataset(headers))
-        for organ, mask in masks.items():
-            frames = frames_of(volume.to_sitk(mask.astype(np.uint8)), headers, str(path)).astype(bool)
-            info = get_organ(organ)
-            rts.add_roi(mask=np.moveaxis(frames, 0, -1), color=list(organ_color(organ)), name=organ, description=info.description)
-        _describe(rts.ds, masks, producer)
+        for i, organ in enumerate(organs):
+            mask = np.moveaxis(frames == i + 1, 0, -1)  # rt-utils: (rows, columns, slice)
+            rts.add_roi(mask=mask, color=list(organ_color(organ)), name=organ, description=get_organ(organ).description)
+        _describe(rts.ds, organs, producer)
         with atomic_path(path) as tmp:
             rts.ds.save_as(str(tmp))
     return path
 
 
-def _describe(ds: Dataset, masks: Mapping[str, np.ndarray], producer: Producer) -> None:
+def _describe(ds: Dataset, organs: Sequence[str], producer: Producer) -> None:
     """Say who made the structure set, and what each ROI is (an organ, with its code)."""
     ds.Manufacturer = "zoo-ensemble"
     ds.ManufacturerModelName = producer.model_id
@@ -76,14 +75,14 @@ def _describe(ds: Dataset, masks: Mapping[str, np.ndarray], producer: Producer) 
     ds.SeriesNumber = 9902
     if "InstitutionName" in ds:
         del ds.InstitutionName  # rt-utils writes its authors' institute here
-    for observation, organ in zip(ds.RTROIObservationsSequence, masks):
+    for observation, organ in zip(ds.RTROIObservationsSequence, organs):
         observation.RTROIInterpretedType = "ORGAN"
         observation.ROIInterpreter = ""
         snomed = get_organ(organ).snomed
         if snomed:
             code = Dataset()
             code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = snomed[0], "SCT", snomed[1]
-            observation.RTROIIdentificationCodeSequence = Sequence([code])
+            observation.RTROIIdentificationCodeSequence = DicomSequence([code])
     for roi in ds.StructureSetROISequence:
         roi.ROIGenerationAlgorithm = "AUTOMATIC"
         roi.ROIGenerationDescription = f"{producer.model_id} {producer.revision}"[:64]

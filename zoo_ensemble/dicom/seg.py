@@ -5,17 +5,17 @@ concept, naming the model and its revision, referencing the CT series and instan
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from pydicom.dataset import Dataset
 
 from ..atomic import atomic_path
 from ..errors import DicomOutputError
 from ..organs import get_organ, organ_color
 from . import Producer
-from ..volumes import Volume
-from .series import frames_of, library_errors, quiet, source_headers
+from .series import library_errors, quiet
 
 #: A local coding scheme for organs a plugin registered without a SNOMED CT code.
 LOCAL_SCHEME = "99ZOO"
@@ -30,24 +30,20 @@ def _highdicom():
     return highdicom
 
 
-def write_seg(masks: Mapping[str, np.ndarray], volume: Volume, path: Path, producer: Producer) -> Path:
-    """Write ``masks`` (organ -> boolean mask in ``volume``'s canonical order) as a binary
-    DICOM-SEG referencing the DICOM series ``volume`` was read from, atomically."""
+def write_seg(organs: Sequence[str], frames: np.ndarray, headers: Sequence[Dataset], path: Path, producer: Producer) -> Path:
+    """Write a binary DICOM-SEG of ``organs``, atomically: ``frames[i]`` lies on the source
+    instance ``headers[i]`` (checked with :func:`~zoo_ensemble.dicom.series.source_headers`)
+    and holds ``j + 1`` where ``organs[j]`` is."""
     hd = _highdicom()
-    headers = source_headers(volume.dicom_headers, path, "DICOM-SEG")
-    numbers = np.zeros(volume.shape, np.uint8 if len(masks) < 256 else np.uint16)
-    for i, mask in enumerate(masks.values()):
-        numbers[mask] = i + 1
-    frames = frames_of(volume.to_sitk(numbers), headers, str(path))
     with library_errors(path, "highdicom", "DICOM-SEG"), warnings.catch_warnings(), quiet("highdicom"):
         # highdicom warns about optional attributes real CTs often lack, and logs that an organ
         # found nowhere keeps its (empty) frames
         warnings.simplefilter("ignore", UserWarning)
         seg = hd.seg.Segmentation(
-            source_images=headers,
+            source_images=list(headers),
             pixel_array=frames,
             segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-            segment_descriptions=[_segment(hd, i + 1, organ, producer) for i, organ in enumerate(masks)],
+            segment_descriptions=[_segment(hd, i + 1, organ, producer) for i, organ in enumerate(organs)],
             series_instance_uid=hd.UID(),
             series_number=SERIES_NUMBER,
             sop_instance_uid=hd.UID(),

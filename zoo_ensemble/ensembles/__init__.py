@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ..errors import UnknownModelError
+from ..registry import defined, lookup, names
 from ..specs import MethodSpec
-from ..zoo.plugins import get_registry
-from .base import DEFINED, register_method
+from .base import register_method
 
 __all__ = ["INITS", "MethodSpec", "builtin_methods", "get_method", "init_options", "method_names", "register_method"]
 
@@ -14,19 +14,15 @@ def builtin_methods() -> list[MethodSpec]:
     """The paper's four methods (their modules register themselves on import)."""
     from . import argmax, layer_fusion, logits_conv, meta_unet  # noqa: F401  (each module's @register_method)
 
-    order = ("argmax", "logits_conv", "meta_unet", "layer_fusion")
-    return [DEFINED[n] for n in order] + [method for n, method in DEFINED.items() if n not in order]
+    return defined("ensemble_methods", ("argmax", "logits_conv", "meta_unet", "layer_fusion"))
 
 
 def method_names() -> list[str]:
-    return get_registry().names("ensemble_methods")
+    return names("ensemble_methods")
 
 
 def get_method(name: str) -> MethodSpec:
-    method = get_registry().get("ensemble_methods", name)
-    if method is None:
-        raise UnknownModelError(f"unknown ensemble method {name!r} (registered: {', '.join(method_names()) or 'none'})")
-    return method
+    return lookup("ensemble_methods", name, "ensemble method")
 
 
 #: How a learned combiner starts: at the members' prediction (ours) or as the paper built it.

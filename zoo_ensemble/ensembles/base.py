@@ -17,12 +17,8 @@ from torch import nn
 
 from ..architectures import SegmentationModel
 from ..errors import ModelFormatError
+from ..registry import define
 from ..specs import MethodSpec
-
-
-#: Methods defined in this package, filled by :func:`register_method` as each module is
-#: imported; the core plugin registers them.
-DEFINED: dict[str, MethodSpec] = {}
 
 
 def register_method(name: str, trainable: bool, description: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -32,7 +28,7 @@ def register_method(name: str, trainable: bool, description: str = "") -> Callab
     small decorators because each builds its own spec type with its own arguments."""
 
     def decorate(build: Callable[..., Any]) -> Callable[..., Any]:
-        DEFINED[name] = MethodSpec(name, build, trainable, description)
+        define("ensemble_methods", MethodSpec(name, build, trainable, description))
         return build
 
     return decorate

@@ -26,7 +26,7 @@ from . import hub
 from .cards import Card
 from .loading import LoadedModel, load_folder, predictor_for
 from .folder import WEIGHTS, sha256_file
-from .plugins import get_registry, zoo_version
+from ..registry import get_registry, zoo_version
 from .verify import forward_check
 
 log = logging.getLogger("zoo_ensemble")

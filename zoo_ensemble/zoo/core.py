@@ -11,7 +11,7 @@ from ..architectures import builtin_architectures
 from ..ensembles import builtin_methods
 from ..labelmaps import BUILTIN_LABEL_MAPS
 from ..organs import BUILTIN_ORGANS
-from .hookspecs import hookimpl
+from ..registry import hookimpl
 
 
 @hookimpl
