@@ -32,8 +32,7 @@ def epoch_minutes(minutes: float) -> float:
 def phantom_part(args, work: Path) -> dict:
     from zoo_ensemble.data.phantom import write_cohort
     from zoo_ensemble.evaluation import evaluate_model
-    from zoo_ensemble.zoo.catalog import load_model
-    from zoo_ensemble.zoo.loading import predictor_for
+    from zoo_ensemble.zoo.model import ZooModel
     from zoo_ensemble.training.train import TrainRequest, train_model
     from zoo_ensemble.training.trainer import TrainConfig
 
@@ -46,7 +45,7 @@ def phantom_part(args, work: Path) -> dict:
             config=TrainConfig(epochs=200, steps_per_epoch=args.steps, batch_size=8, max_minutes=epoch_minutes(args.minutes), seed=args.seed),
         ))
         train_s = time.time() - t
-        report = evaluate_model(predictor_for(load_model(f"local-dir:{folder}"), "cpu"), ds, "test", seed=0)
+        report = evaluate_model(ZooModel.from_folder(folder).predictor("cpu", "fp32"), ds, "test", seed=0)
         st = report.organ_stats(organ)
         results[organ] = {
             "dice": st["dice"].mean, "dice_std": st["dice"].std, "hd95": st["hd95"].mean, "test_cases": st["dice"].n,
@@ -61,8 +60,7 @@ def lidc_part(args, work: Path) -> dict:
     from zoo_ensemble.data.dataset import open_dataset, write_manifest
     from zoo_ensemble.labelmaps import get_label_map
     from zoo_ensemble.evaluation import evaluate_model
-    from zoo_ensemble.zoo.catalog import load_model
-    from zoo_ensemble.zoo.loading import predictor_for
+    from zoo_ensemble.zoo.model import ZooModel
     from zoo_ensemble.training.train import TrainRequest, train_model
     from zoo_ensemble.training.trainer import TrainConfig
 
@@ -85,7 +83,7 @@ def lidc_part(args, work: Path) -> dict:
         config=TrainConfig(epochs=200, steps_per_epoch=args.steps, batch_size=8, max_minutes=epoch_minutes(args.minutes), seed=args.seed),
     ))
     train_s = time.time() - t
-    report = evaluate_model(predictor_for(load_model(f"local-dir:{folder}"), "cpu"), ds, "test")
+    report = evaluate_model(ZooModel.from_folder(folder).predictor("cpu", "fp32"), ds, "test")
     out = {}
     for organ in organs:
         d = report.organ_stats(organ)["dice"].mean

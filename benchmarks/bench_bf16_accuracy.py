@@ -130,7 +130,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from zoo_ensemble.devices import cpu_model, cpu_supports_bf16
-    from zoo_ensemble.zoo.catalog import load_for_prediction
+    from zoo_ensemble.zoo.model import ZooModel
 
     if args.models:
         ids = args.models.split(",")
@@ -150,7 +150,7 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         rows = []
         for model_id in ids:
-            predictor, _ = load_for_prediction(model_id, device="cpu")
+            predictor = ZooModel.from_pretrained(model_id).predictor("cpu", "fp32")
             name = "paper deeplabv3 (heart, brief)" if model_id.startswith("local-dir:") else model_id
             rows += compare(name, predictor, [(c, v, {o: m for o, m in ref.items() if o in predictor.organs}) for c, v, ref in cases], low)
         summary(rows, args.low)

@@ -53,11 +53,11 @@ def grids() -> list[tuple[str, float | None, int]]:
     out = []
     try:
         from zoo_thorax.plugin import ARCHITECTURES, ORGANS
-        from zoo_ensemble.zoo.catalog import load_model
+        from zoo_ensemble.zoo.model import ZooModel
 
         seen = set()
         for model_id in (f"{o}-{a}" for o in ORGANS for a in ARCHITECTURES):
-            card = load_model(model_id).card
+            card = ZooModel.from_pretrained(model_id).card
             key = (float(card.spacing[0]) if card.spacing else None, int(card.input_size[0]))
             if key not in seen:
                 seen.add(key)

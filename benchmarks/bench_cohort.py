@@ -66,8 +66,6 @@ def main() -> None:
 
     from zoo_ensemble.cohort_predict import CohortRun, gather_cases
     from zoo_ensemble.labelmaps import get_label_map
-    from zoo_ensemble.zoo.catalog import producer_for
-    from zoo_ensemble.zoo.loading import predictor_for
 
     # memory: the same case 20 times, so that a growth can only come from the number of cases
     same = work / "same"
@@ -76,7 +74,7 @@ def main() -> None:
         shutil.copy(cts[0], same / f"copy{i:03d}.nii.gz")
     rss: list[float] = []
     run = CohortRun(
-        predictor_for(ens.loaded, "cpu"), get_label_map("zoo"), work / "inproc", producer_for(ens.loaded),
+        ens, dict(label_map=get_label_map("zoo"), device="cpu"), work / "inproc",
         progress=lambda i, n: rss.append(_peak_mib()),
     )
     (work / "inproc").mkdir()

@@ -47,8 +47,6 @@ def main() -> None:
     from zoo_ensemble.formats import write_prediction
     from zoo_ensemble.labelmaps import get_label_map
     from zoo_ensemble.volumes import read_ct
-    from zoo_ensemble.zoo.catalog import producer_for
-    from zoo_ensemble.zoo.loading import predictor_for
 
     print(f"CPU: {cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
     work = Path(tempfile.mkdtemp(prefix="bench-dicom-"))
@@ -60,16 +58,16 @@ def main() -> None:
     volume = read_ct(work / "series")
     read_s = time.perf_counter() - started
     ens = compose_ensemble("argmax", out=work / "home" / "models" / "bench-six")
-    predictor = predictor_for(ens.loaded, "cpu")
+    predictor = ens.predictor("cpu", "fp32")
     started = time.perf_counter()
     masks = predictor.predict(volume).masks()
     predict_s = time.perf_counter() - started
-    producer, lm = producer_for(ens.loaded), get_label_map("zoo")
+    producer, lm = ens.producer(), get_label_map("zoo")
 
     print(f"CT: {volume.shape[2]} x {volume.shape[1]} x {volume.shape[0]} as a DICOM series ({len(volume.dicom_files)} files); "
           f"ensemble {ens.model_id}: {', '.join(ens.organs)}")
     print(f"read the DICOM series (headers checked): {read_s:.2f} s")
-    print(f"predict ({len(ens.organs)} organs, argmax of {len(ens.loaded.config['members'])} members): {predict_s:.2f} s")
+    print(f"predict ({len(ens.organs)} organs, argmax of {len(ens.config['members'])} members): {predict_s:.2f} s")
     for fmt, name in (("nifti", "x.nii.gz"), ("dicom-seg", "x.seg.dcm"), ("rtstruct", "x.rtstruct.dcm")):
         times = []
         for _ in range(args.repeat):

@@ -37,7 +37,7 @@ def main() -> None:
     from zoo_ensemble.architectures import build_model, make_config
     from zoo_ensemble.ensembles.base import MemberRecord
     from zoo_ensemble.zoo.ensemble_folder import build_ensemble
-    from zoo_ensemble.inference import Predictor
+    from zoo_ensemble.inference import InferenceConfig, Predictor
     from zoo_ensemble.volumes import read_ct
     from zoo_ensemble.preprocess import AIR_HU, centre_box, crop_or_pad
 
@@ -90,7 +90,7 @@ def main() -> None:
     print(f"{'method':14s} {'s/volume':>9s} {'members bare s':>14s} {'combiner s':>10s} {'ratio':>6s} {'target':>6s} {'peak MiB':>9s}")
     for method in ("argmax", "logits_conv", "meta_unet", "layer_fusion"):
         ens = build_ensemble(method, members, infos, list(ORGANS)).eval()
-        predictor = Predictor(ens, list(ORGANS), size, "center", batch_size=8, skip_air=False)
+        predictor = Predictor(ens, InferenceConfig(tuple(ORGANS), size, "center"), batch_size=8, skip_air=False)
         predictor.predict(_first_slices(volume, 4))
         t_bare, t_comb, t_ens = float("inf"), float("inf"), float("inf")
         for _ in range(args.repeat):  # interleaved, so that a slow spell of the machine hits both sides

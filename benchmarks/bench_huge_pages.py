@@ -26,7 +26,7 @@ CHILD = r"""
 import json, resource, sys, time
 import numpy as np, SimpleITK as sitk, torch
 from zoo_ensemble.architectures import build_model, make_config
-from zoo_ensemble.inference import Predictor
+from zoo_ensemble.inference import InferenceConfig, Predictor
 from zoo_ensemble.volumes import ct_from_image, read_ct
 arch, slices, data = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 if data:
@@ -40,7 +40,7 @@ else:
     volume = ct_from_image(image)
 torch.manual_seed(0)
 model = build_model(make_config(arch, ["heart"], "paper", input_size=[320, 320]))
-predictor = Predictor(model, ["heart"], (320, 320), "center", spacing=None, batch_size=16)
+predictor = Predictor(model, InferenceConfig(("heart",), (320, 320), "center", spacing=None), batch_size=16)
 faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 start = time.perf_counter()
 predictor.predict(volume)

@@ -98,7 +98,7 @@ def main() -> None:
     args = p.parse_args()
 
     from zoo_ensemble.architectures import build_model, make_config
-    from zoo_ensemble.inference import Predictor
+    from zoo_ensemble.inference import InferenceConfig, Predictor
     from zoo_ensemble.volumes import read_ct
     from zoo_ensemble.preprocess import AIR_HU, centre_box, crop_or_pad
 
@@ -118,7 +118,7 @@ def main() -> None:
             model.eval()
             n = args.paper_slices if paper else volume.shape[0]
             sub = volume.with_array(volume.array) if not paper else _first_slices(volume, n)
-            pred = Predictor(model, ["heart"], (size, size), "center", batch_size=8)
+            pred = Predictor(model, InferenceConfig(("heart",), (size, size), "center"), batch_size=8)
             pred.predict(_first_slices(volume, 2))  # warm-up
             t = time.perf_counter()
             pred.predict(sub)
@@ -142,7 +142,7 @@ def main() -> None:
     tall = _tiled(volume, 300)
     model = build_model(make_config("unet", ["heart", "trachea", "esophagus"], "tiny", input_size=[320, 320])).eval()
     with PeakRSS() as mem:
-        pred = Predictor(model, model.organs, (320, 320), "center", batch_size=8).predict(tall, probabilities=True)
+        pred = Predictor(model, InferenceConfig(tuple(model.organs), (320, 320), "center"), batch_size=8).predict(tall, probabilities=True)
     one = tall.array.size * 4 / 2**20
     print(f"peak memory predicting 512x512x300 with 3 channels and probabilities: +{mem.peak:.0f} MiB "
           f"(one float32 volume is {one:.0f} MiB; allowed: 3 of them = {3 * one:.0f} MiB plus the label map)")

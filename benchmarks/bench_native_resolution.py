@@ -68,7 +68,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from zoo_ensemble.volumes import read_ct, read_labels
-    from zoo_ensemble.zoo.catalog import load_for_prediction
+    from zoo_ensemble.zoo.model import ZooModel
 
     if args.models:
         ids = args.models.split(",")
@@ -83,10 +83,11 @@ def main() -> None:
     print("| model | organ | Dice 0.70 mm | Dice 2.81 mm | difference | predict s | bare forward s | ratio |")
     print("|---|---|---|---|---|---|---|---|")
     for model_id in ids:
-        predictor, loaded = load_for_prediction(model_id, device="cpu")
+        loaded = ZooModel.from_pretrained(model_id)
         organs = loaded.organs
+        predictor = loaded.predictor("cpu", "fp32")
         pf, ps = predictor.predict(full), predictor.predict(small)  # as `zoo predict` runs (post-processing included)
-        predictor.largest_component = []  # timed without the post-processing: resampling against the bare forward
+        predictor = loaded.predictor("cpu", "fp32", largest_component=[])  # timed without the post-processing: resampling against the bare forward
         seconds, bare = float("nan"), float("nan")
         for _ in range(0 if args.no_timing else args.repeat):  # best of --repeat, each in the same run
             t = time.perf_counter()

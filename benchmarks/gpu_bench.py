@@ -211,7 +211,7 @@ def main() -> None:
 
     from zoo_ensemble.architectures import build_model, make_config
     from zoo_ensemble.ensembles.base import MemberRecord
-    from zoo_ensemble.inference import Predictor
+    from zoo_ensemble.inference import InferenceConfig, Predictor
     from zoo_ensemble.zoo.ensemble_folder import build_ensemble
     from zoo_ensemble.devices import resolve_precision
 
@@ -261,8 +261,8 @@ def main() -> None:
         ens = build_ensemble(method, built, infos, list(ORGANS)).eval()
         precision = resolve_precision("auto", device)  # what `zoo predict` uses: fp16 on a GPU
         predictor = Predictor(
-            ens, list(ORGANS), (size, size), "center", spacing=(FOV_MM / size, FOV_MM / size),
-            batch_size=32 if device.type == "cuda" else 2, device=device, precision=precision,
+            ens, InferenceConfig(tuple(ORGANS), (size, size), "center", spacing=(FOV_MM / size, FOV_MM / size)), device, precision,
+            batch_size=32 if device.type == "cuda" else 2,
         )
         predictor.predict(volume)  # warm-up: cuDNN picks its kernels for every batch shape of the timed run
         if device.type == "cuda":

@@ -69,7 +69,7 @@ def test_push_to_hub_then_from_pretrained_at_a_revision(in_member_zoo, hub, ct, 
     pulled = zoo.from_pretrained("hf-hub:zoo-test/api-heart", revision=info.oid)
     assert np.array_equal(pulled.predict(ct).labels, model.predict(ct).labels)
     with pytest.raises(ZooError, match="revision="):
-        zoo.from_pretrained("local-dir:" + str(model.loaded.folder), revision=info.oid)
+        zoo.from_pretrained("local-dir:" + str(model.folder), revision=info.oid)
 
 
 @pytest.mark.parametrize(
@@ -92,7 +92,7 @@ def test_compose_with_keywords(in_member_zoo, cohort_a, tmp_path):
     ens = zoo.compose_ensemble("logits_conv", models=["heart-unet", "trachea-se_resunet"], data=[cohort_a.root], init="paper",
                       config=TrainConfig(epochs=1, steps_per_epoch=1, batch_size=2), out=tmp_path / "lc")
     assert ens.kind == "ensemble" and ens.organs == ["heart", "trachea"]
-    assert ens.loaded.config["options"] == {"init": "default"}
+    assert ens.config["options"] == {"init": "default"}
 
 
 def test_the_readme_example_runs_as_written(in_member_zoo, ct, tmp_path, monkeypatch):

@@ -111,14 +111,13 @@ def test_another_models_cohort_folder_is_refused(in_member_zoo, cohort_dir, tmp_
 def test_progress_counts_cases_and_each_cases_slices(in_member_zoo, cohort_dir, tmp_path):
     from zoo_ensemble.cohort_predict import CohortRun, gather_cases
     from zoo_ensemble.labelmaps import get_label_map
-    from zoo_ensemble.zoo.catalog import load_model, producer_for
-    from zoo_ensemble.zoo.loading import predictor_for
+    from zoo_ensemble.zoo.model import ZooModel
 
     (cohort_dir / "broken.nii.gz").unlink()
-    loaded = load_model("heart-unet")
+    model = ZooModel.from_pretrained("heart-unet")
     cases_seen, slices_seen = [], []
     run = CohortRun(
-        predictor_for(loaded, "cpu"), get_label_map("zoo"), tmp_path / "out", producer_for(loaded),
+        model, dict(label_map=get_label_map("zoo"), device="cpu"), tmp_path / "out",
         progress=lambda i, n: cases_seen.append((i, n)), slice_progress=lambda i, n: slices_seen.append((i, n)),
     )
     (tmp_path / "out").mkdir()

@@ -5,7 +5,7 @@ import pytest
 from zoo_ensemble.registry import plugins
 from zoo_ensemble.cli.demo import comparison_tables
 from zoo_ensemble.demo import COHORT_SEED_OFFSET, METHODS, DemoSettings, plugin_members, run_demo
-from zoo_ensemble.zoo.loading import load_folder
+from zoo_ensemble.zoo.model import ZooModel
 from zoo_ensemble.zoo.catalog import list_models
 
 
@@ -33,7 +33,7 @@ def test_demo_composes_the_shipped_members_on_a_cohort_they_never_saw(thorax, tm
     means, per_organ = comparison_tables(result.reports)
     assert means.row_count == 4 and per_organ.row_count == 4
     for method in METHODS:  # the members never saw the demo's patients
-        card = load_folder(result.folders[method]).card
+        card = ZooModel.from_folder(result.folders[method]).card
         assert "leakage" not in card.training
         assert card.spacing == [2.2, 2.2] and card.trained_on is not None
     assert result.best() in METHODS

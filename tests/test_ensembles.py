@@ -9,9 +9,7 @@ import torch
 
 from zoo_ensemble.compose import ComposeError, ComposeRequest, compose
 from zoo_ensemble.errors import ZooError
-from zoo_ensemble.zoo.loading import load_folder
-from zoo_ensemble.zoo.catalog import load_model
-from zoo_ensemble.zoo.loading import predictor_for
+from zoo_ensemble.zoo.model import ZooModel
 from zoo_ensemble.training.trainer import TrainConfig
 
 MEMBERS = ["heart-unet", "trachea-se_resunet", "lung_left-deeplabv3"]
@@ -30,9 +28,9 @@ def _frozen_snapshot(ensemble):
 
 @pytest.mark.parametrize("method", ["logits_conv", "meta_unet", "layer_fusion"])
 def test_learned_methods_keep_members_frozen(in_member_zoo, cohort_a, tmp_path, method):
-    before = {m: load_folder(in_member_zoo / "models" / m).model.state_dict() for m in MEMBERS}
+    before = {m: ZooModel.from_folder(in_member_zoo / "models" / m).network.state_dict() for m in MEMBERS}
     result = compose(ComposeRequest(method, "all", MEMBERS, [cohort_a], out=tmp_path / method, config=QUICK))
-    ens = load_folder(result.folder).model
+    ens = ZooModel.from_folder(result.folder).network
     assert ens.organs == ["heart", "trachea", "lung_left"]
     changed_last = False
     for i, model_id in enumerate(MEMBERS):
@@ -52,12 +50,12 @@ def test_learned_methods_keep_members_frozen(in_member_zoo, cohort_a, tmp_path, 
 
 def test_argmax_reproduces_members_where_they_do_not_overlap(in_member_zoo, tmp_path):
     result = compose(ComposeRequest("argmax", "all", MEMBERS, [], out=tmp_path / "argmax"))
-    ens = load_folder(result.folder).model
+    ens = ZooModel.from_folder(result.folder).network
     torch.manual_seed(1)
     x = torch.randn(2, 1, 64, 64) * 400
     with torch.no_grad():
         probs = torch.sigmoid(ens(x))
-        member_masks = [torch.sigmoid(load_folder(in_member_zoo / "models" / m).model(x))[:, 0] > 0.5 for m in MEMBERS]
+        member_masks = [torch.sigmoid(ZooModel.from_folder(in_member_zoo / "models" / m).network(x))[:, 0] > 0.5 for m in MEMBERS]
     from zoo_ensemble.inference import labels_from_probabilities
 
     label, _ = labels_from_probabilities(probs, 0.5)
@@ -72,16 +70,16 @@ def test_saved_ensemble_is_self_contained_and_reloads_identically(in_member_zoo,
     result = compose(ComposeRequest("logits_conv", "all", MEMBERS, [cohort_a], out=tmp_path / "lc", config=QUICK))
     x = torch.randn(1, 1, 64, 64) * 300
     with torch.no_grad():
-        a = load_folder(result.folder).model(x)
+        a = ZooModel.from_folder(result.folder).network(x)
     moved = tmp_path / "elsewhere"
     shutil.move(str(in_member_zoo / "models"), str(moved))  # members gone
     try:
         with torch.no_grad():
-            b = load_folder(result.folder).model(x)
+            b = ZooModel.from_folder(result.folder).network(x)
     finally:
         shutil.move(str(moved), str(in_member_zoo / "models"))
     assert torch.equal(a, b)
-    card = load_folder(result.folder).card
+    card = ZooModel.from_folder(result.folder).card
     assert [m["model_id"] for m in card.members] == MEMBERS
     assert all(len(m["sha256"]) == 64 and m["license"] == "apache-2.0" for m in card.members)
     assert card.method == "logits_conv" and card.organs == ["heart", "trachea", "lung_left"]
@@ -95,7 +93,7 @@ def test_logits_conv_info_shows_the_learned_weights(in_member_zoo, cohort_a, tmp
     main(["info", f"local-dir:{result.folder}"])
     out = capsys.readouterr().out
     assert "learned weight" in out and "heart-unet:heart" in out and "bias" in out
-    model = load_folder(result.folder).model
+    model = ZooModel.from_folder(result.folder).network
     w = model.weights()
     assert w.shape == (3, 3)
     learned = model.describe()
@@ -116,11 +114,12 @@ def test_info_on_an_argmax_ensemble_prints_no_learned_table(in_member_zoo, tmp_p
 
 def test_predict_only_the_members_an_organ_needs(in_member_zoo, tmp_path):
     result = compose(ComposeRequest("argmax", "all", MEMBERS, [], out=tmp_path / "am"))
-    loaded = load_model(f"local-dir:{result.folder}")
+    loaded = ZooModel.from_pretrained(f"local-dir:{result.folder}")
     calls = []
-    for i, m in enumerate(loaded.model.members):
+    for i, m in enumerate(loaded.network.members):
         m.register_forward_hook(lambda mod, inp, out, i=i: calls.append(i))
-    predictor = predictor_for(loaded, "cpu", organs="trachea")
+    predictor = loaded.predictor("cpu", organs="trachea")
+    assert loaded.predictor("cpu", organs="trachea") is predictor  # made once
     assert predictor.organs == ["trachea"]
     from zoo_ensemble.volumes import Geometry, Volume
 
@@ -130,7 +129,7 @@ def test_predict_only_the_members_an_organ_needs(in_member_zoo, tmp_path):
     predictor.predict(Volume(arr, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), g.direction, g))
     assert set(calls) == {1}  # only the trachea member ran
     with pytest.raises(ZooError, match="does not segment"):
-        predictor_for(loaded, "cpu", organs="aorta")
+        loaded.predictor("cpu", organs="aorta")
 
 
 def test_redundant_and_multiclass_members(in_member_zoo, cohort_a, tmp_path, monkeypatch):
@@ -139,7 +138,7 @@ def test_redundant_and_multiclass_members(in_member_zoo, cohort_a, tmp_path, mon
     train_model(TrainRequest(["heart", "trachea"], "unet", [cohort_a], model_id="multi-unet", input_size=(64, 64), spacing=(4.0, 4.0), config=TrainConfig(epochs=1, steps_per_epoch=1, batch_size=2)))
     try:
         result = compose(ComposeRequest("layer_fusion", "heart,trachea", ["heart-unet", "trachea-se_resunet", "multi-unet"], [cohort_a], out=tmp_path / "lf", config=QUICK))
-        ens = load_folder(result.folder).model
+        ens = ZooModel.from_folder(result.folder).network
         assert ens.channel_names() == ["heart-unet:heart", "trachea-se_resunet:trachea", "multi-unet:heart", "multi-unet:trachea"]
         assert ens.fuse.in_channels == sum(m.feature_channels for m in ens.members)
     finally:
@@ -181,7 +180,7 @@ def test_leakage_is_logged_unless_the_caller_reports_it(in_member_zoo, cohort_a,
     from zoo_ensemble.ensembles import get_method
     from zoo_ensemble.compose.members import choose_members
 
-    members, organs = choose_members("all", MEMBERS)
+    members, organs, _ = choose_members("all", MEMBERS)
     for warn, logged in ((True, 1), (False, 0)):
         caplog.clear()
         request = ComposeRequest("logits_conv", "all", MEMBERS, [cohort_a], warn_leakage=warn)
@@ -197,7 +196,7 @@ def test_leakage_is_reported_and_strict_refuses(in_member_zoo, cohort_a, tmp_pat
         compose(ComposeRequest("logits_conv", "all", MEMBERS, [cohort_a], strict=True, config=QUICK))
     leaky = compose(ComposeRequest("logits_conv", "all", MEMBERS, [cohort_a], out=tmp_path / "leaky2", config=QUICK))
     assert any("seen by member heart-unet" in line for line in leaky.leakage)
-    assert load_folder(leaky.folder).card.training["leakage"]
+    assert ZooModel.from_folder(leaky.folder).card.training["leakage"]
     with pytest.raises(ComposeError, match="--fresh-cases"):
         compose(ComposeRequest("logits_conv", "all", MEMBERS, [cohort_a], fresh_cases=True, config=QUICK))
 
@@ -205,20 +204,20 @@ def test_leakage_is_reported_and_strict_refuses(in_member_zoo, cohort_a, tmp_pat
 def test_default_members_are_the_best_per_organ(in_member_zoo):
     from zoo_ensemble.compose.members import choose_members
 
-    members, organs = choose_members("heart,trachea")
+    members, organs, _ = choose_members("heart,trachea")
     assert [m.model_id for m in members] == ["heart-unet", "trachea-se_resunet"] and organs == ["heart", "trachea"]
-    members, organs = choose_members("all")
+    members, organs, _ = choose_members("all")
     assert set(organs) == {"heart", "trachea", "lung_left"}
 
 
 def test_compose_and_push(in_member_zoo, hub, tmp_path, monkeypatch):
     from zoo_ensemble.zoo import hub as zhub
-    from zoo_ensemble.zoo.catalog import pull
+    from zoo_ensemble.zoo.model import pull
 
     compose(ComposeRequest("argmax", "all", MEMBERS, [], out=tmp_path / "pushed", push="zoo-test/argmax-ens"))
     monkeypatch.setenv("ZOO_HOME", str(tmp_path / "elsewhere"))  # pull into another zoo
     pulled = pull("zoo-test/argmax-ens")
-    assert pulled.loaded.card.kind == "ensemble" and len(pulled.loaded.card.members) == 3
+    assert pulled.card.kind == "ensemble" and len(pulled.card.members) == 3
 
 
 def _liar(zoo, name: str, loss: float) -> None:
@@ -237,16 +236,16 @@ def test_implausible_card_numbers_do_not_choose_members(in_member_zoo):
 
     _liar(in_member_zoo, "heart-liar", -1000.0)
     try:
-        members, _ = choose_members("heart")
+        members, _, why = choose_members("heart")
         assert [m.model_id for m in members] == ["heart-unet"]  # a negative loss is not believed
-        assert "validation loss" in members[0].reason and "best of 2" in members[0].reason
+        assert "validation loss" in why["heart-unet"] and "best of 2" in why["heart-unet"]
     finally:
         shutil.rmtree(in_member_zoo / "models" / "heart-liar")
 
 
 def test_pulled_models_rank_after_installed_and_local_ones(in_member_zoo, hub, tmp_path):
     from zoo_ensemble.zoo import hub as zhub
-    from zoo_ensemble.zoo.catalog import pull
+    from zoo_ensemble.zoo.model import pull
     from zoo_ensemble.compose.members import choose_members
 
     better = tmp_path / "better"
@@ -257,15 +256,15 @@ def test_pulled_models_rank_after_installed_and_local_ones(in_member_zoo, hub, t
     (better / "README.md").write_text(text.replace("model_id: heart-unet", "model_id: heart-hub"))
     zhub.push(better, "someone/heart-hub")
     pull("someone/heart-hub")
-    members, _ = choose_members("heart")
-    assert [m.model_id for m in members] == ["heart-unet"] and "installed and local models first" in members[0].reason
-    chosen, _ = choose_members("heart", ["heart-hub"])
-    assert chosen[0].source.startswith("hf-hub:someone/heart-hub@")
+    members, _, why = choose_members("heart")
+    assert [m.model_id for m in members] == ["heart-unet"] and "installed and local models first" in why["heart-unet"]
+    chosen, _, _ = choose_members("heart", ["heart-hub"])
+    assert chosen[0].source().startswith("hf-hub:someone/heart-hub@")
 
 
 def test_provenance_names_no_local_path(in_member_zoo, tmp_path):
     result = compose(ComposeRequest("argmax", "all", MEMBERS, [], out=tmp_path / "ens"))
-    for member in load_folder(result.folder).card.members:
+    for member in ZooModel.from_folder(result.folder).card.members:
         assert member["source"] == "local" and "/" not in json.dumps({k: v for k, v in member.items() if k != "repo"})
 
 

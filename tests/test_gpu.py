@@ -37,16 +37,16 @@ def test_a_mixed_precision_training_step_learns(device, tiny_slices):
 
 
 def test_prediction_on_the_device_equals_the_cpus(device, cohort_a):
-    from zoo_ensemble.inference import Predictor
+    from zoo_ensemble.inference import InferenceConfig, Predictor
     from zoo_ensemble.volumes import read_ct
 
     torch.manual_seed(0)
     volume = read_ct(cohort_a.cases[0].image)
     model = build_model(make_config("deeplabv3", ["heart", "trachea"], "tiny", input_size=[64, 64], spacing=[4.0, 4.0]))
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    on_cpu = Predictor(model, ["heart", "trachea"], (64, 64), spacing=(4.0, 4.0), batch_size=8).predict(volume, probabilities=True)
+    on_cpu = Predictor(model, InferenceConfig(("heart", "trachea"), (64, 64), spacing=(4.0, 4.0)), batch_size=8).predict(volume, probabilities=True)
     model.load_state_dict(state)
-    there = Predictor(model, ["heart", "trachea"], (64, 64), spacing=(4.0, 4.0), batch_size=8, device=device).predict(volume, probabilities=True)
+    there = Predictor(model, InferenceConfig(("heart", "trachea"), (64, 64), spacing=(4.0, 4.0)), device, batch_size=8).predict(volume, probabilities=True)
     for organ in ("heart", "trachea"):
         assert np.abs(on_cpu.probabilities[organ] - there.probabilities[organ]).max() <= 1e-2, organ  # cuDNN may use TF32 for fp32 convolutions
     assert float((on_cpu.labels == there.labels).mean()) >= 0.999

@@ -7,30 +7,30 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from zoo_ensemble.zoo import hub as zhub
-from zoo_ensemble.zoo.catalog import pull
 from zoo_ensemble.errors import HubError, ModelFormatError, UnknownModelError
-from zoo_ensemble.zoo.loading import load_folder
-from zoo_ensemble.zoo.catalog import resolve_folder
+from zoo_ensemble.zoo.catalog import HubRef, resolve
+from zoo_ensemble.zoo.model import ZooModel, pull
 
 
 def _outputs(folder):
     torch.manual_seed(0)
     x = torch.randn(2, 1, 64, 64) * 300
     with torch.no_grad():
-        return load_folder(folder).model(x)
+        return ZooModel.from_folder(folder).network(x)
 
 
 def test_push_then_pull_gives_identical_outputs(hub, trained_heart):
     info = zhub.push(trained_heart, "zoo-test/heart-unet")
     assert info.oid
     pulled = pull("zoo-test/heart-unet")
-    assert pulled.commit == info.oid and len(pulled.commit) == 40
+    assert pulled.source() == f"hf-hub:zoo-test/heart-unet@{info.oid}" and len(info.oid) == 40
     assert torch.equal(_outputs(pulled.folder), _outputs(trained_heart))
     assert zhub.index()["zoo-test/heart-unet"]["commit"] == info.oid
     assert zhub.index()["zoo-test/heart-unet"]["model_id"] == "heart-unet"
     # the pulled model is listed and resolvable by id and by hf-hub: prefix
-    assert resolve_folder("hf-hub:zoo-test/heart-unet") == pulled.folder
-    assert resolve_folder("heart-unet") == pulled.folder
+    assert resolve("hf-hub:zoo-test/heart-unet") == HubRef("zoo-test/heart-unet")  # pulled (checked) again when loaded
+    assert ZooModel.from_pretrained("hf-hub:zoo-test/heart-unet").folder == pulled.folder
+    assert resolve("heart-unet") == pulled.folder
     found = zhub.search()
     assert [m["repo"] for m in found] == ["zoo-test/heart-unet"] and found[0]["zoo"]["organs"] == ["heart"]
     assert zhub.search(organ="aorta") == []
@@ -50,7 +50,7 @@ def test_pull_a_pinned_revision_and_offline_cache(hub, trained_heart, monkeypatc
     first = zhub.push(trained_heart, "zoo-test/heart-pinned")
     zhub.push(trained_heart, "zoo-test/heart-pinned", message="again")
     pulled = pull("zoo-test/heart-pinned", revision=first.oid)
-    assert pulled.commit == first.oid
+    assert pulled.source() == f"hf-hub:zoo-test/heart-pinned@{first.oid}"
 
     from huggingface_hub import constants
 
@@ -143,7 +143,7 @@ def test_a_pulled_card_cannot_take_over_another_models_id(hub, trained_heart, tm
     monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
     zhub.push(trained_heart, "evil/heart-unet")
     pulled = pull("evil/heart-unet")
-    assert resolve_folder("heart-unet") == local
+    assert resolve("heart-unet") == local
     ids = {r.model_id: r for r in list_models()}
     assert ids["heart-unet"].folder == local and ids["hf-hub:evil/heart-unet"].folder == pulled.folder
 

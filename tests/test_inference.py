@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from zoo_ensemble.inference import Predictor, labels_from_probabilities
+from zoo_ensemble.inference import InferenceConfig, Predictor, labels_from_probabilities
 from zoo_ensemble.volumes import Geometry, Volume
 
 
@@ -40,7 +40,7 @@ def test_crop_pad_and_paste_back(shape, size):
     arr[:, 10:18, 12:20] = 100
     arr[:, 12:14, 14:16] = 800
     model = Brightness()
-    pred = Predictor(model, ["heart", "aorta"], size, "center", batch_size=4).predict(_volume(arr), probabilities=True)
+    pred = Predictor(model, InferenceConfig(("heart", "aorta"), size, "center"), batch_size=4).predict(_volume(arr), probabilities=True)
     assert pred.labels.shape == shape
     assert all(s[-2:] == size for s in model.sizes)  # every batch was cropped or padded to the input size
     assert max(s[0] for s in model.sizes) <= 4
@@ -54,7 +54,7 @@ def test_crop_pad_and_paste_back(shape, size):
 
 def test_outside_the_crop_is_background():
     arr = np.full((2, 64, 64), 100, dtype=np.int16)  # everything would be "heart"
-    pred = Predictor(Brightness(), ["heart", "aorta"], (32, 32), "center").predict(_volume(arr))
+    pred = Predictor(Brightness(), InferenceConfig(("heart", "aorta"), (32, 32), "center")).predict(_volume(arr))
     assert pred.labels[:, 16:48, 16:48].min() == 1 and pred.labels.sum() == 2 * 32 * 32
 
 
@@ -62,7 +62,7 @@ def test_spacing_resamples_in_and_out():
     arr = np.full((2, 40, 60), -1000, dtype=np.int16)
     arr[:, 10:30, 20:40] = 100
     model = Brightness()
-    pred = Predictor(model, ["heart", "aorta"], (64, 64), "none", spacing=(2.0, 2.0)).predict(_volume(arr, (1.0, 1.0, 2.5)))
+    pred = Predictor(model, InferenceConfig(("heart", "aorta"), (64, 64), "none", spacing=(2.0, 2.0))).predict(_volume(arr, (1.0, 1.0, 2.5)))
     assert model.sizes[0][-2:] == (20, 30)  # resampled to 2 mm before the model
     assert pred.labels.shape == (2, 40, 60)
     assert pred.labels[:, 12:28, 22:38].min() == 1 and pred.labels[:, :8].max() == 0
@@ -77,8 +77,8 @@ def test_largest_component_post_processing():
     assert keep_largest_component(mask).sum() == 64
     arr = np.full((4, 10, 10), -1000, dtype=np.int16)
     arr[mask] = 100
-    plain = Predictor(Brightness(), ["heart", "aorta"], (10, 10), "center").predict(_volume(arr))
-    cleaned = Predictor(Brightness(), ["heart", "aorta"], (10, 10), "center", largest_component=["heart"]).predict(_volume(arr))
+    plain = Predictor(Brightness(), InferenceConfig(("heart", "aorta"), (10, 10), "center")).predict(_volume(arr))
+    cleaned = Predictor(Brightness(), InferenceConfig(("heart", "aorta"), (10, 10), "center", largest_component=("heart",))).predict(_volume(arr))
     assert (plain.labels == 1).sum() == 65 and (cleaned.labels == 1).sum() == 64
 
 
@@ -136,7 +136,7 @@ def test_what_lies_beyond_the_field_of_view_changes_nothing():
     padded = np.full((2, 860, 860), -1000, np.int16)
     padded[:, 400:460, 400:460] = body
     model = Brightness()
-    p = Predictor(model, ["a", "b"], input_size=(48, 48), spacing=(12.0, 12.0), channels_last=False)
+    p = Predictor(model, InferenceConfig(("a", "b"), (48, 48), spacing=(12.0, 12.0)), channels_last=False)
     small = p.predict(_volume(body, (10.0, 10.0, 5.0))).labels
     large = p.predict(_volume(padded, (10.0, 10.0, 5.0))).labels
     assert max(s[-1] for s in model.sizes) == 48

@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 from zoo_ensemble.zoo.card_file import write_card
 from zoo_ensemble.zoo.cards import Card
 from zoo_ensemble.errors import ModelFormatError
-from zoo_ensemble.zoo.loading import load_folder
+from zoo_ensemble.zoo.model import ZooModel
 
 
 def _copy(src, tmp_path, name="m"):
@@ -20,7 +20,7 @@ def _copy(src, tmp_path, name="m"):
 
 
 def test_saved_model_loads_back_with_identical_outputs(trained_heart):
-    a, b = load_folder(trained_heart), load_folder(trained_heart)
+    a, b = ZooModel.from_folder(trained_heart), ZooModel.from_folder(trained_heart)
     x = torch.randn(2, 1, 64, 64) * 300
     with torch.no_grad():
         assert torch.equal(a.model(x), b.model(x))
@@ -36,10 +36,10 @@ def test_missing_and_pickled_weights(trained_heart, tmp_path):
     m = _copy(trained_heart, tmp_path)
     (m / "model.safetensors").unlink()
     with pytest.raises(ModelFormatError, match="no model.safetensors"):
-        load_folder(m)
+        ZooModel.from_folder(m)
     torch.save({"w": torch.zeros(1)}, m / "pytorch_model.bin")
     with pytest.raises(ModelFormatError, match="only pickled weights"):
-        load_folder(m)
+        ZooModel.from_folder(m)
 
 
 def test_truncated_weights(trained_heart, tmp_path):
@@ -50,7 +50,7 @@ def test_truncated_weights(trained_heart, tmp_path):
     card.weights_sha256 = None  # without the hash check the damage must still be caught
     write_card(card, m)
     with pytest.raises(ModelFormatError, match="damaged or truncated"):
-        load_folder(m)
+        ZooModel.from_folder(m)
 
 
 def test_tampered_weights_fail_the_hash(trained_heart, tmp_path):
@@ -59,7 +59,7 @@ def test_tampered_weights_fail_the_hash(trained_heart, tmp_path):
     state["head.bias"] = state["head.bias"] + 1
     save_file(state, str(m / "model.safetensors"))
     with pytest.raises(ModelFormatError, match="sha256"):
-        load_folder(m)
+        ZooModel.from_folder(m)
 
 
 def test_wrong_shape_and_missing_tensor(trained_heart, tmp_path):
@@ -68,7 +68,7 @@ def test_wrong_shape_and_missing_tensor(trained_heart, tmp_path):
     config["widths"] = [4, 8, 16, 32, 32]
     (m / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelFormatError, match="has shape"):
-        load_folder(m)
+        ZooModel.from_folder(m)
     m2 = _copy(trained_heart, tmp_path, "m2")
     state = load_file(str(m2 / "model.safetensors"))
     del state["head.weight"]
@@ -77,7 +77,7 @@ def test_wrong_shape_and_missing_tensor(trained_heart, tmp_path):
     card.weights_sha256 = None
     write_card(card, m2)
     with pytest.raises(ModelFormatError, match="missing 1 tensor"):
-        load_folder(m2)
+        ZooModel.from_folder(m2)
 
 
 def test_card_and_config_must_agree(trained_heart, tmp_path):
@@ -86,7 +86,7 @@ def test_card_and_config_must_agree(trained_heart, tmp_path):
     config["organs"] = ["aorta"]
     (m / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelFormatError, match="disagree"):
-        load_folder(m)
+        ZooModel.from_folder(m)
 
 
 @pytest.mark.parametrize(
@@ -104,7 +104,7 @@ def test_bad_cards_name_the_field(trained_heart, tmp_path, edit, message):
     text = (m / "README.md").read_text()
     (m / "README.md").write_text(edit(text))
     with pytest.raises(ModelFormatError, match=message.replace(".", r"\.")):
-        load_folder(m)
+        ZooModel.from_folder(m)
 
 
 class _Blobs(torch.nn.Module):
@@ -140,8 +140,8 @@ def test_largest_component_is_kept_only_where_it_helps_validation_dice():
 
 def test_card_records_the_post_processing_choice(trained_heart, tmp_path):
     m = _copy(trained_heart, tmp_path)
-    card = load_folder(m).card
+    card = ZooModel.from_folder(m).card
     card.postprocess = {"largest_component": ["heart"]}
     write_card(card, m)
-    assert load_folder(m).card.postprocess == {"largest_component": ["heart"]}
+    assert ZooModel.from_folder(m).card.postprocess == {"largest_component": ["heart"]}
     assert "largest connected component kept for heart" in (m / "README.md").read_text()

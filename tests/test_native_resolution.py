@@ -16,10 +16,10 @@ from zoo_ensemble.architectures import make_config
 from zoo_ensemble.zoo.cards import Card
 from zoo_ensemble.cli import main
 from zoo_ensemble.errors import ModelFormatError, ZooError
-from zoo_ensemble.inference import Predictor
+from zoo_ensemble.inference import InferenceConfig, Predictor
 from zoo_ensemble.input_range import InputRange, ScanGrid, parse_spacing
 from zoo_ensemble.volumes import Geometry, Volume
-from zoo_ensemble.zoo.loading import load_folder
+from zoo_ensemble.zoo.model import ZooModel
 from zoo_ensemble.preprocess import ResampleInPlane, resize
 
 
@@ -107,7 +107,7 @@ def test_prediction_resamples_to_the_model_grid_and_labels_on_the_input_grid():
     arr = np.full((2, 200, 200), -1000, np.int16)
     arr[:, 70:130, 80:120] = 100  # 30 x 20 mm
     model = Bright()
-    pred = Predictor(model, ["heart"], (64, 64), "center", spacing=(2.0, 2.0)).predict(_volume(arr, (0.5, 0.5, 2.0)))
+    pred = Predictor(model, InferenceConfig(("heart",), (64, 64), "center", spacing=(2.0, 2.0))).predict(_volume(arr, (0.5, 0.5, 2.0)))
     assert model.sizes[0] == (64, 64)  # 200 px of 0.5 mm = 50 px of 2 mm, padded to the 64 x 64 input
     assert pred.labels.shape == (2, 200, 200)
     inside, outside = pred.labels[:, 76:124, 86:114], pred.labels[:, :60]
@@ -117,7 +117,7 @@ def test_prediction_resamples_to_the_model_grid_and_labels_on_the_input_grid():
 
 def test_a_model_without_spacing_says_so_once(caplog):
     arr = np.full((2, 40, 40), -1000, np.int16)
-    predictor = Predictor(Bright(), ["heart"], (32, 32), "center", spacing=None, name="old-model")
+    predictor = Predictor(Bright(), InferenceConfig(("heart",), (32, 32), "center", spacing=None, name="old-model"))
     with caplog.at_level(logging.WARNING, logger="zoo_ensemble"):
         predictor.predict(_volume(arr, (0.7, 0.7, 2.5)))
         predictor.predict(_volume(arr, (0.7, 0.7, 2.5)))
@@ -128,7 +128,7 @@ def test_a_model_without_spacing_says_so_once(caplog):
 
 def test_an_input_far_outside_the_training_grids_is_named_once(caplog):
     trained = InputRange((1.1, 1.3), (5.0, 5.0), (380.0, 420.0))
-    predictor = Predictor(Bright(), ["heart"], (32, 32), "center", spacing=(12.0, 12.0), name="heart-unet", trained_on=trained)
+    predictor = Predictor(Bright(), InferenceConfig(("heart",), (32, 32), "center", spacing=(12.0, 12.0), name="heart-unet", trained_on=trained))
     arr = np.full((2, 100, 100), -1000, np.int16)
     with caplog.at_level(logging.WARNING, logger="zoo_ensemble"):
         predictor.predict(_volume(arr, (4.0, 4.0, 1.0)))  # 4 mm pixels, 1 mm slices, 400 mm field of view
@@ -141,7 +141,7 @@ def test_an_input_far_outside_the_training_grids_is_named_once(caplog):
 
 def test_an_input_inside_the_range_is_not_warned(caplog):
     trained = InputRange((0.9, 1.4), (2.0, 5.0), (340.0, 470.0))
-    predictor = Predictor(Bright(), ["heart"], (32, 32), "center", spacing=(12.0, 12.0), trained_on=trained)
+    predictor = Predictor(Bright(), InferenceConfig(("heart",), (32, 32), "center", spacing=(12.0, 12.0), trained_on=trained))
     with caplog.at_level(logging.WARNING, logger="zoo_ensemble"):
         predictor.predict(_volume(np.full((1, 512, 512), -1000, np.int16), (0.7, 0.7, 2.5)))
     assert not caplog.records
@@ -176,7 +176,7 @@ def test_card_spacing_that_disagrees_with_config_is_refused(trained_heart, tmp_p
     config["spacing"] = [3.5, 3.5]
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelFormatError, match="spacing"):
-        load_folder(folder)
+        ZooModel.from_folder(folder)
 
 
 def test_an_old_card_without_spacing_still_loads_and_predicts(trained_heart, tmp_path, caplog):
@@ -189,12 +189,11 @@ def test_an_old_card_without_spacing_still_loads_and_predicts(trained_heart, tmp
     start = text.index("    spacing:")
     end = text.index("\n", text.index("- 4.0", text.index("- 4.0", start) + 1))
     (folder / "README.md").write_text(text[:start] + text[end + 1 :])
-    loaded = load_folder(folder)
+    loaded = ZooModel.from_folder(folder)
     assert loaded.card.spacing is None
-    from zoo_ensemble.zoo.loading import predictor_for
 
     with caplog.at_level(logging.WARNING, logger="zoo_ensemble"):
-        predictor_for(loaded, device="cpu").predict(_volume(np.full((1, 64, 64), -1000, np.int16), (4.0, 4.0, 5.0)))
+        loaded.predictor("cpu").predict(_volume(np.full((1, 64, 64), -1000, np.int16), (4.0, 4.0, 5.0)))
     assert [r.getMessage() for r in caplog.records][0].startswith("heart-unet records no pixel spacing")
 
 

@@ -104,10 +104,9 @@ def thorax(monkeypatch):
 
 
 def _predict(model_id: str, volume, **options):
-    from zoo_ensemble.zoo.catalog import load_model
-    from zoo_ensemble.zoo.loading import predictor_for
+    from zoo_ensemble.zoo.model import ZooModel
 
-    predictor = predictor_for(load_model(model_id), "cpu", **{k: v for k, v in options.items() if k == "precision"})
+    predictor = ZooModel.from_pretrained(model_id).predictor("cpu", **{k: v for k, v in options.items() if k == "precision"})
     for key in ("skip_air", "memory_format"):
         if key in options:
             setattr(predictor, key, options[key])

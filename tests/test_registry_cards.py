@@ -10,7 +10,7 @@ from zoo_ensemble.zoo.card_file import write_card
 from zoo_ensemble.zoo.cards import Card
 from zoo_ensemble.cli import main
 from zoo_ensemble.errors import UnknownModelError
-from zoo_ensemble.zoo.catalog import list_models, resolve_folder
+from zoo_ensemble.zoo.catalog import list_models, resolve
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -19,7 +19,7 @@ def test_local_zoo_is_listed_and_resolved(in_member_zoo, capsys):
     rows = {r.model_id: r for r in list_models()}
     assert {"heart-unet", "trachea-se_resunet", "lung_left-deeplabv3"} <= set(rows)
     assert rows["heart-unet"].source == "local" and rows["heart-unet"].downloaded
-    assert resolve_folder("heart-unet") == in_member_zoo / "models" / "heart-unet"
+    assert resolve("heart-unet") == in_member_zoo / "models" / "heart-unet"
     assert [r.model_id for r in list_models("trachea")] == ["trachea-se_resunet"]
     main(["list", "--organ", "heart"])
     out = capsys.readouterr().out
@@ -30,11 +30,11 @@ def test_local_zoo_is_listed_and_resolved(in_member_zoo, capsys):
 
 def test_id_resolution_errors(in_member_zoo):
     with pytest.raises(UnknownModelError, match="did you mean heart-unet"):
-        resolve_folder("heart-unte")
+        resolve("heart-unte")
     with pytest.raises(UnknownModelError, match="local-dir:.*hf-hub:"):
-        resolve_folder("acme/heart")
+        resolve("acme/heart")
     with pytest.raises(UnknownModelError, match="no such model folder"):
-        resolve_folder("local-dir:/nonexistent/folder")
+        resolve("local-dir:/nonexistent/folder")
 
 
 def test_card_round_trip_keeps_unknown_keys(trained_heart, tmp_path):

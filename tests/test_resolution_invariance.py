@@ -13,14 +13,15 @@ import pytest
 
 from zoo_ensemble.volumes import Geometry, Volume, read_ct, read_labels
 from zoo_ensemble.metrics import dice
-from zoo_ensemble.zoo.catalog import load_for_prediction
+from zoo_ensemble.zoo.model import ZooModel
 
 MODELS = Path(__file__).resolve().parents[1] / "plugins" / "zoo-thorax" / "zoo_thorax" / "models"
 ZOO_VALUES = {"lung_left": 1, "lung_right": 2, "heart": 3, "trachea": 4}
 
 
 def _predictor(model_id: str):
-    predictor, loaded = load_for_prediction(f"local-dir:{MODELS / model_id}", device="cpu")
+    loaded = ZooModel.from_pretrained(f"local-dir:{MODELS / model_id}")
+    predictor = loaded.predictor("cpu", "fp32")
     assert loaded.card.spacing == [2.2, 2.2]
     return predictor, loaded.organs[0]
 

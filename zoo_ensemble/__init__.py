@@ -30,10 +30,11 @@ __version__ = "0.1.0.dev0"
 
 
 def load_model(model: str) -> Any:
-    """Load a model by id, ``hf-hub:org/name@rev``, ``local-dir:PATH`` or folder (checked)."""
-    from .zoo.catalog import load_model as _load
+    """Load a model by id, ``hf-hub:org/name@rev``, ``local-dir:PATH`` or folder (checked): the
+    same as :func:`from_pretrained`."""
+    from .zoo.model import ZooModel
 
-    return _load(model)
+    return ZooModel.from_pretrained(model)
 
 
 def list_models(organ: str | None = None) -> list[Any]:

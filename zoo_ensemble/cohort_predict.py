@@ -15,7 +15,7 @@ import csv
 import io
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,15 +24,14 @@ from typing import Any
 import numpy as np
 
 from .atomic import write_text
-from .dicom import Producer
 from .dicom.series import is_dicom_series
 from .distributed import World, gather_to_main
 from .errors import ZooError
-from .formats import check_source, suffix, write_prediction
-from .inference import Predictor
-from .labelmaps import LabelMap
+from .formats import check_source, suffix
 from .spreadsheet import csv_text
 from .volumes import IMAGE_SUFFIXES, Volume, read_ct, strip_image_suffix
+from .zoo.model import ZooModel
+from .zoo.segmentation import Segmentation
 
 MARKER = "cohort.json"
 LIST_SUFFIXES = (".txt", ".csv")
@@ -136,10 +135,12 @@ def statistics(volume: Volume, masks: dict[str, np.ndarray]) -> dict[str, dict[s
 
 @dataclass
 class CohortRun:
-    predictor: Predictor
-    label_map: LabelMap
+    """Every case through ``model.predict(volume, **settings)`` (organs, label map, device, batch
+    size, precision): the one prediction path, with the model's one predictor for them."""
+
+    model: ZooModel
+    settings: dict[str, Any]
     out_dir: Path
-    producer: Producer
     fmt: str = "nifti"
     overwrite: bool = False
     with_statistics: bool = False
@@ -173,8 +174,8 @@ class CohortRun:
                 try:
                     volume = loaded.result()
                     check_source(self.fmt, volume, str(case.source))
-                    prediction = self.predictor.predict(volume, progress=self.slice_progress)
-                    pending.append((case, writer.submit(self._write, case, volume, prediction.masks()), started))
+                    seg = self.model.predict(volume, progress=self.slice_progress, **self.settings)
+                    pending.append((case, writer.submit(self._write, case, seg), started))
                 except ZooError as exc:
                     results[case.case_id] = CaseResult(case.case_id, "failed", str(exc).splitlines()[0])
                 results.update(self._collect(pending, block=False))
@@ -191,18 +192,18 @@ class CohortRun:
             current, ahead = ahead, reader.submit(read_ct, cases[i + 1].source) if i + 1 < len(cases) else None
             yield case, current
 
-    def _write(self, case: CohortCase, volume: Volume, masks: Mapping[str, np.ndarray]) -> None:
+    def _write(self, case: CohortCase, seg: Segmentation) -> None:
         if self.with_statistics or self.with_preview:
-            masks = dict(masks)  # read several times there: computed once
-        if self.with_statistics:
-            stats = {"case": case.case_id, "source": str(case.source), "organs": statistics(volume, masks)}
-            write_text(self.out_dir / f"{case.case_id}.statistics.json", json.dumps(stats, indent=2) + "\n")
-        if self.with_preview:
-            from .data.preview import render_preview
+            masks = dict(seg.canonical_masks())  # read several times there: computed once
+            if self.with_statistics:
+                stats = {"case": case.case_id, "source": str(case.source), "organs": statistics(seg.volume, masks)}
+                write_text(self.out_dir / f"{case.case_id}.statistics.json", json.dumps(stats, indent=2) + "\n")
+            if self.with_preview:
+                from .data.preview import render_preview
 
-            render_preview(volume, masks, self.out_dir / f"{case.case_id}.png", title=case.case_id)
+                render_preview(seg.volume, masks, self.out_dir / f"{case.case_id}.png", title=case.case_id)
         # the segmentation last: its presence says the case is complete
-        write_prediction(self.fmt, masks, self.label_map, volume, output_for(self.out_dir, case, self.fmt), self.producer)
+        seg.save(output_for(self.out_dir, case, self.fmt), self.fmt)
 
     def _collect(self, pending: list[tuple[CohortCase, Future, float]], block: bool) -> dict[str, CaseResult]:
         done = {}

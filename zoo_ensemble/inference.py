@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -128,47 +128,52 @@ class OrganMasks(Mapping[str, np.ndarray]):
         return len(self._organs)
 
 
-class Predictor:
-    """Run a model over a whole volume.
+@dataclass(frozen=True)
+class InferenceConfig:
+    """What running a model over a volume needs to know about it, as its card says, frozen.
 
-    ``input_size`` and ``crop`` follow the model card: ``crop="center"`` centre-crops (or pads)
-    every slice to ``input_size`` as in training, and pastes the output back (outside the crop
-    is background); ``crop="none"`` feeds whole slices. ``spacing`` (x, y mm), when the model
-    records one, resamples slices in-plane before the model, and the probabilities back onto the
-    input's grid after it, where the labels are decided. A model without one (an old or foreign
-    card) runs on the input's own grid, and says so once. ``trained_on`` is the range of grids
-    the model was trained on: an input far outside it is named in one warning (once per
-    predictor), and still predicted.
-    """
+    ``input_size`` and ``crop``: ``crop="center"`` centre-crops (or pads) every slice to
+    ``input_size`` as in training and pastes the output back (outside the crop is background);
+    ``crop="none"`` feeds whole slices. ``spacing`` (x, y mm), when the model records one,
+    resamples slices in-plane before the model, and the probabilities back onto the input's grid
+    after it, where the labels are decided; a model without one (an old or foreign card) runs on
+    the input's own grid, and says so once. ``largest_component``: the organs of which only the
+    largest connected component is kept. ``trained_on``: the range of grids the model was trained
+    on; an input far outside it is named in one warning, and still predicted."""
+
+    organs: tuple[str, ...]
+    input_size: tuple[int, int] = (160, 160)
+    crop: str = "center"
+    spacing: tuple[float, float] | None = None
+    threshold: float = 0.5
+    largest_component: tuple[str, ...] = ()
+    name: str = "the model"
+    trained_on: InputRange | None = None
+
+    def __post_init__(self) -> None:
+        organs = tuple(self.organs)
+        object.__setattr__(self, "organs", organs)
+        object.__setattr__(self, "input_size", (int(self.input_size[0]), int(self.input_size[1])))
+        object.__setattr__(self, "spacing", (float(self.spacing[0]), float(self.spacing[1])) if self.spacing else None)
+        object.__setattr__(self, "largest_component", tuple(o for o in self.largest_component if o in organs))
+
+    def only(self, organs: Sequence[str]) -> InferenceConfig:
+        """The same model producing only ``organs`` (their post-processing kept)."""
+        return replace(self, organs=tuple(organs), largest_component=self.largest_component)
+
+
+class Predictor:
+    """Run a model over a whole volume as its :class:`InferenceConfig` says, on ``device`` in
+    ``precision`` (an autocast dtype, or None for fp32), ``batch_size`` slices at a time."""
 
     def __init__(
-        self,
-        model: nn.Module,
-        organs: Sequence[str],
-        input_size: Sequence[int] = (160, 160),
-        crop: str = "center",
-        spacing: Sequence[float] | None = None,
-        threshold: float = 0.5,
-        batch_size: int = 16,
-        device: str | torch.device = "cpu",
-        largest_component: Sequence[str] = (),
-        name: str = "the model",
-        trained_on: InputRange | None = None,
-        precision: torch.dtype | None = None,
-        channels_last: bool = True,
-        skip_air: bool = True,
+        self, model: nn.Module, config: InferenceConfig, device: str | torch.device = "cpu", precision: torch.dtype | None = None,
+        batch_size: int = 16, channels_last: bool = True, skip_air: bool = True,
     ):
         self.model = model.eval()
-        self.organs = list(organs)
-        self.input_size = (int(input_size[0]), int(input_size[1]))
-        self.crop = crop
-        self.spacing = tuple(spacing) if spacing else None
-        self.threshold = threshold
+        self.config = config
         self.batch_size = max(1, int(batch_size))
         self.device = torch.device(device)
-        self.largest_component = [o for o in largest_component if o in self.organs]
-        self.name = name
-        self.trained_on = trained_on
         self._warned = False
         self.precision = precision
         # channels-last lets oneDNN (CPU) and cuDNN pick their fastest convolutions; the
@@ -176,6 +181,38 @@ class Predictor:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.skip_air = skip_air
         self.model.to(self.device, memory_format=self.memory_format)
+
+    @property
+    def organs(self) -> list[str]:
+        return list(self.config.organs)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.config.input_size
+
+    @property
+    def crop(self) -> str:
+        return self.config.crop
+
+    @property
+    def spacing(self) -> tuple[float, float] | None:
+        return self.config.spacing
+
+    @property
+    def threshold(self) -> float:
+        return self.config.threshold
+
+    @property
+    def largest_component(self) -> list[str]:
+        return list(self.config.largest_component)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def trained_on(self) -> InputRange | None:
+        return self.config.trained_on
 
     def check_input(self, volume: Volume) -> str | None:
         """The one warning line about ``volume``'s grid for this model, logged the first time only."""

@@ -8,7 +8,7 @@ unknown, not background.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -132,3 +132,10 @@ def check_laterality(masks: Mapping[str, np.ndarray], min_voxels: int = 50) -> N
             "the label called lung_left lies on the patient's right: the label map probably swaps "
             "left and right (for StructSeg try --labels structseg_thesis)"
         )
+
+
+def check_covers(label_map: LabelMap, organs: Sequence[str]) -> None:
+    """Refuse a label map that has no value for one of ``organs`` (it could not write them)."""
+    missing = [o for o in organs if o not in label_map.values]
+    if missing:
+        raise LabelMapError(f"label map {label_map.name!r} has no value for {', '.join(missing)}; choose another label map")

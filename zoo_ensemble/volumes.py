@@ -19,7 +19,7 @@ from pydicom.dataset import Dataset
 
 from .atomic import atomic_path, short_write_cause, write_failed
 from .completeness import check_complete
-from .dicom.series import check_left_out, check_series, read_headers
+from .dicom.series import check_left_out, check_series, read_headers, scan_series
 from .errors import (
     GeometryMismatchError,
     ImageDimensionError,
@@ -143,13 +143,10 @@ def _check_suffix(path: Path, allowed: tuple[str, ...]) -> None:
 
 
 def _read_dicom_folder(folder: Path, ct: bool) -> tuple[sitk.Image, list[str], tuple[Dataset, ...]]:
-    try:
-        series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)) or ()
-    except RuntimeError:
-        series = ()
+    files = scan_series(folder)
+    series = list(files)
     if not series:
         raise ImageReadError(f"{folder}: no readable DICOM series in this folder")
-    files = {sid: sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid) for sid in series}
     chosen = max(series, key=lambda sid: len(files[sid]))
     notes = []
     if len(series) > 1:
@@ -162,7 +159,7 @@ def _read_dicom_folder(folder: Path, ct: bool) -> tuple[sitk.Image, list[str], t
     # SimpleITK puts any set of slices on a regular grid: the headers are checked first.
     headers = check_series(read_headers(files[chosen]), str(folder), ct=ct)
     reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(files[chosen])
+    reader.SetFileNames(list(files[chosen]))
     try:
         return reader.Execute(), notes, tuple(headers)
     except RuntimeError as exc:

@@ -69,7 +69,7 @@ def _show(result, method: str, push: str | None) -> None:
     for col in ("id", "organs", "source", "why"):
         members.add_column(col)
     for m in result.members:
-        members.add_row(*map(safe, (m.model_id, ", ".join(m.card.organs), m.source, m.reason)))
+        members.add_row(*map(safe, (m.model_id, ", ".join(m.organs), m.source(), result.reasons.get(m.model_id, ""))))
     console.print(members)
     if result.report is not None:
         console.print(report_table(result.report, title=f"{safe(result.folder.name)} ({method}) on the test split"))

@@ -48,26 +48,25 @@ def evaluate(
 
 
 def _evaluate_model(
-    model: str, data: Path | None, split: str, seed: int | None, labels: str | None, organs: str | None, batch_size: int, device: str,
+    ref: str, data: Path | None, split: str, seed: int | None, labels: str | None, organs: str | None, batch_size: int, device: str,
     precision: str,
 ):
     from ..data.dataset import open_dataset
     from ..evaluation import evaluate_model
-    from ..zoo.catalog import load_model
-    from ..zoo.loading import predictor_for
+    from ..zoo.model import ZooModel
 
     if data is None:
         raise ZooError("evaluating a model needs --data DIR")
-    loaded = load_model(model)
+    model = ZooModel.from_pretrained(ref)
     dataset = open_dataset(data, label_map=labels)
     if seed is None:
-        seed = int((loaded.card.training.get("split") or {}).get("seed", 0))
-    predictor = predictor_for(loaded, device, batch_size, organs, precision=precision)
+        seed = int((model.card.training.get("split") or {}).get("seed", 0))
+    predictor = model.predictor(device, precision, batch_size, organs)
     with progress() as bar:
-        task = bar.add_task(f"evaluate {loaded.card.model_id}", total=None)
+        task = bar.add_task(f"evaluate {model.model_id}", total=None)
         report = evaluate_model(predictor, dataset, split, seed, progress=lambda i, n: bar.update(task, completed=i, total=n))
-    report.extra["model"] = loaded.card.model_id
-    return report, f"{loaded.card.model_id} on {dataset.name} ({split})"
+    report.extra["model"] = model.model_id
+    return report, f"{model.model_id} on {dataset.name} ({split})"
 
 
 def _evaluate_files(pred: Path | None, gt: Path | None, labels: str | None, pred_labels: str | None, organs: str | None):

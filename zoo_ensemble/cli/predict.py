@@ -39,11 +39,12 @@ def predict(
     from ..formats import ALL_SUFFIXES, format_for, suffix
 
     first = inputs[0]
-    one = len(inputs) == 1 and (is_dicom_series(first) or (not first.is_dir() and first.suffix.lower() not in LIST_SUFFIXES))
+    series = is_dicom_series(first)
+    one = len(inputs) == 1 and (series or (not first.is_dir() and first.suffix.lower() not in LIST_SUFFIXES))
     if one and not (statistics or preview) and (out is None or out.suffix):  # a file name: one output file
         chosen = format_for(out, fmt)
         target = out or Path(f"labels{suffix(chosen)}")
-        _predict_one(model, inputs[0], target, chosen, probabilities, label_map, organs, batch_size, device, precision)
+        _predict_one(model, inputs[0], series, target, chosen, probabilities, label_map, organs, batch_size, device, precision)
         return
     if probabilities:
         raise ZooError("--probabilities is for one CT; a cohort writes label maps")
@@ -52,68 +53,60 @@ def predict(
     _predict_cohort(model, inputs, out, format_for(None, fmt), label_map, organs, batch_size, device, precision, overwrite, statistics, preview)
 
 
-def _predictor(model: str, label_map: str, organs: str | None, batch_size: int, device: str, precision: str):
-    from ..labelmaps import get_label_map
-    from ..zoo.catalog import load_for_prediction
-
-    lm = get_label_map(label_map)
-    predictor, loaded = load_for_prediction(model, device=device, batch_size=batch_size, organs=organs, precision=precision)
-    missing = [o for o in predictor.organs if o not in lm.values]
-    if missing:
-        raise ZooError(f"label map {lm.name!r} has no value for {', '.join(missing)}; choose another --label-map")
-    return predictor, loaded, lm
-
-
 def _predict_one(
-    model: str, ct: Path, out: Path, fmt: str, probabilities: bool, label_map: str, organs: str | None, batch_size: int, device: str,
-    precision: str,
+    ref: str, ct: Path, series: bool, out: Path, fmt: str, probabilities: bool, label_map: str, organs: str | None, batch_size: int,
+    device: str, precision: str,
 ) -> None:
-    from ..dicom.series import is_dicom_series
-    from ..formats import ALL_SUFFIXES, check_source, needs_series, write_prediction
+    from ..formats import ALL_SUFFIXES, check_source, needs_series
     from ..outputs import check_output_file
-    from ..volumes import WRITE_SUFFIXES, probability_path, read_ct, write_volume
-    from ..zoo.catalog import producer_for
+    from ..volumes import WRITE_SUFFIXES, probability_path, read_ct
+    from ..zoo.model import ZooModel
 
     check_output_file(out, [ct], ALL_SUFFIXES)
-    if needs_series(fmt) and not is_dicom_series(ct):
+    if needs_series(fmt) and not series:
         raise ZooError(f"{ct}: {fmt} references the DICOM series the CT came from; give the DICOM folder, or write --format nifti")
-    predictor, loaded, lm = _predictor(model, label_map, organs, batch_size, device, precision)
+    model = ZooModel.from_pretrained(ref)
+    lm = model.label_map(label_map, organs)
+    predictor = model.predictor(device, precision, batch_size, organs)
+    for organ in predictor.organs if probabilities else ():
+        check_output_file(probability_path(out, organ), [ct], WRITE_SUFFIXES)
     volume = read_ct(ct)
-    check_source(fmt, volume, str(ct))
-    prob_paths = {o: probability_path(out, o) for o in predictor.organs} if probabilities else {}
-    for path in prob_paths.values():
-        check_output_file(path, [ct], WRITE_SUFFIXES)
+    check_source(fmt, volume, str(ct))  # before the model runs: the DICOM outputs' identifiers
     with progress() as bar:
-        task = bar.add_task(f"{loaded.card.model_id}", total=volume.shape[0])
-        pred = predictor.predict(volume, probabilities=probabilities, progress=lambda i, n: bar.update(task, completed=i))
-    write_prediction(fmt, pred.masks(), lm, volume, out, producer_for(loaded))
-    what = f"{fmt}: {', '.join(pred.organs)}" if needs_series(fmt) else ", ".join(f"{o}={lm.values[o][0]}" for o in pred.organs)
-    console.print(f"wrote {safe(out)} ({what}; {pred.contested} contested voxels; {_precision(predictor)})")
-    for organ, p in (pred.probabilities or {}).items():
-        write_volume(p, volume, prob_paths[organ])
-        console.print(f"wrote {safe(prob_paths[organ])}")
+        task = bar.add_task(f"{model.model_id}", total=volume.shape[0])
+        seg = model.predict(
+            volume, organs=predictor.organs, label_map=lm, device=device, batch_size=batch_size, precision=precision,
+            probabilities=probabilities, progress=lambda i, n: bar.update(task, completed=i),
+        )
+    seg.save(out, fmt)
+    what = f"{fmt}: {', '.join(seg.organs)}" if needs_series(fmt) else ", ".join(f"{o}={v}" for o, v in seg.values.items())
+    console.print(f"wrote {safe(out)} ({what}; {seg.contested} contested voxels; {_precision(predictor)})")
+    for path in seg.save_probabilities(out) if probabilities else ():
+        console.print(f"wrote {safe(path)}")
 
 
 def _predict_cohort(
-    model: str, inputs: list[Path], out: Path, fmt: str, label_map: str, organs: str | None, batch_size: int, device: str,
+    ref: str, inputs: list[Path], out: Path, fmt: str, label_map: str, organs: str | None, batch_size: int, device: str,
     precision: str, overwrite: bool, statistics: bool, preview: bool,
 ) -> None:
     from ..cohort_predict import CohortRun, gather_cases, open_output, summary
     from ..distributed import join, main_first
-    from ..zoo.catalog import producer_for
+    from ..zoo.model import ZooModel
 
     cases = gather_cases(inputs)
     world, where = join(device)  # under torchrun: this process's share of the cases, on its own GPU
-    predictor, loaded, lm = _predictor(model, label_map, organs, batch_size, str(where), precision)
+    model = ZooModel.from_pretrained(ref)
+    lm = model.label_map(label_map, organs)
+    predictor = model.predictor(str(where), precision, batch_size, organs)
     with main_first():
         if world.is_main:
-            open_output(out, inputs, loaded.card.model_id, lm.name, fmt)
+            open_output(out, inputs, model.model_id, lm.name, fmt)
     with progress() as bar:
-        task = bar.add_task(f"{loaded.card.model_id}: {len(cases)} cases", total=len(cases))
+        task = bar.add_task(f"{model.model_id}: {len(cases)} cases", total=len(cases))
         slices = bar.add_task("slices of the current case", total=1)
         run = CohortRun(
-            predictor, lm, out, producer_for(loaded), fmt, overwrite, statistics, preview,
-            progress=lambda i, n: bar.update(task, completed=i, total=n),
+            model, dict(organs=predictor.organs, label_map=lm, device=str(where), batch_size=batch_size, precision=precision), out, fmt,
+            overwrite, statistics, preview, progress=lambda i, n: bar.update(task, completed=i, total=n),
             slice_progress=lambda i, n: bar.update(slices, completed=i, total=n), world=world,
         )
         results = run.run(cases)

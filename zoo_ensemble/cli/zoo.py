@@ -71,12 +71,12 @@ def _list_hub(organ: str | None, query: str | None) -> None:
 def info(model: Annotated[str, typer.Argument(help="Model id, hf-hub:org/name, local-dir:PATH or a folder.")]) -> None:
     """Print a model's card (and, for learned ensembles, what the method learned)."""
     from ..zoo.card_file import card_body
-    from ..zoo.catalog import load_model
+    from ..zoo.model import ZooModel
 
-    loaded = load_model(model)
-    console.print(f"[b]{safe(loaded.card.model_id)}[/b] in {safe(loaded.folder)}")
+    loaded = ZooModel.from_pretrained(model)
+    console.print(f"[b]{safe(loaded.model_id)}[/b] in {safe(loaded.folder)}")
     console.print(Markdown(plain(card_body(loaded.folder))))
-    describe = getattr(loaded.model, "describe", None)
+    describe = getattr(loaded.network, "describe", None)
     learned = describe() if describe is not None else None
     if learned is not None:
         console.print(learned_table(learned))
@@ -85,12 +85,14 @@ def info(model: Annotated[str, typer.Argument(help="Model id, hf-hub:org/name, l
 @app.command("verify")
 def verify(model: Annotated[str, typer.Argument(help="Model id, hf-hub:org/name, local-dir:PATH or a folder.")]) -> None:
     """Check a model end to end (card, config, weights, network, one dummy slice) and say what was found."""
-    from ..zoo.catalog import resolve_folder
+    from ..zoo.catalog import HubRef, resolve
+    from ..zoo.model import pull
     from ..zoo.verify import verify_folder
 
-    folder = resolve_folder(model)
+    target = resolve(model)
+    folder = pull(target.repo, target.revision).folder if isinstance(target, HubRef) else target
     result = verify_folder(folder)
-    console.print(f"[b]{safe(result.loaded.card.model_id)}[/b] in {safe(folder)}")
+    console.print(f"[b]{safe(result.model.model_id)}[/b] in {safe(folder)}")
     for line in result.checks:
         console.print(f"  [green]ok[/] {safe(line)}")
 
@@ -134,15 +136,19 @@ def pull(
     revision: Annotated[str | None, typer.Option("--revision", help="Branch, tag or commit (default: the pinned one, else main).")] = None,
 ) -> None:
     """Download a model into the Hugging Face cache and check its card and weights."""
-    from ..zoo.catalog import pull as pull_model
+    from ..zoo import hub
     from ..zoo.catalog import pull_target
+    from ..zoo.model import pull as pull_model
 
     target = pull_target(model, revision)
     if target is None:
         console.print(f"{safe(model)} ships inside its plugin; nothing to download")
         return
     pulled = pull_model(*target)
-    console.print(f"pulled [b]{safe(pulled.loaded.card.model_id)}[/b] from {safe(pulled.repo)} at commit {safe(pulled.commit)} into {safe(pulled.folder)}")
+    entry = hub.entry_for_folder(pulled.folder) or {}
+    console.print(
+        f"pulled [b]{safe(pulled.model_id)}[/b] from {safe(entry.get('repo', target[0]))} at commit {safe(entry.get('commit', '?'))} into {safe(pulled.folder)}"
+    )
 
 
 @app.command("push")

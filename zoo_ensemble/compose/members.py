@@ -10,19 +10,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ..data.dataset import Case, Dataset
 from ..errors import ZooError
 from ..organs import parse_organs
-from ..zoo import hub
 from ..zoo.cards import Card
-from ..zoo.catalog import list_models, resolve_folder
-from ..zoo.folder import sha256_file
-from ..zoo.loading import LoadedModel, load_folder
-from ..registry import get_registry
+from ..zoo.catalog import list_models
+from ..zoo.model import ZooModel
 
 #: Licences from least to most restrictive; anything unknown counts as most restrictive.
 LICENCE_ORDER = ["cc0-1.0", "mit", "bsd-3-clause", "bsd-2-clause", "apache-2.0", "cc-by-4.0", "cc-by-sa-4.0", "gpl-3.0", "agpl-3.0", "cc-by-nc-4.0", "cc-by-nc-sa-4.0"]
@@ -32,67 +27,11 @@ class ComposeError(ZooError):
     """The chosen members, organs or data cannot make the requested ensemble."""
 
 
-@dataclass
-class ChosenMember:
-    """A zoo model chosen as an ensemble member: loaded, where it came from, why it was chosen."""
-
-    ref: str
-    loaded: LoadedModel
-    source: str
-    reason: str = "named with --models"
-
-    @property
-    def model_id(self) -> str:
-        return self.loaded.card.model_id
-
-    @property
-    def card(self) -> Card:
-        return self.loaded.card
-
-    def provenance(self) -> dict[str, Any]:
-        card = self.card
-        entry: dict[str, Any] = {"model_id": card.model_id, "source": self.source, "kind": card.kind, "organs": list(card.organs)}
-        if card.architecture:
-            entry["architecture"] = card.architecture
-        pulled = hub.entry_for_folder(self.loaded.folder)
-        if pulled:
-            entry["repo"], entry["revision"] = pulled["repo"], pulled["commit"]
-        entry["sha256"] = card.weights_sha256 or sha256_file(self.loaded.folder / "model.safetensors")
-        entry["license"] = card.license
-        datasets = card.training.get("datasets") or []
-        if datasets:
-            entry["training"] = [{"name": d.get("name"), "cases": len(d.get("cases_train", [])) + len(d.get("cases_val", []))} for d in datasets]
-        return entry
-
-    def seen_cases(self) -> set[str]:
-        """Hashes of every case this member was trained or validated on."""
-        out: set[str] = set()
-        for d in self.card.training.get("datasets") or []:
-            out.update(d.get("cases_train", []))
-            out.update(d.get("cases_val", []))
-        return out
-
-
-def source_of(folder: Path) -> str:
-    """Where a member came from, as provenance may say it: ``hf-hub:repo@commit``, ``plugin NAME``
-    or ``local`` (never a local path: a card is published)."""
-    pulled = hub.entry_for_folder(folder)
-    if pulled:
-        return f"hf-hub:{pulled['repo']}@{pulled['commit']}"
-    reg = get_registry()
-    for model_id in reg.names("models"):
-        model_spec = reg.get("models", model_id)
-        if model_spec.path is not None and Path(str(model_spec.path)).resolve() == folder.resolve():
-            return f"plugin {reg.source('models', model_id)}"
-    return "local"
-
-
-def _load_member(ref: str) -> ChosenMember:
-    folder = resolve_folder(ref)
-    loaded = load_folder(folder)
-    if loaded.card.kind == "ensemble":
+def _load_member(ref: str) -> ZooModel:
+    model = ZooModel.from_pretrained(ref)
+    if model.kind == "ensemble":
         raise ComposeError(f"{ref}: an ensemble cannot be a member of another ensemble")
-    return ChosenMember(ref, loaded, source_of(folder))
+    return model
 
 
 def card_numbers(card: Card) -> tuple[float | None, float | None]:
@@ -124,32 +63,34 @@ def _why(best: Any, pool: list[Any]) -> str:
     return f"best of {len(pool)} by {trusted}{number} ({best.source})"
 
 
-def choose_members(organs: str | Sequence[str] = "all", models: Sequence[str] | None = None) -> tuple[list[ChosenMember], list[str]]:
-    """Resolve ``models`` (any kinds but ensembles), or pick the best binary model per organ."""
+def choose_members(organs: str | Sequence[str] = "all", models: Sequence[str] | None = None) -> tuple[list[ZooModel], list[str], dict[str, str]]:
+    """Resolve ``models`` (any kinds but ensembles), or pick the best binary model per organ:
+    the members, the organs they are to give, and why each member was chosen (by model id)."""
     if models:
         members = [_load_member(m) for m in models]
-        covered = list(dict.fromkeys(o for m in members for o in m.card.organs))
+        covered = list(dict.fromkeys(o for m in members for o in m.organs))
         wanted = covered if organs == "all" else parse_organs(organs)
         missing = [o for o in wanted if o not in covered]
         if missing:
             raise ComposeError(f"no member covers {', '.join(missing)} (members cover {', '.join(covered)})")
-        return members, wanted
+        return members, wanted, {m.model_id: "named with --models" for m in members}
     candidates = [r for r in list_models() if r.kind == "binary" and r.card is not None and r.folder is not None]
     covered = list(dict.fromkeys(o for r in candidates for o in r.organs))
     wanted = covered if organs == "all" else parse_organs(organs)
     if not wanted:
         raise ComposeError("no binary models are available: train some (zoo train), pull some (zoo pull) or install a plugin")
-    members = []
+    members, reasons = [], {}
     for organ in wanted:
         pool = [r for r in candidates if r.organs == [organ]]
         if not pool:
             raise ComposeError(f"no available binary model covers {organ!r}; train one (zoo train --organ {organ}) or pull one")
         best = min(pool, key=lambda r: (trust_tier(r.source), rank_key(r.card)))
-        members.append(ChosenMember(best.model_id, load_folder(best.folder), source_of(best.folder), _why(best, pool)))
-    return members, wanted
+        members.append(ZooModel.from_folder(best.folder))
+        reasons[members[-1].model_id] = _why(best, pool)
+    return members, wanted, reasons
 
 
-def check_compatible(members: Sequence[ChosenMember]) -> None:
+def check_compatible(members: Sequence[ZooModel]) -> None:
     """Members share one input: they must agree on input size, cropping and in-plane spacing."""
     first = members[0].card
     for m in members[1:]:
@@ -170,7 +111,7 @@ def most_restrictive_licence(licences: Sequence[str]) -> str:
 
 
 # --- leakage ---------------------------------------------------------------------------------
-def leakage_report(members: Sequence[ChosenMember], splits: dict[str, list[tuple[Dataset, Case]]]) -> list[str]:
+def leakage_report(members: Sequence[ZooModel], splits: dict[str, list[tuple[Dataset, Case]]]) -> list[str]:
     """One line per (split, member) whose cases overlap the ensemble's training or test cases."""
     lines = []
     for split, pairs in splits.items():

@@ -35,15 +35,14 @@ from ..training.fit import (
     check_organs_annotated,
     fit,
 )
-from ..training.train import datasets_record, report_to_metrics, val_metrics
+from ..training.train import datasets_record, report_to_metrics, training_record, val_metrics
 from ..training.trainer import Reporter, TrainConfig
 from ..zoo import hub
 from ..zoo.cards import Card, check_model_id
 from ..zoo.ensemble_folder import build_ensemble, ensemble_config
 from ..zoo.folder import write_folder
-from ..zoo.loading import predictor_from_card
+from ..zoo.model import ZooModel
 from .members import (
-    ChosenMember,
     ComposeError,
     check_compatible,
     choose_members,
@@ -88,8 +87,14 @@ class ComposeRequest:
 
 @dataclass
 class ComposeResult:
+    """The ensemble made (None in a torchrun process other than the first, which saves it), where
+    it was saved, its members and why each was chosen, its test report and its data's overlaps
+    with the members' training cases."""
+
+    model: ZooModel | None
     folder: Path
-    members: list[ChosenMember]
+    members: list[ZooModel]
+    reasons: dict[str, str]
     organs: list[str]
     report: Report | None
     leakage: list[str] = field(default_factory=list)
@@ -99,24 +104,29 @@ class ComposeResult:
 def compose(request: ComposeRequest) -> ComposeResult:
     """Compose, train, evaluate, save and (optionally) publish the ensemble ``request`` asks for."""
     method, model_id = get_method(request.method), request.model_id
-    members, organs = choose_members(request.organs, request.models)
+    members, organs, reasons = choose_members(request.organs, request.models)
+    provenance = [m.provenance() for m in members]
     splits, leakage = check(request, method, members, organs)
-    ensemble = build(request, members, organs)
+    ensemble = build(request, members, provenance, organs)
     fitted = train(request, ensemble, organs, splits, model_id) if method.trainable else None
     folder = Path(request.out) if request.out else zoo_home() / "models" / model_id
+    trained = fitted.result if fitted else None
     if not current().is_main:  # under torchrun rank 0 evaluates, writes and publishes
-        return ComposeResult(folder, members, organs, None, leakage, fitted.result if fitted else None)
-    card = describe(request, model_id, members, organs, fitted, splits, leakage)
+        return ComposeResult(None, folder, members, reasons, organs, None, leakage, trained)
+    card = describe(request, model_id, members, provenance, organs, fitted, splits, leakage)
     card.training["method_options"] = ensemble.method_config()
-    report = evaluate(ensemble, card, splits, request)
+    model = ZooModel(ensemble, card, {}, None)
+    report = evaluate(model, splits, request)
     card.metrics = _metrics(report, fitted)
-    write_folder(folder, ensemble.state_dict(), ensemble_config(ensemble, card), card)
+    model.config = ensemble_config(ensemble, card)
+    write_folder(folder, ensemble.state_dict(), model.config, card)
+    model.folder = folder
     if request.push:
         hub.push(folder, request.push)
-    return ComposeResult(folder, members, organs, report, leakage, fitted.result if fitted else None)
+    return ComposeResult(model, folder, members, reasons, organs, report, leakage, trained)
 
 
-def check(request: ComposeRequest, method: MethodSpec, members: list[ChosenMember], organs: list[str]) -> tuple[SplitCases | None, list[str]]:
+def check(request: ComposeRequest, method: MethodSpec, members: list[ZooModel], organs: list[str]) -> tuple[SplitCases | None, list[str]]:
     """Members share one input; a learned method has data annotating every organ; overlaps of the
     data with the members' own training cases are reported (refused with ``strict``)."""
     check_compatible(members)
@@ -140,10 +150,10 @@ def check(request: ComposeRequest, method: MethodSpec, members: list[ChosenMembe
     return splits, leakage
 
 
-def build(request: ComposeRequest, members: list[ChosenMember], organs: list[str]) -> Ensemble:
-    records = [MemberRecord(m.model_id, list(m.card.organs), dict(m.loaded.config), m.provenance()) for m in members]
+def build(request: ComposeRequest, members: list[ZooModel], provenance: list[dict[str, Any]], organs: list[str]) -> Ensemble:
+    records = [MemberRecord(m.model_id, m.organs, dict(m.config), p) for m, p in zip(members, provenance)]
     torch.manual_seed(request.config.seed)
-    return build_ensemble(request.method, [m.loaded.model for m in members], records, organs, request.options)
+    return build_ensemble(request.method, [m.network for m in members], records, organs, request.options)
 
 
 def train(request: ComposeRequest, ensemble: Ensemble, organs: list[str], splits: SplitCases | None, model_id: str) -> Fitted:
@@ -155,10 +165,13 @@ def train(request: ComposeRequest, ensemble: Ensemble, organs: list[str], splits
     try:
         return fit(ensemble, organs, splits, (card0["input_size"], card0.get("spacing")), run)
     finally:
-        ensemble.cpu().eval()
+        ensemble.eval()  # stays on the device it trained on: evaluation runs there, saving copies to the host
 
 
-def describe(request: ComposeRequest, model_id: str, members: list[ChosenMember], organs: list[str], fitted: Fitted | None, splits: SplitCases | None, leakage: list[str]) -> Card:
+def describe(
+    request: ComposeRequest, model_id: str, members: list[ZooModel], provenance: list[dict[str, Any]], organs: list[str], fitted: Fitted | None,
+    splits: SplitCases | None, leakage: list[str],
+) -> Card:
     """The ensemble's card: geometry from its members, the grids it and they were trained on, the
     most restrictive licence, every member's provenance, the data it trained on (hashed)."""
     card0, licences = members[0].card, [m.card.license for m in members]
@@ -168,27 +181,24 @@ def describe(request: ComposeRequest, model_id: str, members: list[ChosenMember]
     return Card(
         model_id=model_id, kind="ensemble", organs=organs, windows=[], method=request.method,
         input_size=list(card0.input_size), crop=card0.crop, spacing=card0.spacing, threshold=card0.threshold, trained_on=trained_on,
-        license=most_restrictive_licence(licences), members=[m.provenance() for m in members],
+        license=most_restrictive_licence(licences), members=provenance,
         training=_training_record(request, fitted, splits if fitted else None, leakage, licences),
     )
 
 
-def evaluate(ensemble: Ensemble, card: Card, splits: SplitCases | None, request: ComposeRequest) -> Report | None:
+def evaluate(model: ZooModel, splits: SplitCases | None, request: ComposeRequest) -> Report | None:
     if splits is None or not splits.test:
         return None
-    predictor = predictor_from_card(ensemble, card, device=request.config.device, largest_component=request.largest_component)
-    try:
-        return evaluate_pairs(predictor, splits.test, request.evaluate_progress)
-    finally:
-        ensemble.cpu()
+    predictor = model.predictor(request.config.device, "fp32", largest_component=request.largest_component)
+    return evaluate_pairs(predictor, splits.test, request.evaluate_progress)
 
 
-def _unseen(members: Sequence[ChosenMember], pairs: list) -> list:
+def _unseen(members: Sequence[ZooModel], pairs: list) -> list:
     seen = set().union(*(m.seen_cases() for m in members))
     return [(ds, c) for ds, c in pairs if ds.case_hash(c) not in seen]
 
 
-def _members_range(members: Sequence[ChosenMember]) -> InputRange | None:
+def _members_range(members: Sequence[ZooModel]) -> InputRange | None:
     """The grids the members were trained on, together (unknown when one member does not say)."""
     ranges = [m.card.trained_on for m in members]
     if not ranges or any(r is None for r in ranges):
@@ -200,11 +210,10 @@ def _members_range(members: Sequence[ChosenMember]) -> InputRange | None:
 
 
 def _training_record(request: ComposeRequest, fitted: Fitted | None, splits: SplitCases | None, leakage: list[str], licences: list[str]) -> dict[str, Any]:
-    used = (splits.train, splits.val) if splits is not None else ([], [])
-    rec: dict[str, Any] = {**datasets_record(request.data, *used), "split": {"seed": request.split.seed}}
-    if fitted is not None:
-        r = fitted.result
-        rec.update(epochs=r.epochs_run, best_epoch=r.best_epoch, best_val_loss=r.best_val_loss, stopped=r.stopped, device=r.device, seconds=round(r.seconds, 1), seed=request.config.seed)
+    if fitted is not None and splits is not None:  # what organ models record, from the same function
+        rec = training_record(request.data, splits.train, splits.val, request.config, fitted.result, request.split, None, fitted.result.seconds)
+    else:
+        rec = {**datasets_record(request.data, [], []), "split": {"seed": request.split.seed}}
     if leakage:
         rec["leakage"] = leakage
     if len(set(licences)) > 1:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import logging
 import os
 import struct
@@ -52,18 +53,37 @@ def library_errors(path: Path, library: str, what: str) -> Iterator[None]:
         raise DicomOutputError(f"{path}: {library} could not make the {what} ({type(exc).__name__}: {_one_line(exc)})") from None
 
 
-def is_dicom_series(folder: Path) -> bool:
-    """Whether ``folder`` itself holds a DICOM series (then it is one case, not a cohort)."""
-    if not folder.is_dir():
-        return False
+def scan_series(folder: Path) -> dict[str, tuple[str, ...]]:
+    """The DICOM series GDCM finds in ``folder`` (series id -> its files in GDCM's order), empty
+    for a folder without one. GDCM reads every file's header to find them, so a folder is scanned
+    once per process while its files stay as they are (names, sizes, times): deciding that a
+    path is one CT, and then reading it, share the scan."""
+    folder = Path(folder)
+    try:
+        if not folder.is_dir():
+            return {}
+        stamp = hash(tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir(folder) if e.is_file())))
+    except OSError:
+        return {}
+    return dict(_scan(str(folder.resolve()), stamp))
+
+
+@functools.lru_cache(maxsize=256)
+def _scan(folder: str, stamp: int) -> tuple[tuple[str, tuple[str, ...]], ...]:
     shown = sitk.ProcessObject.GetGlobalWarningDisplay()
     sitk.ProcessObject.SetGlobalWarningDisplay(False)  # ITK warns on stderr for every folder without a series
     try:
-        return bool(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
+        ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(folder) or ()
+        return tuple((sid, tuple(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, sid))) for sid in ids)
     except RuntimeError:
-        return False
+        return ()
     finally:
         sitk.ProcessObject.SetGlobalWarningDisplay(shown)
+
+
+def is_dicom_series(folder: Path) -> bool:
+    """Whether ``folder`` itself holds a DICOM series (then it is one case, not a cohort)."""
+    return bool(scan_series(folder))
 
 
 def read_headers(files: Sequence[str | Path]) -> list[Dataset]:

@@ -29,8 +29,9 @@ from ..data.dataset import Case, Dataset, open_dataset
 from ..distributed import World, barrier, join, main_decides, main_first
 from ..volumes import Volume
 from ..ensembles import get_method, init_options
+from ..inference import Predictor
 from ..evaluation import evaluate_pairs
-from ..zoo.loading import LoadedModel, load_folder, predictor_for
+from ..zoo.model import ZooModel
 from ..compose import rank_key
 from ..training.train import TrainRequest, train_model
 from ..training.fit import SplitPlan
@@ -182,18 +183,16 @@ class Runner:
         if entry.model is not None:
             self.say(f"{exp.name}: evaluating {entry.model}")
             folder = self.ws.model(entry.model)
-            loaded = load_folder(folder)
-            predictor = predictor_for(loaded, self.preset.device, largest_component=self.preset.largest_component())
-            report = evaluate_pairs(predictor, self.test_pairs)
+            model = ZooModel.from_folder(folder)
+            report = evaluate_pairs(self._predictor(model), self.test_pairs)
             members: list[str] = []
             train_cases = None
         else:
-            folder, report, train_cases = self._compose(exp, entry, member_ids)
-            loaded = load_folder(folder)
+            folder, report, train_cases, model = self._compose(exp, entry, member_ids)
             members = member_ids
         seconds = time.monotonic() - started
         self._add_time(f"{exp.name}/{entry.slug}", seconds)
-        self._overlay_prediction(exp.name, entry.slug, loaded)
+        self._overlay_prediction(exp.name, entry.slug, model)
         result = {
             "experiment": exp.name, "entry": entry.name, "slug": entry.slug, "method": entry.method, "model": entry.model,
             "members": members, "notes": notes if entry.method else [], "train_cases": train_cases,
@@ -202,7 +201,11 @@ class Runner:
         self.ws.write_json(path, result)
         return result
 
-    def _compose(self, exp: Experiment, entry: Entry, member_ids: list[str]) -> tuple[Path, Any, int | None]:
+    def _predictor(self, model: ZooModel) -> Predictor:
+        """The model's one predictor for this preset (fp32, as the paper's numbers are)."""
+        return model.predictor(self.preset.device, "fp32", largest_component=self.preset.largest_component())
+
+    def _compose(self, exp: Experiment, entry: Entry, member_ids: list[str]) -> tuple[Path, Any, int | None, ZooModel | None]:
         p = self.preset
         assert entry.method is not None
         key = f"{exp.name}-{entry.slug}"
@@ -222,15 +225,14 @@ class Runner:
             warn_leakage=False,  # the paper trains ensembles on their members' patients; the report says so once
             largest_component=p.largest_component(),
         ))
-        if not self.world.is_main:
-            return result.folder, None, None
+        if not self.world.is_main or result.model is None:
+            return result.folder, None, None, None
         if result.report is None:
             raise ExperimentError(f"{exp.name}: {entry.method} was not evaluated (no test patients)")
         if result.train_result is None:
-            return result.folder, result.report, None
-        card = Card.read(result.folder)
-        train_cases = sum(len(d.get("cases_train", [])) for d in card.training.get("datasets") or [])
-        return result.folder, result.report, train_cases
+            return result.folder, result.report, None, result.model
+        datasets = result.model.card.training.get("datasets") or []
+        return result.folder, result.report, sum(len(d.get("cases_train", [])) for d in datasets), result.model
 
     # --- overlays --------------------------------------------------------------------------
     def _overlay_reference(self) -> None:
@@ -261,9 +263,9 @@ class Runner:
             self._overlay = (volume, slices)
         return self._overlay
 
-    def _overlay_prediction(self, experiment: str, slug: str, loaded: LoadedModel) -> None:
+    def _overlay_prediction(self, experiment: str, slug: str, model: ZooModel) -> None:
         volume, slices = self._overlay_volume()
-        pred = predictor_for(loaded, self.preset.device, largest_component=self.preset.largest_component()).predict(volume)
+        pred = self._predictor(model).predict(volume)
         with atomic_path(self.ws.overlay(f"{experiment}-{slug}")) as tmp:
             np.savez_compressed(tmp, labels=pred.labels[slices], organs=np.array(pred.organs))
 

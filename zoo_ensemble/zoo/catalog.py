@@ -1,5 +1,6 @@
-"""The catalog: what model ids exist and where their folders are (plugins, the local zoo, models
-pulled from the Hub), pulling (download, check, record), and loading a model by id once.
+"""The catalog: what model ids exist and where each is (a folder of a plugin, the local zoo or a
+pulled Hub model, or a Hub repo yet to pull). Loading and pulling are
+:class:`zoo_ensemble.zoo.model.ZooModel`'s.
 
 Explicit sources take a prefix, as timm does: ``hf-hub:org/name@revision`` and ``local-dir:PATH``.
 A plain path to a model folder works too. A bare name is looked up among plugin models, the
@@ -15,19 +16,14 @@ import logging
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
-from ..dicom import Producer
 from ..errors import UnknownModelError, ZooError
 from ..organs import Window
 from ..paths import zoo_home
 from ..specs import ModelSpec
 from . import hub
 from .cards import Card
-from .loading import LoadedModel, load_folder, predictor_for
-from .folder import WEIGHTS, sha256_file
-from ..registry import get_registry, zoo_version
-from .verify import forward_check
+from ..registry import get_registry
 
 log = logging.getLogger("zoo_ensemble")
 
@@ -132,25 +128,12 @@ def all_ids() -> list[str]:
     return sorted({r.model_id for r in list_models()})
 
 
-@dataclass
-class Pulled:
-    """A model pulled from the Hub: downloaded, loaded and checked once, then recorded."""
+@dataclass(frozen=True)
+class HubRef:
+    """A Hub repo (at a revision, or its default branch) that must be pulled to be used."""
 
     repo: str
-    revision: str | None
-    commit: str
-    folder: Path
-    loaded: LoadedModel
-
-
-def pull(repo: str, revision: str | None = None) -> Pulled:
-    """Download (or find in the cache) a model repo, load it with every check and run one dummy
-    slice (what ``zoo verify`` does), and only then record it in the pull index."""
-    d = hub.download(repo, revision)
-    loaded = load_folder(d.folder)
-    forward_check(loaded)
-    hub.record(d, loaded.card.model_id)
-    return Pulled(d.repo, d.revision, d.commit, d.folder, loaded)
+    revision: str | None = None
 
 
 def pull_target(ref: str, revision: str | None = None) -> tuple[str, str | None] | None:
@@ -167,27 +150,11 @@ def pull_target(ref: str, revision: str | None = None) -> tuple[str, str | None]
     return repo, revision or rev
 
 
-def load_model(ref: str) -> LoadedModel:
-    """Resolve a model reference (id, ``hf-hub:``, ``local-dir:`` or folder) and load it, once."""
-    pulled: list[Pulled] = []
-    folder = resolve_folder(ref, pulled)
-    return pulled[0].loaded if pulled else load_folder(folder)
-
-
-def load_for_prediction(
-    ref: str, device: str = "auto", batch_size: int = 16, organs: str | list[str] | None = None, precision: str = "fp32",
-) -> tuple[Any, LoadedModel]:
-    """A Predictor for a model reference, and the loaded model."""
-    loaded = load_model(ref)
-    return predictor_for(loaded, device, batch_size, organs, precision=precision), loaded
-
-
-def resolve_folder(ref: str, pulled: list[Pulled] | None = None) -> Path:
-    """The model folder for ``ref``, pulling a Hub model that is not cached (what was pulled is
-    appended to ``pulled``, so that the caller need not load it a second time)."""
+def resolve(ref: str) -> Path | HubRef:
+    """Where the model ``ref`` names is: a model folder, or a Hub repo to pull (one not cached,
+    or any ``hf-hub:`` reference, which is checked again when pulled)."""
     if ref.startswith(HUB_PREFIX):
-        repo, revision = hub.parse_repo_ref(ref[len(HUB_PREFIX) :])
-        return _pulled(repo, revision, pulled)
+        return HubRef(*hub.parse_repo_ref(ref[len(HUB_PREFIX) :]))
     if ref.startswith(LOCAL_PREFIX):
         path = Path(ref[len(LOCAL_PREFIX) :]).expanduser()
         if not path.is_dir():
@@ -201,17 +168,10 @@ def resolve_folder(ref: str, pulled: list[Pulled] | None = None) -> Path:
             f"{ref!r} is neither a model id nor a model folder: for a folder write local-dir:{ref}, "
             f"for a Hub repo write hf-hub:{ref}"
         )
-    return _resolve_name(ref, pulled)
+    return _resolve_name(ref)
 
 
-def _pulled(repo: str, revision: str | None, pulled: list[Pulled] | None) -> Path:
-    p = pull(repo, revision)
-    if pulled is not None:
-        pulled.append(p)
-    return p.folder
-
-
-def _resolve_name(name: str, pulled: list[Pulled] | None = None) -> Path:
+def _resolve_name(name: str) -> Path | HubRef:
     reg = get_registry()
     found: list[tuple[str, Path | ModelSpec]] = []
     spec = reg.get("models", name)
@@ -232,22 +192,10 @@ def _resolve_name(name: str, pulled: list[Pulled] | None = None) -> Path:
         if isinstance(target, ModelSpec):
             if target.path is not None:
                 return Path(str(target.path))
-            return _pulled(target.hub_repo, target.revision, pulled)  # type: ignore[arg-type]
+            return HubRef(target.hub_repo, target.revision)  # type: ignore[arg-type]
         if not target.is_dir():
             raise UnknownModelError(f"model {name!r} was pulled to {target}, which no longer exists; pull it again")
         return target
     close = difflib.get_close_matches(name, all_ids(), n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     raise UnknownModelError(f"unknown model {name!r}{hint} (see zoo list)")
-
-
-def producer_for(loaded: LoadedModel) -> Producer:
-    """Who a segmentation comes from, for the outputs that record it: the model id and its
-    revision (the Hub commit of a pulled model, else the sha256 of its weights)."""
-    entry = hub.entry_for_folder(loaded.folder)
-    if entry and entry.get("commit"):
-        revision = f"{entry['repo']}@{entry['commit']}"
-    else:
-        digest = loaded.card.weights_sha256 or sha256_file(loaded.folder / WEIGHTS)
-        revision = f"sha256:{digest[:16]}"
-    return Producer(loaded.card.model_id, revision, zoo_version())

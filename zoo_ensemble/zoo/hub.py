@@ -22,7 +22,7 @@ from ..paths import zoo_home
 from ..specs import MODEL_ID
 from ..urls import redact
 from .folder import CARD, CONFIG, PICKLE_SUFFIXES, WEIGHTS
-from .loading import load_folder
+from .loading import load_network
 
 MODEL_FILES = [CARD, CONFIG, WEIGHTS]
 TAG = "zoo-ensemble"
@@ -156,7 +156,7 @@ def push(folder: str | Path, repo: str, private: bool = False, create_pr: bool =
     """Publish a model folder; a folder whose card, config or weights fail the checks is refused."""
     from huggingface_hub import HfApi
 
-    loaded = load_folder(folder)
+    _, card, _ = load_network(folder)
     parse_repo_ref(repo)
     api = HfApi()
     try:
@@ -165,7 +165,7 @@ def push(folder: str | Path, repo: str, private: bool = False, create_pr: bool =
             folder_path=str(folder),
             repo_id=repo,
             allow_patterns=MODEL_FILES,
-            commit_message=message or f"Upload {loaded.card.model_id} with zoo-ensemble",
+            commit_message=message or f"Upload {card.model_id} with zoo-ensemble",
             create_pr=create_pr,
         )
     except Exception as exc:

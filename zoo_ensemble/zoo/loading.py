@@ -1,35 +1,22 @@
-"""Loading any zoo model folder, binary, multiclass or ensemble, by the kind its card states,
-and the one way from a loaded model to a :class:`~zoo_ensemble.inference.Predictor`."""
+"""Building the network of any zoo model folder, binary, multiclass or ensemble, by the kind its
+card states, every check passed first; and one dummy slice through a built network. The one
+object a caller holds is :class:`zoo_ensemble.zoo.model.ZooModel`, built from what this returns."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..architectures import ModelConfig, SegmentationModel, build_model
-from ..devices import resolve_device, resolve_precision
-from ..errors import ModelFormatError, ZooError
-from ..inference import ChannelSelect, Predictor
-from ..organs import parse_organs
+from ..errors import ModelFormatError
 from .cards import Card
 from .ensemble_folder import load_ensemble
 from .folder import WEIGHTS, build_within_limits, check_card_matches, load_state, read_config, read_weights, weights_header
 
-
-@dataclass
-class LoadedModel:
-    model: torch.nn.Module
-    card: Card
-    config: dict[str, Any]
-    folder: Path
-
-    @property
-    def organs(self) -> list[str]:
-        return list(self.card.organs)
+#: Raw HU of the dummy slice: air around a disc of soft tissue.
+_AIR, _TISSUE = -1000.0, 40.0
 
 
 def load_single(folder: Path, card: Card, config: dict[str, Any]) -> SegmentationModel:
@@ -45,47 +32,35 @@ def load_single(folder: Path, card: Card, config: dict[str, Any]) -> Segmentatio
     return model.eval()
 
 
-def load_folder(folder: str | Path) -> LoadedModel:
-    """Load and check a model folder of any kind, dispatching on the card's ``kind``."""
+def load_network(folder: str | Path) -> tuple[torch.nn.Module, Card, dict[str, Any]]:
+    """The checked network, card and config of a model folder of any kind (the card's ``kind``)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelFormatError(f"{folder}: no such model folder")
     card = Card.read(folder)
     config = read_config(folder)
-    model = load_ensemble(folder, card, config) if card.kind == "ensemble" else load_single(folder, card, config)
-    return LoadedModel(model, card, config, folder)
+    network = load_ensemble(folder, card, config) if card.kind == "ensemble" else load_single(folder, card, config)
+    return network, card, config
 
 
-def predictor_from_card(
-    model: torch.nn.Module, card: Card, organs: Sequence[str] | None = None, device: str = "auto", batch_size: int = 16,
-    largest_component: Sequence[str] | None = None, precision: str = "fp32",
-) -> Predictor:
-    """A Predictor configured as the card says: input size, crop, spacing, threshold, the
-    post-processing chosen on validation (``largest_component`` overrides it: the organs whose
-    largest component is kept, ``[]`` for none), the grids the model was trained on;
-    ``precision`` is ``auto`` (fp16 autocast on a GPU, fp32 on a CPU), ``fp32``, ``bf16`` or ``fp16``."""
-    largest = (card.postprocess.get("largest_component") or []) if largest_component is None else list(largest_component)
-    where = resolve_device(device)
-    return Predictor(
-        model, list(organs or card.organs), card.input_size, card.crop, card.spacing, card.threshold, batch_size,
-        where, largest, name=card.model_id, trained_on=card.trained_on, precision=resolve_precision(precision, where),
-    )
+def dummy_slice(size: tuple[int, int]) -> torch.Tensor:
+    h, w = size
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    disc = ((yy - h / 2) ** 2 + (xx - w / 2) ** 2) < (min(h, w) / 3) ** 2
+    return torch.where(disc, torch.tensor(_TISSUE), torch.tensor(_AIR))[None, None].float()
 
 
-def predictor_for(
-    loaded: LoadedModel, device: str = "auto", batch_size: int = 16, organs: str | Sequence[str] | None = None,
-    largest_component: Sequence[str] | None = None, precision: str = "fp32",
-) -> Predictor:
-    """A Predictor for a loaded model, producing only ``organs`` when given (an ensemble then runs
-    only the members those organs need); ``largest_component`` as in :func:`predictor_from_card`."""
-    model, wanted = loaded.model, loaded.organs
-    if organs:
-        wanted = parse_organs(organs)
-        unknown = [o for o in wanted if o not in loaded.organs]
-        if unknown:
-            raise ZooError(f"model {loaded.card.model_id!r} does not segment {', '.join(unknown)} (it segments {', '.join(loaded.organs)})")
-        if hasattr(model, "restricted_to"):
-            model = model.restricted_to(wanted)
-        else:
-            model = ChannelSelect(model, [loaded.organs.index(o) for o in wanted])
-    return predictor_from_card(model, loaded.card, wanted, device, batch_size, largest_component, precision)
+def forward_check(network: torch.nn.Module, card: Card, where: object) -> str:
+    """One dummy slice at the card's input size through the network; the logits must be sane."""
+    size = (int(card.input_size[0]), int(card.input_size[1]))
+    with torch.inference_mode():
+        try:
+            out = network.eval()(dummy_slice(size))
+        except (RuntimeError, ValueError, IndexError) as exc:
+            raise ModelFormatError(f"{where}: the model fails on a {size[0]} x {size[1]} slice ({str(exc).splitlines()[0][:100]})") from None
+    expected = (1, len(card.organs), *size)
+    if tuple(out.shape) != expected:
+        raise ModelFormatError(f"{where}: a dummy slice gives logits shaped {tuple(out.shape)}, expected {expected}")
+    if not torch.isfinite(out).all():
+        raise ModelFormatError(f"{where}: a dummy slice gives non-finite logits")
+    return f"one {size[0]} x {size[1]} slice of raw HU gives finite logits {tuple(out.shape)}"
