@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -17,10 +18,19 @@ def zoo(*args: str, cwd=None) -> subprocess.CompletedProcess:
 
 
 def test_help_lists_commands():
+    """Each command has its own row in the help's command table (a word in some other help text
+    does not count), and the product's commands are all there."""
+    import typer
+
+    from zoo_ensemble.cli import _register
+    from zoo_ensemble.cli.app import app
+
     r = zoo("--help")
     assert r.returncode == 0
-    for cmd in ("data", "evaluate", "demo"):
-        assert cmd in r.stdout
+    listed = set(re.findall(r"^│ ([a-z][a-z-]*) ", r.stdout, re.M))
+    _register()
+    assert listed == set(typer.main.get_command(app).commands)
+    assert {"data", "train", "compose", "predict", "evaluate", "demo", "list", "info", "verify", "pull", "push", "plugins"} <= listed
 
 
 def test_bad_input_is_one_line_without_traceback(tmp_path):

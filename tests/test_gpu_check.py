@@ -4,11 +4,13 @@ on the CPU at toy sizes) is kept passing here."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+LEARNED = ("logits_conv", "meta_unet", "layer_fusion")
 
 
 def test_the_gpu_check_runs_dry_on_the_cpu(tmp_path):
@@ -18,10 +20,15 @@ def test_the_gpu_check_runs_dry_on_the_cpu(tmp_path):
     out = done.stdout
     assert "2 passed" in out  # the GPU tests, with the CPU standing in
     assert out.count("saved heart to") == 1  # torchrun, two gloo processes standing in for GPUs; rank 0 speaks
-    for method in ("logits_conv", "meta_unet", "layer_fusion"):
-        assert f"ensemble {method}" in out and f"  {method}" in out
-    assert out.count("slices/s") == 10 and out.count("loader workers") == 4  # 3 members, 3 ensembles; zoo train's loop 4 times
-    assert out.count("s per CT") == 4 and out.count("the networks alone") == 4
+    # every figure the bench promises, each a positive number: the members' and ensembles' training
+    # rates, zoo train's own loop with and without loader workers, each ensemble's seconds per CT
+    rates = {m.group(1): float(m.group(2)) for m in re.finditer(r"^  (member \w+|ensemble \w+) +([\d.]+) slices/s", out, re.M)}
+    assert set(rates) == {"member deeplabv3", "member se_resunet", "member unet", *(f"ensemble {m}" for m in LEARNED)}
+    loops = re.findall(r"^  member (\w+) +(\d+) loader workers +([\d.]+) slices/s", out, re.M)
+    assert [a for a, _, _ in loops] == ["deeplabv3", "deeplabv3", "se_resunet", "unet"] and loops[0][1] == "0"
+    per_ct = {m.group(1): (float(m.group(2)), float(m.group(3))) for m in re.finditer(r"^  (\w+) +\(\d+ members\) +([\d.]+) s per CT  \(the networks alone ([\d.]+) s\)", out, re.M)}
+    assert set(per_ct) == {"argmax", *LEARNED}
+    assert all(v > 0 for v in rates.values()) and all(float(r) > 0 for _, _, r in loops) and all(0 < alone <= whole for whole, alone in per_ct.values())
     assert "where one prediction's time goes" in out and "operators by own host time" in out and "FAILED" not in out
     assert out.rstrip().endswith("== all stages passed")
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from zoo_ensemble.registry import plugins
-from zoo_ensemble.errors import ZooError
 
 REPO = Path(__file__).resolve().parents[1]
 PIN = "0123456789abcdef0123456789abcdef01234567"
@@ -74,8 +73,14 @@ def test_entry_point_plugin_adds_models_and_organs(site, monkeypatch):
 
 def test_environment_variable_limits_plugins(site, monkeypatch):
     _fake_plugin(site, "acme-liver", "acme_liver", MODEL_PLUGIN)
-    monkeypatch.setenv("ZOO_PLUGINS", "something_else")
-    assert "liver-unet" not in plugins.get_registry().names("models")
+    monkeypatch.delenv("ZOO_PLUGINS")
+    assert "liver-unet" in plugins.get_registry().names("models")  # the plugin loads when nothing limits it...
+    for limit in ("something_else", "none", ""):
+        plugins.reset_registry()
+        monkeypatch.setenv("ZOO_PLUGINS", limit)
+        reg = plugins.get_registry()
+        assert "liver-unet" not in reg.names("models") and "liver" not in reg.names("organs"), limit  # ...and not otherwise
+        assert "unet" in reg.names("architectures")
 
 
 def test_two_plugins_with_one_id_is_an_error_naming_both(site, monkeypatch, caplog):
