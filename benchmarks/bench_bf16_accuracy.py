@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_native_resolution import ORGAN_VALUES, dice
+from common import dice
 
 
 def agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -71,11 +71,12 @@ def compare(name: str, predictor, cases: list[tuple[str, object, dict[str, np.nd
 
 
 def real_ct(data: Path):
+    from zoo_ensemble.labelmaps import get_label_map
     from zoo_ensemble.volumes import read_ct, read_labels
 
     volume = read_ct(data / "ct.nii.gz")
     labels = read_labels(data / "labels.nii.gz", like=volume).array
-    return [("LIDC-IDRI-0001", volume, {o: labels == v for o, v in ORGAN_VALUES.items()})]
+    return [("LIDC-IDRI-0001", volume, {o: labels == v[0] for o, v in get_label_map("zoo").values.items()})]
 
 
 def phantoms(work: Path, count: int, seed: int):

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench_models import PeakRSS, _first_slices
+from common import PeakRSS, first_slices
 
 ORGANS = ("lung_left", "lung_right", "heart", "esophagus", "trachea", "spinal_cord")
 ARCHS = ("se_resunet", "se_resunet", "deeplabv3", "se_resunet", "deeplabv3", "se_resunet")  # the paper's picks
@@ -42,7 +42,7 @@ def main() -> None:
     from zoo_ensemble.preprocess import AIR_HU, centre_box, crop_or_pad
 
     torch.manual_seed(0)
-    volume = _first_slices(read_ct(args.shared / "data" / "lidc-idri-0001" / "ct.nii.gz"), args.slices)
+    volume = first_slices(read_ct(args.shared / "data" / "lidc-idri-0001" / "ct.nii.gz"), args.slices)
     size = (320, 320)
     members, infos = [], []
     for organ, arch in zip(ORGANS, ARCHS):
@@ -91,7 +91,7 @@ def main() -> None:
     for method in ("argmax", "logits_conv", "meta_unet", "layer_fusion"):
         ens = build_ensemble(method, members, infos, list(ORGANS)).eval()
         predictor = Predictor(ens, InferenceConfig(tuple(ORGANS), size, "center"), batch_size=8, skip_air=False)
-        predictor.predict(_first_slices(volume, 4))
+        predictor.predict(first_slices(volume, 4))
         t_bare, t_comb, t_ens = float("inf"), float("inf"), float("inf")
         for _ in range(args.repeat):  # interleaved, so that a slow spell of the machine hits both sides
             t_bare = min(t_bare, bare_members())

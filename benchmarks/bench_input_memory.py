@@ -25,10 +25,10 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from bench_native_resolution import cpu_model
+from common import SAMPLE, cpu_model
 
 REPO = Path(__file__).resolve().parents[1]
-CT = REPO.parent / "shared" / "data" / "lidc-idri-0001" / "ct.nii.gz"
+CT = SAMPLE / "ct.nii.gz"
 MODEL = REPO / "plugins" / "zoo-thorax" / "zoo_thorax" / "models" / "heart-unet"
 
 #: Run ``zoo`` from the code at ``sys.argv[1]``; ``--no-check`` switches the completeness

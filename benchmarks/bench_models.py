@@ -15,61 +15,13 @@ Run: python benchmarks/bench_models.py [--archs unet,se_resunet,deeplabv3] [--va
 from __future__ import annotations
 
 import argparse
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
-
-class PeakRSS:
-    """Samples this process's resident memory in a thread; ``peak`` in MiB above the start."""
-
-    def __init__(self, interval: float = 0.005):
-        self.interval, self.peak, self._stop = interval, 0.0, threading.Event()
-
-    @staticmethod
-    def rss() -> float:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * 4096 / 2**20
-
-    def __enter__(self) -> PeakRSS:
-        self.start = self.rss()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.rss() - self.start)
-            time.sleep(self.interval)
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self.thread.join()
-        self.peak = max(self.peak, self.rss() - self.start)
-
-
-def matmul_gflops(n: int = 2048, repeat: int = 5) -> float:
-    """The CPU's fp32 matmul rate, best of ``repeat`` (the models' times are best-of too, so a
-    slow moment of a shared machine lowers neither side of a share)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best / 1e9
-
-
-def gflops_per_slice(model: torch.nn.Module, size: int) -> float:
-    x = torch.full((1, 1, size, size), -500.0)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(x)
-    return counter.get_total_flops() / 1e9
+from common import PeakRSS, first_slices, gflops_per_slice, matmul_gflops, tiled
 
 
 def train_throughput(model: torch.nn.Module, size: int, batch: int, steps: int) -> float:
@@ -117,9 +69,9 @@ def main() -> None:
             thr = train_throughput(model, 320 if paper else 160, 2 if paper else 8, 2 if paper else 5)
             model.eval()
             n = args.paper_slices if paper else volume.shape[0]
-            sub = volume.with_array(volume.array) if not paper else _first_slices(volume, n)
+            sub = volume.with_array(volume.array) if not paper else first_slices(volume, n)
             pred = Predictor(model, InferenceConfig(("heart",), (size, size), "center"), batch_size=8)
-            pred.predict(_first_slices(volume, 2))  # warm-up
+            pred.predict(first_slices(volume, 2))  # warm-up
             t = time.perf_counter()
             pred.predict(sub)
             t_pred = time.perf_counter() - t
@@ -139,7 +91,7 @@ def main() -> None:
                 f"{t_pred / t_bare:>6.2f} {gf:>9.2f} {achieved:>8.1f} {achieved / mm:>9.2f}{note}",
                 flush=True,
             )
-    tall = _tiled(volume, 300)
+    tall = tiled(volume, 300)
     model = build_model(make_config("unet", ["heart", "trachea", "esophagus"], "tiny", input_size=[320, 320])).eval()
     with PeakRSS() as mem:
         pred = Predictor(model, InferenceConfig(tuple(model.organs), (320, 320), "center"), batch_size=8).predict(tall, probabilities=True)
@@ -147,24 +99,3 @@ def main() -> None:
     print(f"peak memory predicting 512x512x300 with 3 channels and probabilities: +{mem.peak:.0f} MiB "
           f"(one float32 volume is {one:.0f} MiB; allowed: 3 of them = {3 * one:.0f} MiB plus the label map)")
     del pred
-
-
-def _first_slices(volume, n):
-    from zoo_ensemble.volumes import Geometry, Volume
-
-    arr = np.ascontiguousarray(volume.array[:n])
-    g = Geometry(arr.shape[::-1], volume.spacing, volume.origin, volume.direction)
-    return Volume(arr, volume.spacing, volume.origin, volume.direction, g)
-
-
-def _tiled(volume, n):
-    from zoo_ensemble.volumes import Geometry, Volume
-
-    reps = int(np.ceil(n / volume.shape[0]))
-    arr = np.ascontiguousarray(np.concatenate([volume.array] * reps)[:n])
-    g = Geometry(arr.shape[::-1], volume.spacing, volume.origin, volume.direction)
-    return Volume(arr, volume.spacing, volume.origin, volume.direction, g)
-
-
-if __name__ == "__main__":
-    main()

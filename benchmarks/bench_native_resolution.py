@@ -17,29 +17,16 @@ Run: python benchmarks/bench_native_resolution.py [--models heart-unet,...] [--d
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from common import cpu_model, dice
+
+#: The sample's label values (its README): zoo-ensemble's own label map.
 ORGAN_VALUES = {"lung_left": 1, "lung_right": 2, "heart": 3, "trachea": 4, "esophagus": 5, "spinal_cord": 6, "aorta": 7}
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    s = a.sum() + b.sum()
-    return 1.0 if s == 0 else float(2 * (a & b).sum() / s)
 
 
 def bare_forward_seconds(predictor, volume) -> float:

@@ -22,7 +22,7 @@ import time
 from collections import defaultdict
 
 import torch
-from bench_models import gflops_per_slice, matmul_gflops
+from common import gflops_per_slice, matmul_gflops
 
 
 def seconds_per_slice(model: torch.nn.Module, x: torch.Tensor, bf16: bool, repeat: int = 2) -> float:

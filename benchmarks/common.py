@@ -1,0 +1,122 @@
+"""What the benchmarks share: the machine they ran on, best-of timing, peak memory, the fp32
+matmul rate and FLOPs, the real sample CT, Dice, volumes cut or tiled from a CT, and writing the
+figures as JSON beside the printed table. A benchmark imports this module, never another
+benchmark script."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from zoo_ensemble.devices import cpu_model  # the CPU kind changes between machines: every figure says which
+
+REPO = Path(__file__).resolve().parents[1]
+#: The real chest CT and its labels (LIDC-IDRI-0001; see its README), beside a checkout.
+SAMPLE = REPO.parent / "shared" / "data" / "lidc-idri-0001"
+
+
+def machine() -> str:
+    """One line: CPU, the threads torch uses, torch's version."""
+    import torch
+
+    return f"CPU: {cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def best_of(run: Callable[[], object], repeat: int) -> float:
+    """The fastest of ``repeat`` runs in seconds: a slow moment of a shared machine lowers no
+    side of a ratio measured in the same run."""
+    best = float("inf")
+    for _ in range(max(1, repeat)):
+        started = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+class PeakRSS:
+    """Samples this process's resident memory in a thread; ``peak`` in MiB above the start."""
+
+    def __init__(self, interval: float = 0.005):
+        self.interval, self.peak, self._stop = interval, 0.0, threading.Event()
+
+    @staticmethod
+    def rss() -> float:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * 4096 / 2**20
+
+    def __enter__(self) -> PeakRSS:
+        self.start = self.rss()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.rss() - self.start)
+            time.sleep(self.interval)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self.thread.join()
+        self.peak = max(self.peak, self.rss() - self.start)
+
+
+def matmul_gflops(n: int = 2048, repeat: int = 5) -> float:
+    """The CPU's fp32 matmul rate, best of ``repeat`` (the models' times are best-of too)."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    return 2 * n**3 / best_of(lambda: a @ b, repeat) / 1e9
+
+
+def gflops_per_slice(model: Any, size: int) -> float:
+    """A model's GFLOPs for one ``size`` x ``size`` slice (torch's FLOP counter)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.full((1, 1, size, size), -500.0)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    return counter.get_total_flops() / 1e9
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    s = a.sum() + b.sum()
+    return 1.0 if s == 0 else float(2 * (a & b).sum() / s)
+
+
+def first_slices(volume: Any, n: int) -> Any:
+    """A volume of the first ``n`` slices of ``volume``."""
+    return _volume_like(volume, np.ascontiguousarray(volume.array[:n]))
+
+
+def tiled(volume: Any, n: int) -> Any:
+    """A volume of ``n`` slices: ``volume`` repeated."""
+    reps = int(np.ceil(n / volume.shape[0]))
+    return _volume_like(volume, np.ascontiguousarray(np.concatenate([volume.array] * reps)[:n]))
+
+
+def _volume_like(volume: Any, array: np.ndarray) -> Any:
+    from zoo_ensemble.volumes import Geometry, Volume
+
+    g = Geometry(array.shape[::-1], volume.spacing, volume.origin, volume.direction)
+    return Volume(array, volume.spacing, volume.origin, volume.direction, g)
+
+
+def save_figures(script: str, figures: dict[str, Any], out: str | os.PathLike[str] | None = None) -> Path:
+    """Write ``figures`` (with the machine they were measured on) as ``<script>.json`` in the
+    current folder, or ``out``; the printed table says the same for people."""
+    path = Path(out) if out is not None else Path.cwd() / f"{Path(script).stem}.json"
+    record = {"script": Path(script).name, "machine": machine(), "cpu": cpu_model(), "threads": os.cpu_count(),
+              "python": sys.version.split()[0], "figures": figures}
+    path.write_text(json.dumps(record, indent=2, default=float) + "\n", encoding="utf-8")
+    print(f"figures written to {path}")
+    return path
