@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,27 +23,10 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from common import SAMPLE, cpu_model
+from common import REPO, SAMPLE, cpu_model, remove_worktree, run_zoo, worktree
 
-REPO = Path(__file__).resolve().parents[1]
 CT = SAMPLE / "ct.nii.gz"
 MODEL = REPO / "plugins" / "zoo-thorax" / "zoo_thorax" / "models" / "heart-unet"
-
-#: Run ``zoo`` from the code at ``sys.argv[1]``; ``--no-check`` switches the completeness
-#: check off (read and write), for its cost.
-RUNNER = """
-import sys
-code, no_check, argv = sys.argv[1], sys.argv[2] == "1", sys.argv[3:]
-sys.path.insert(0, code)
-import zoo_ensemble
-assert zoo_ensemble.__file__.startswith(code), zoo_ensemble.__file__
-if no_check:
-    from zoo_ensemble import volumes
-    volumes.check_complete = lambda *a, **k: None
-from zoo_ensemble.cli import main
-main(argv)
-"""
-
 
 def relabelled(tmp: Path, mm: float | None) -> Path:
     if mm is None:
@@ -55,32 +36,6 @@ def relabelled(tmp: Path, mm: float | None) -> Path:
     path = tmp / f"ct-{mm:g}mm.nii.gz"
     sitk.WriteImage(image, str(path), useCompression=True)
     return path
-
-
-def run(code: Path, argv: list[str], limit_gib: float, no_check: bool = False) -> dict:
-    def limit() -> None:
-        cap = int(limit_gib * 2**30)
-        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-
-    env = dict(os.environ, ZOO_PLUGINS="none", COLUMNS="200")
-    with tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, "-c", RUNNER, str(code), "1" if no_check else "0", *argv],
-            stdout=subprocess.DEVNULL, stderr=err, env=env, preexec_fn=limit,
-        )
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - started
-        err.seek(0)
-        lines = [ln for ln in err.read().decode("utf-8", "replace").splitlines() if ln.strip() and "━" not in ln]
-    code_ = os.waitstatus_to_exitcode(status)
-    said = next((ln for ln in lines if ln.startswith("error:")), lines[-1] if lines else "")
-    return {"exit": code_, "peak_mib": usage.ru_maxrss / 1024, "seconds": seconds, "said": said[:110]}
-
-
-def worktree(rev: str, where: Path) -> Path:
-    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(where), rev], check=True, capture_output=True)
-    return where
 
 
 def main() -> None:
@@ -100,15 +55,15 @@ def main() -> None:
             for mm in (None, 5.0, 10.0, 100.0):
                 ct = relabelled(tmp, mm)
                 argv = ["predict", f"local-dir:{MODEL}", str(ct), "-o", str(tmp / "labels.nii.gz")]
-                b = run(before, argv, args.limit_gib)
-                a = run(REPO, argv, args.limit_gib)
+                b = run_zoo(before, argv, args.limit_gib)
+                a = run_zoo(REPO, argv, args.limit_gib)
                 name = "0.703 mm (true)" if mm is None else f"{mm:g} mm"
                 print(f"{name:<14}{b['peak_mib']:>10.0f}{a['peak_mib']:>10.0f}{a['peak_mib'] / b['peak_mib']:>14.2f}   "
                       f"{b['exit']}, {b['said'] or '-'} | {a['exit']}, {a['said'] or '-'}")
             print("\ncost of the completeness check (the real CT read, the label map written), one run each")
             argv = ["predict", f"local-dir:{MODEL}", str(CT), "-o", str(tmp / "labels.nii.gz")]
-            off = run(REPO, argv, args.limit_gib, no_check=True)
-            on = run(REPO, argv, args.limit_gib)
+            off = run_zoo(REPO, argv, args.limit_gib, "from zoo_ensemble import volumes; volumes.check_complete = lambda *a, **k: None")
+            on = run_zoo(REPO, argv, args.limit_gib)
             print(f"whole command: {off['seconds']:.2f} s without, {on['seconds']:.2f} s with the check ({on['seconds'] / off['seconds']:.3f}x)")
             sys.path.insert(0, str(REPO))
             from zoo_ensemble.completeness import check_complete
@@ -118,7 +73,7 @@ def main() -> None:
                 check_complete(CT)
             print(f"the check alone on {CT.name} ({CT.stat().st_size / 2**20:.1f} MiB): {(time.perf_counter() - started) * 10:.3f} ms")
         finally:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(before)], capture_output=True)
+            remove_worktree(before)
 
 
 if __name__ == "__main__":

@@ -120,3 +120,56 @@ def save_figures(script: str, figures: dict[str, Any], out: str | os.PathLike[st
     path.write_text(json.dumps(record, indent=2, default=float) + "\n", encoding="utf-8")
     print(f"figures written to {path}")
     return path
+
+
+#: Runs ``zoo`` from the code at argv[1] after running argv[2] (a Python line, or empty).
+_RUNNER = """
+import sys
+code, setup, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
+sys.path.insert(0, code)
+import zoo_ensemble
+assert zoo_ensemble.__file__.startswith(code), zoo_ensemble.__file__
+exec(setup)
+from zoo_ensemble.cli import main
+main(argv)
+"""
+
+
+def run_zoo(code: Path, argv: list[str], limit_gib: float, setup: str = "") -> dict[str, Any]:
+    """``zoo ARGV`` in its own process from the code at ``code`` (this tree, or a worktree of
+    another revision), its address space at most ``limit_gib``: exit status, peak resident
+    memory (MiB, from ``wait4``), wall seconds and its last line."""
+    import resource
+    import subprocess
+    import tempfile
+
+    def limit() -> None:
+        cap = int(limit_gib * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+    env = dict(os.environ, ZOO_PLUGINS=os.environ.get("ZOO_PLUGINS", "none"), COLUMNS="200")
+    with tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _RUNNER, str(code), setup, *argv], stdout=subprocess.DEVNULL, stderr=err, env=env, preexec_fn=limit,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        err.seek(0)
+        lines = [ln for ln in err.read().decode("utf-8", "replace").splitlines() if ln.strip() and "━" not in ln]
+    said = next((ln for ln in lines if ln.startswith("error:")), lines[-1] if lines else "")
+    return {"exit": os.waitstatus_to_exitcode(status), "peak_mib": usage.ru_maxrss / 1024, "seconds": seconds, "said": said[:110]}
+
+
+def worktree(rev: str, where: Path) -> Path:
+    """A checkout of ``rev`` at ``where`` (git worktree), to run a baseline in the same run."""
+    import subprocess
+
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(where), rev], check=True, capture_output=True)
+    return where
+
+
+def remove_worktree(where: Path) -> None:
+    import subprocess
+
+    subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(where)], capture_output=True)

@@ -23,7 +23,7 @@ def test_saved_model_loads_back_with_identical_outputs(trained_heart):
     a, b = ZooModel.from_folder(trained_heart), ZooModel.from_folder(trained_heart)
     x = torch.randn(2, 1, 64, 64) * 300
     with torch.no_grad():
-        assert torch.equal(a.model(x), b.model(x))
+        assert torch.equal(a.network(x), b.network(x))
     card = a.card
     assert card.kind == "binary" and card.organs == ["heart"] and card.architecture == "unet"
     assert (card.windows[0].width, card.windows[0].level) == (350, 50)

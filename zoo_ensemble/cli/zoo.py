@@ -91,9 +91,9 @@ def verify(model: Annotated[str, typer.Argument(help="Model id, hf-hub:org/name,
 
     target = resolve(model)
     folder = pull(target.repo, target.revision).folder if isinstance(target, HubRef) else target
-    result = verify_folder(folder)
-    console.print(f"[b]{safe(result.model.model_id)}[/b] in {safe(folder)}")
-    for line in result.checks:
+    checked, checks = verify_folder(folder)
+    console.print(f"[b]{safe(checked.model_id)}[/b] in {safe(folder)}")
+    for line in checks:
         console.print(f"  [green]ok[/] {safe(line)}")
 
 

@@ -9,6 +9,7 @@ wherever huggingface_hub looks for it (``HF_TOKEN``, ``hf auth login``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 from collections.abc import Iterator
@@ -203,10 +204,18 @@ def index() -> dict[str, dict[str, Any]]:
     over another model's id. (An index written by an older version, keyed by id, is read too.)
     """
     path = _index_path()
-    if not path.is_file():
-        return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        stat = path.stat()
+    except OSError:
+        return {}
+    # read once per process while the file stays the same (a new index is a new file: atomic rename)
+    return {repo: dict(entry) for repo, entry in _read_index(str(path), stat.st_ino, stat.st_mtime_ns, stat.st_size).items()}
+
+
+@functools.lru_cache(maxsize=4)
+def _read_index(path: str, inode: int, mtime_ns: int, size: int) -> dict[str, dict[str, Any]]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     if not isinstance(data, dict):

@@ -8,7 +8,6 @@ channel per organ, the input's size. ``zoo pull`` runs the same checks before it
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from .folder import sha256_file
@@ -16,14 +15,9 @@ from .loading import forward_check
 from .model import ZooModel
 
 
-@dataclass
-class Verified:
-    model: ZooModel
-    checks: list[str] = field(default_factory=list)
-
-
-def verify_folder(folder: str | Path) -> Verified:
-    """Every check; the first that fails raises a ModelFormatError naming the problem."""
+def verify_folder(folder: str | Path) -> tuple[ZooModel, list[str]]:
+    """Every check, and the model they passed on; the first that fails raises a
+    ModelFormatError naming the problem."""
     folder = Path(folder)
     model = ZooModel.from_folder(folder)
     card = model.card
@@ -38,4 +32,4 @@ def verify_folder(folder: str | Path) -> Verified:
         + (f" at {card.spacing[0]:g} x {card.spacing[1]:g} mm" if card.spacing else ", no pixel spacing recorded (runs on the input's grid)"),
         forward_check(model.network, card, folder),
     ]
-    return Verified(model, checks)
+    return model, checks
