@@ -23,6 +23,8 @@ import torch
 
 TARGETS = {"lung_left": 0.85, "lung_right": 0.85, "heart": 0.85, "trachea": 0.6, "esophagus": 0.6, "spinal_cord": 0.6}
 
+from common import SAMPLE, machine, save_figures
+
 
 def epoch_minutes(minutes: float) -> float:
     # The budget is checked after each epoch; stop early enough that the epoch in flight ends in time.
@@ -64,7 +66,7 @@ def lidc_part(args, work: Path) -> dict:
     from zoo_ensemble.training.train import TrainRequest, train_model
     from zoo_ensemble.training.trainer import TrainConfig
 
-    src = args.shared / "data" / "lidc-idri-0001"
+    src = args.data
     img, lab = sitk.ReadImage(str(src / "ct_small.nii.gz")), sitk.ReadImage(str(src / "labels_small.nii.gz"))
     n = img.GetSize()[2]
     # z grows superior in this file (direction z = +1): the lower half trains, the top 35 % tests
@@ -102,17 +104,18 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("acceptance-work"))
-    p.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared")
+    p.add_argument("--data", type=Path, default=SAMPLE, help="the sample CT's folder")
     p.add_argument("--skip-phantom", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     args.out.mkdir(parents=True, exist_ok=True)
+    print(machine())
     result = {"arch": args.arch, "minutes": args.minutes, "threads": torch.get_num_threads()}
     if not args.skip_phantom:
         result["phantom_a"] = phantom_part(args, args.out)
     result["lidc"] = lidc_part(args, args.out)
-    (args.out / "acceptance.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
+    save_figures(__file__, result, args.out / "acceptance.json")
 
 
 if __name__ == "__main__":

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
+from pathlib import Path
 
 import numpy as np
 import torch
+
+from common import best_of, machine, save_figures
 
 
 def monai_per_slice(config):
@@ -43,32 +45,31 @@ def ms_per_slice(run, size: int, batch: int, repeat: int) -> float:
     images = torch.rand(batch, 1, size, size) * 1400 - 1000
     masks = (torch.rand(batch, 2, size, size) > 0.5).float()
     run(images, masks, list(range(batch)))  # warm-up
-    best = float("inf")
-    for r in range(repeat):
-        started = time.perf_counter()
-        run(images, masks, [1000 * (r + 1) + i for i in range(batch)])
-        best = min(best, time.perf_counter() - started)
-    return best / batch * 1000
+    rounds = iter(range(1, repeat + 1))  # other draws each time
+    return best_of(lambda: run(images, masks, [1000 * next(rounds) + i for i in range(batch)]), repeat) / batch * 1000
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--json", type=Path, default=None, help="where the figures go (default: bench_augment.json here)")
     args = p.parse_args()
     torch.set_num_threads(1)
 
     from zoo_ensemble.data.augment import AugmentConfig, Augmenter
-    from zoo_ensemble.devices import cpu_model
 
     config = AugmentConfig()
-    print(f"CPU: {cpu_model()}, {torch.get_num_threads()} thread, torch {torch.__version__}; batches of {args.batch}, best of {args.repeat}")
+    print(f"{machine()}; batches of {args.batch}, best of {args.repeat}")
     print(f"{'slice':>9s} {'MONAI per slice':>16s} {'batched':>9s} {'ratio':>7s}")
     baseline, ours = monai_per_slice(config), Augmenter(config)
+    rows = []
     for size in (16, 160, 320):
         old = ms_per_slice(baseline, size, args.batch, args.repeat)
         new = ms_per_slice(ours, size, args.batch, args.repeat)
         print(f"{size:>4d} x {size:<3d} {old:>13.2f} ms {new:>6.2f} ms {old / new:>6.1f}x")
+        rows.append({"size": size, "monai_ms_per_slice": old, "batched_ms_per_slice": new, "ratio": old / new})
+    save_figures(__file__, {"batch": args.batch, "repeat": args.repeat, "rows": rows}, args.json)
 
 
 if __name__ == "__main__":

@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from common import dice
+from common import SAMPLE, dice, machine, save_figures, timed
 
 
 def agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -38,22 +37,20 @@ def agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float(same.mean()), inside
 
 
-def compare(name: str, predictor, cases: list[tuple[str, object, dict[str, np.ndarray]]], low: torch.dtype = torch.bfloat16) -> list[dict]:
+def compare(name: str, model, cases: list[tuple[str, object, dict[str, np.ndarray]]], low: torch.dtype = torch.bfloat16) -> list[dict]:
     """Predict every case in fp32 and bf16 with one predictor; one row per case and organ, with
     the Dice change of the networks' own labels ("raw") and after the card's post-processing
     (keeping the largest component can turn a small change into a large one: when two pieces
     are nearly the same size, bf16 may tip which one is kept)."""
     from zoo_ensemble.inference import keep_largest_components
 
-    rows, largest = [], list(predictor.largest_component)
-    predictor.largest_component = []
+    rows, largest = [], list(model.inference().largest_component)
+    predictor = model.predictor("cpu", "fp32", largest_component=[])  # the post-processing is applied below, to both
     for case, volume, ref in cases:
         maps, seconds = {}, {}
         for label, dtype in (("fp32", None), ("bf16", low)):
-            predictor.precision = dtype
-            t = time.perf_counter()
-            maps[label] = predictor.predict(volume).labels
-            seconds[label] = time.perf_counter() - t
+            predictor.precision = dtype  # set directly: emulated bf16 where the CPU has none
+            seconds[label], maps[label] = timed(lambda: predictor.predict(volume).labels, 1)
         post = {k: keep_largest_components(v.copy(), predictor.organs, largest) for k, v in maps.items()}
         everywhere, inside = agreement(maps["fp32"], maps["bf16"])
         for i, organ in enumerate(predictor.organs):
@@ -121,16 +118,17 @@ def summary(rows: list[dict], low: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "lidc-idri-0001")
+    parser.add_argument("--data", type=Path, default=SAMPLE)
     parser.add_argument("--models", help="comma-separated model ids (default: the zoo-thorax plugin's 18)")
     parser.add_argument("--phantoms", type=int, default=4, help="held-out phantom CTs of source A")
     parser.add_argument("--paper-minutes", type=float, default=3.0, help="training time of the paper-size model (0: none)")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--low", choices=["bf16", "fp16"], default="bf16",
                         help="the autocast type compared with fp32 (fp16: what GPUs use; the 'bf16' columns then show fp16)")
+    parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
-    from zoo_ensemble.devices import cpu_model, cpu_supports_bf16
+    from zoo_ensemble.devices import cpu_supports_bf16
     from zoo_ensemble.zoo.model import ZooModel
 
     if args.models:
@@ -141,7 +139,7 @@ def main() -> None:
         ids = [f"{o}-{a}" for o in ORGANS for a in ARCHITECTURES]
     low = torch.bfloat16 if args.low == "bf16" else torch.float16
     native = "native" if args.low == "bf16" and cpu_supports_bf16() else "EMULATED by oneDNN (same rounding, fp32 sums; slower)"
-    print(f"CPU: {cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}; {args.low} {native}")
+    print(f"{machine()}; {args.low} {native}")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         cases = real_ct(args.data) + phantoms(work, args.phantoms, args.seed)
@@ -151,10 +149,11 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         rows = []
         for model_id in ids:
-            predictor = ZooModel.from_pretrained(model_id).predictor("cpu", "fp32")
+            model = ZooModel.from_pretrained(model_id)
             name = "paper deeplabv3 (heart, brief)" if model_id.startswith("local-dir:") else model_id
-            rows += compare(name, predictor, [(c, v, {o: m for o, m in ref.items() if o in predictor.organs}) for c, v, ref in cases], low)
+            rows += compare(name, model, [(c, v, {o: m for o, m in ref.items() if o in model.organs}) for c, v, ref in cases], low)
         summary(rows, args.low)
+    save_figures(__file__, {"low": args.low, "native": native, "rows": rows}, args.json)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from zoo_ensemble.inference import BODY_HU
 
+from common import SAMPLE, machine, save_figures
+
 
 def body_extent(array: np.ndarray) -> tuple[int, int, int, int]:
     """Rows and columns (first, last) holding any voxel above BODY_HU in the whole volume."""
@@ -71,10 +73,11 @@ def grids() -> list[tuple[str, float | None, int]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "lidc-idri-0001")
+    parser.add_argument("--data", type=Path, default=SAMPLE)
     parser.add_argument("--phantoms", type=int, default=3, help="phantom CTs of each source (A, B) at full size")
     parser.add_argument("--margin", type=int, default=16)
     parser.add_argument("--align", type=int, default=32)
+    parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
     from zoo_ensemble.data.phantom.generator import generate_case
@@ -88,12 +91,16 @@ def main() -> None:
         for i in range(args.phantoms):
             case = generate_case(source, 0, i, scale=1.0)
             cts.append((f"phantom {source}{i}", case.image, float(case.spacing[0])))
+    print(machine())
     print(f"share of the networks' input a body box keeps (margin {args.margin} px, sides rounded up to {args.align}):")
     print("| model grid | " + " | ".join(name for name, _, _ in cts) + " |")
     print("|---|" + "---|" * len(cts))
+    rows = []
     for name, spacing, size in grids():
         shares = [kept_share(array, pixel, spacing or pixel, size, args.margin, args.align) for _, array, pixel in cts]
         print(f"| {name} | " + " | ".join(f"{s:.2f}" for s in shares) + " |", flush=True)
+        rows.append({"grid": name, "kept_share": dict(zip((c for c, _, _ in cts), shares))})
+    save_figures(__file__, {"margin": args.margin, "align": args.align, "rows": rows}, args.json)
 
 
 if __name__ == "__main__":

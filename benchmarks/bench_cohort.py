@@ -20,32 +20,20 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def _peak_mib() -> float:
-    """This process's peak resident memory since the last reset (VmHWM), then reset it, so that
-    each case reports its own peak (Linux: writing 5 to clear_refs resets VmHWM)."""
-    status = Path("/proc/self/status").read_text()
-    peak = next(int(ln.split()[1]) for ln in status.splitlines() if ln.startswith("VmHWM:")) / 1024
-    Path("/proc/self/clear_refs").write_text("5")
-    return peak
-
-
+from common import machine, peak_since_reset_mib, save_figures
 
 
 def main() -> None:
-    from zoo_ensemble.devices import cpu_model
-
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cases", type=int, default=20)
     p.add_argument("--single", type=int, default=5, help="cases timed with one process each")
+    p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
-
-    import torch
 
     from zoo_ensemble.api import compose_ensemble
     from zoo_ensemble.data.phantom import write_cohort
 
-    print(f"CPU: {cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(machine())
     work = Path(tempfile.mkdtemp(prefix="bench-cohort-"))
     env = {**os.environ, "ZOO_HOME": str(work / "home")}
     os.environ["ZOO_HOME"] = env["ZOO_HOME"]
@@ -75,10 +63,10 @@ def main() -> None:
     rss: list[float] = []
     run = CohortRun(
         ens, dict(label_map=get_label_map("zoo"), device="cpu"), work / "inproc",
-        progress=lambda i, n: rss.append(_peak_mib()),
+        progress=lambda i, n: rss.append(peak_since_reset_mib()),
     )
     (work / "inproc").mkdir()
-    _peak_mib()
+    peak_since_reset_mib()
     run.run(gather_cases([same]))
 
     print(f"cohort: {len(cts)} phantom CTs {cohort.cases[0].case_id}..., ensemble {ens.model_id} ({', '.join(ens.organs)})")
@@ -87,6 +75,10 @@ def main() -> None:
     print(f"ratio batch / per-process: {batch / per_process:.2f} (target <= 0.5)")
     print(f"peak resident memory, {len(rss)} copies of one case in one process: case 1 {rss[0]:.0f} MiB, case {len(rss)} {rss[-1]:.0f} MiB")
     print("peak of each case (MiB): " + " ".join(f"{r:.0f}" for r in rss))
+    save_figures(__file__, {
+        "cases": len(cts), "per_process_s_per_case": per_process, "batch_s_per_case": batch, "ratio": batch / per_process,
+        "peak_mib_per_case": rss,
+    }, args.json)
 
 
 if __name__ == "__main__":

@@ -18,37 +18,28 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT = Path(os.environ.get("ZOO_SHARED", REPO.parent / "shared")) / "data" / "lidc-idri-0001"
-
-
-
-
-def _best(seconds: list[float]) -> float:
-    return min(seconds)
+from common import REPO, SAMPLE, best_of, machine, save_figures
 
 
 def main() -> None:
-    from zoo_ensemble.devices import cpu_model
-
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", type=Path, default=DEFAULT)
+    p.add_argument("--data", type=Path, default=SAMPLE)
     p.add_argument("--repeat", type=int, default=3, help="writes timed this many times (the best is reported)")
+    p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
     if not (args.data / "ct.nii.gz").is_file():
         raise SystemExit(f"no ct.nii.gz in {args.data}: run `zoo data sample --out DIR` and pass --data DIR")
 
     import SimpleITK as sitk
-    import torch
 
     from zoo_ensemble.api import compose_ensemble
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' DICOM writer
+    sys.path.insert(0, str(REPO / "tests"))  # the tests' DICOM writer
     from dicom_writer import write_ct_series
     from zoo_ensemble.formats import write_prediction
     from zoo_ensemble.labelmaps import get_label_map
     from zoo_ensemble.volumes import read_ct
 
-    print(f"CPU: {cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(machine())
     work = Path(tempfile.mkdtemp(prefix="bench-dicom-"))
     os.environ["ZOO_HOME"] = str(work / "home")
     image = sitk.ReadImage(str(args.data / "ct.nii.gz"))
@@ -68,14 +59,13 @@ def main() -> None:
           f"ensemble {ens.model_id}: {', '.join(ens.organs)}")
     print(f"read the DICOM series (headers checked): {read_s:.2f} s")
     print(f"predict ({len(ens.organs)} organs, argmax of {len(ens.config['members'])} members): {predict_s:.2f} s")
+    figures = {"read_s": read_s, "predict_s": predict_s, "write": {}}
     for fmt, name in (("nifti", "x.nii.gz"), ("dicom-seg", "x.seg.dcm"), ("rtstruct", "x.rtstruct.dcm")):
-        times = []
-        for _ in range(args.repeat):
-            started = time.perf_counter()
-            out = write_prediction(fmt, masks, lm, volume, work / name, producer)
-            times.append(time.perf_counter() - started)
-        size = out.stat().st_size / 2**20
-        print(f"write {fmt:9s}: {_best(times):6.2f} s ({_best(times) / predict_s:.3f} of the prediction), {size:.1f} MiB")
+        seconds = best_of(lambda: write_prediction(fmt, masks, lm, volume, work / name, producer), args.repeat)
+        size = (work / name).stat().st_size / 2**20
+        print(f"write {fmt:9s}: {seconds:6.2f} s ({seconds / predict_s:.3f} of the prediction), {size:.1f} MiB")
+        figures["write"][fmt] = {"seconds": seconds, "share_of_prediction": seconds / predict_s, "mib": size}
+    save_figures(__file__, figures, args.json)
 
 
 if __name__ == "__main__":

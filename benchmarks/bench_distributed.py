@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common import machine, save_figures
+
 HERE = Path(__file__).resolve()
 
 
@@ -64,15 +66,16 @@ def _last_json(text: str) -> dict:
     return json.loads([line for line in text.splitlines() if line.startswith("{")][-1])
 
 
-def bench_training(work: Path, args: argparse.Namespace, env: dict[str, str]) -> None:
+def bench_training(work: Path, args: argparse.Namespace, env: dict[str, str]) -> dict[str, float]:
     cmd = [str(HERE), "train-worker", str(work / "cohort"), args.arch, str(args.steps)]
     one = _last_json(_run([sys.executable, *cmd], {**env, "OMP_NUM_THREADS": "2"}).stdout)
     two = _last_json(_run([*_torchrun(2), *cmd], {**env, "OMP_NUM_THREADS": "1"}).stdout)
     print(f"training {args.arch} (small, 160 x 160, global batch 8): 1 process x {one['threads']} threads {one['slices_per_s']:.2f} slices/s; "
           f"2 processes x {two['threads']} thread {two['slices_per_s']:.2f} slices/s; ratio {two['slices_per_s'] / one['slices_per_s']:.2f}")
+    return {"one_process_slices_per_s": one["slices_per_s"], "two_processes_slices_per_s": two["slices_per_s"], "ratio": two["slices_per_s"] / one["slices_per_s"]}
 
 
-def bench_cohort(work: Path, args: argparse.Namespace, env: dict[str, str]) -> None:
+def bench_cohort(work: Path, args: argparse.Namespace, env: dict[str, str]) -> dict[str, object]:
     import SimpleITK as sitk
 
     from zoo_ensemble.data.phantom import write_cohort
@@ -95,6 +98,7 @@ def bench_cohort(work: Path, args: argparse.Namespace, env: dict[str, str]) -> N
     )
     print(f"cohort of {args.cases} phantom CTs: 1 process x 2 threads {times[1] / args.cases:.2f} s/case, 2 processes x 1 thread "
           f"{times[2] / args.cases:.2f} s/case (whole command, model load included); ratio {times[1] / times[2]:.2f}; outputs identical: {same}")
+    return {"one_process_s_per_case": times[1] / args.cases, "two_processes_s_per_case": times[2] / args.cases, "ratio": times[1] / times[2], "identical": same}
 
 
 def main() -> None:
@@ -105,24 +109,23 @@ def main() -> None:
     p.add_argument("--cases", type=int, default=20)
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--arch", default="unet")
+    p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
 
-    import torch
-
     from zoo_ensemble.data.phantom import write_cohort
-    from zoo_ensemble.devices import cpu_model, usable_cpus
+    from zoo_ensemble.devices import usable_cpus
     from zoo_ensemble.training.train import TrainRequest, train_model
     from zoo_ensemble.training.trainer import TrainConfig
 
-    print(f"CPU: {cpu_model()}, {usable_cpus()} usable CPUs, torch {torch.__version__}")
+    print(f"{machine()}; {usable_cpus()} usable CPUs")
     work = Path(tempfile.mkdtemp(prefix="zoo-bench-dist-"))
     env = {**os.environ, "ZOO_HOME": str(work / "home"), "PYTHONPATH": str(HERE.parents[1])}
     try:
         cohort = write_cohort(work / "cohort", "A", cases=4, seed=3, scale=4.0)
-        bench_training(work, args, env)
+        training = bench_training(work, args, env)
         os.environ["ZOO_HOME"] = env["ZOO_HOME"]
         train_model(TrainRequest(["heart"], "unet", [cohort], out=work / "model", config=TrainConfig(epochs=1, steps_per_epoch=2, batch_size=4)))
-        bench_cohort(work, args, env)
+        save_figures(__file__, {"arch": args.arch, "training": training, "cohort": bench_cohort(work, args, env)}, args.json)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

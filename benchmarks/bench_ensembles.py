@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import PeakRSS, first_slices
+from common import SAMPLE, PeakRSS, first_slices, machine, save_figures
 
 ORGANS = ("lung_left", "lung_right", "heart", "esophagus", "trachea", "spinal_cord")
 ARCHS = ("se_resunet", "se_resunet", "deeplabv3", "se_resunet", "deeplabv3", "se_resunet")  # the paper's picks
@@ -31,7 +31,8 @@ def main() -> None:
     p.add_argument("--slices", type=int, default=133)
     p.add_argument("--variant", default="tiny")
     p.add_argument("--repeat", type=int, default=2, help="each timing is the best of this many (the machine is shared and noisy)")
-    p.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared")
+    p.add_argument("--data", type=Path, default=SAMPLE, help="the sample CT's folder")
+    p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
 
     from zoo_ensemble.architectures import build_model, make_config
@@ -42,7 +43,7 @@ def main() -> None:
     from zoo_ensemble.preprocess import AIR_HU, centre_box, crop_or_pad
 
     torch.manual_seed(0)
-    volume = first_slices(read_ct(args.shared / "data" / "lidc-idri-0001" / "ct.nii.gz"), args.slices)
+    volume = first_slices(read_ct(args.data / "ct.nii.gz"), args.slices)
     size = (320, 320)
     members, infos = [], []
     for organ, arch in zip(ORGANS, ARCHS):
@@ -86,6 +87,8 @@ def main() -> None:
         return total
 
     bare_members()  # warm-up
+    print(machine())
+    rows = []
     print(f"six {args.variant} members, {volume.shape[0]} slices of 512 x 512, 320 x 320 crops, {torch.get_num_threads()} threads, channels-last")
     print(f"{'method':14s} {'s/volume':>9s} {'members bare s':>14s} {'combiner s':>10s} {'ratio':>6s} {'target':>6s} {'peak MiB':>9s}")
     for method in ("argmax", "logits_conv", "meta_unet", "layer_fusion"):
@@ -103,6 +106,8 @@ def main() -> None:
         target = 1.05 if method in ("argmax", "logits_conv") else 1.10
         ratio = t_ens / (t_bare + t_comb)
         print(f"{method:14s} {t_ens:>9.2f} {t_bare:>14.2f} {t_comb:>10.2f} {ratio:>6.2f} {target:>6.2f} {mem.peak:>9.0f}", flush=True)
+        rows.append({"method": method, "seconds": t_ens, "members_bare_s": t_bare, "combiner_s": t_comb, "ratio": ratio, "target": target, "peak_mib": mem.peak})
+    save_figures(__file__, {"variant": args.variant, "slices": int(volume.shape[0]), "repeat": args.repeat, "rows": rows}, args.json)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from common import SAMPLE, machine, save_figures
+
 CHILD = r"""
 import json, resource, sys, time
 import numpy as np, SimpleITK as sitk, torch
@@ -58,23 +60,22 @@ def run(arch: str, slices: int, data: str, thp: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "lidc-idri-0001")
+    parser.add_argument("--data", type=Path, default=SAMPLE)
     parser.add_argument("--archs", default="deeplabv3,se_resunet,unet")
     parser.add_argument("--slices", type=int, default=48)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-
-    import torch
-    from zoo_ensemble.devices import cpu_model
 
     ct = args.data / "ct.nii.gz"
     data = str(ct) if ct.exists() else ""
     thp_mode = Path("/sys/kernel/mm/transparent_hugepage/enabled")
     mode = thp_mode.read_text().strip() if thp_mode.exists() else "unknown"
-    print(f"CPU: {cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}; kernel THP: {mode}")
+    print(f"{machine()}; kernel THP: {mode}")
     print(f"{args.slices} slices of {'the real CT' if data else 'a synthetic CT'}, paper size, 320 x 320 crops, batch 16:\n")
     print("| model | THP off s | THP on s | speed-up | page faults off | on | peak MiB off | on |")
     print("|---|---|---|---|---|---|---|---|")
+    rows = []
     for arch in args.archs.split(","):
         results: dict[str, list[dict]] = {"0": [], "1": []}
         for _ in range(args.repeat):
@@ -84,6 +85,8 @@ def main() -> None:
         on = min(results["1"], key=lambda r: r["seconds"])
         print(f"| {arch} | {off['seconds']:.1f} | {on['seconds']:.1f} | {off['seconds'] / on['seconds']:.2f}x | {off['faults']:,} | {on['faults']:,} "
               f"| {off['peak_mib']:.0f} | {on['peak_mib']:.0f} |", flush=True)
+        rows.append({"arch": arch, "off": off, "on": on, "speed_up": off["seconds"] / on["seconds"]})
+    save_figures(__file__, {"slices": args.slices, "data": "real CT" if data else "synthetic", "kernel_thp": mode, "rows": rows}, args.json)
 
 
 if __name__ == "__main__":

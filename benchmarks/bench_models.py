@@ -9,7 +9,7 @@ For each architecture, tiny and paper size, on this machine:
   GFLOP/s of a plain fp32 matrix multiply measured in the same run;
 - peak resident memory while predicting a 512 x 512 x 300 volume (the real CT tiled).
 
-Run: python benchmarks/bench_models.py [--archs unet,se_resunet,deeplabv3] [--variants tiny,paper]
+Run: python benchmarks/bench_models.py [--archs unet,se_resunet,deeplabv3] [--variants tiny,paper] [--data DIR]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import PeakRSS, first_slices, gflops_per_slice, matmul_gflops, tiled
+from common import SAMPLE, PeakRSS, first_slices, gflops_per_slice, machine, matmul_gflops, save_figures, tiled
 
 
 def train_throughput(model: torch.nn.Module, size: int, batch: int, steps: int) -> float:
@@ -46,7 +46,8 @@ def main() -> None:
     p.add_argument("--archs", default="unet,se_resunet,deeplabv3")
     p.add_argument("--variants", default="tiny,paper")
     p.add_argument("--paper-slices", type=int, default=12)
-    p.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared")
+    p.add_argument("--data", type=Path, default=SAMPLE, help="the sample CT's folder")
+    p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
 
     from zoo_ensemble.architectures import build_model, make_config
@@ -55,9 +56,10 @@ def main() -> None:
     from zoo_ensemble.preprocess import AIR_HU, centre_box, crop_or_pad
 
     torch.manual_seed(0)
-    volume = read_ct(args.shared / "data" / "lidc-idri-0001" / "ct.nii.gz")
+    volume = read_ct(args.data / "ct.nii.gz")
     mm = matmul_gflops()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; fp32 matmul 2048^3: {mm:.1f} GFLOP/s")
+    print(f"{machine()}; fp32 matmul 2048^3: {mm:.1f} GFLOP/s")
+    rows = []
     header = f"{'model':22s} {'params':>9s} {'train sl/s':>10s} {'predict s/vol':>13s} {'bare fwd s':>10s} {'ratio':>6s} {'GFLOP/sl':>9s} {'GFLOP/s':>8s} {'of matmul':>9s}"
     print(header)
     for arch in args.archs.split(","):
@@ -91,6 +93,11 @@ def main() -> None:
                 f"{t_pred / t_bare:>6.2f} {gf:>9.2f} {achieved:>8.1f} {achieved / mm:>9.2f}{note}",
                 flush=True,
             )
+            rows.append({
+                "model": f"{arch}-{variant}", "params": params, "train_slices_per_s": thr, "predict_s_per_volume": t_pred * scale,
+                "bare_forward_s": t_bare * scale, "ratio": t_pred / t_bare, "gflop_per_slice": gf, "gflop_per_s": achieved,
+                "share_of_matmul": achieved / mm, "slices_timed": n,
+            })
     tall = tiled(volume, 300)
     model = build_model(make_config("unet", ["heart", "trachea", "esophagus"], "tiny", input_size=[320, 320])).eval()
     with PeakRSS() as mem:
@@ -99,3 +106,4 @@ def main() -> None:
     print(f"peak memory predicting 512x512x300 with 3 channels and probabilities: +{mem.peak:.0f} MiB "
           f"(one float32 volume is {one:.0f} MiB; allowed: 3 of them = {3 * one:.0f} MiB plus the label map)")
     del pred
+    save_figures(__file__, {"matmul_gflops": mm, "rows": rows, "peak_mib_512x512x300": mem.peak}, args.json)

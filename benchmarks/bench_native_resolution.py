@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import cpu_model, dice
+from common import SAMPLE, dice, machine, save_figures
 
 #: The sample's label values (its README): zoo-ensemble's own label map.
 ORGAN_VALUES = {"lung_left": 1, "lung_right": 2, "heart": 3, "trachea": 4, "esophagus": 5, "spinal_cord": 6, "aorta": 7}
@@ -48,10 +48,11 @@ def bare_forward_seconds(predictor, volume) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "lidc-idri-0001")
+    parser.add_argument("--data", type=Path, default=SAMPLE)
     parser.add_argument("--models", help="comma-separated model ids (default: the zoo-thorax plugin's 18)")
     parser.add_argument("--no-timing", action="store_true", help="skip the resampling-cost timing")
     parser.add_argument("--repeat", type=int, default=3, help="timings per model; the best is kept")
+    parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
     from zoo_ensemble.volumes import read_ct, read_labels
@@ -65,10 +66,11 @@ def main() -> None:
         ids = [f"{o}-{a}" for o in ORGANS for a in ARCHITECTURES]
     full, small = read_ct(args.data / "ct.nii.gz"), read_ct(args.data / "ct_small.nii.gz")
     full_ref, small_ref = read_labels(args.data / "labels.nii.gz", like=full).array, read_labels(args.data / "labels_small.nii.gz", like=small).array
-    print(f"CPU: {cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(machine())
     print(f"real CT {args.data}: full {full.shape} at {full.spacing[0]:.3f} mm, small {small.shape} at {small.spacing[0]:.3f} mm\n")
     print("| model | organ | Dice 0.70 mm | Dice 2.81 mm | difference | predict s | bare forward s | ratio |")
     print("|---|---|---|---|---|---|---|---|")
+    rows = []
     for model_id in ids:
         loaded = ZooModel.from_pretrained(model_id)
         organs = loaded.organs
@@ -89,6 +91,8 @@ def main() -> None:
             ds = dice(ps.labels == i + 1, small_ref == value)
             timing = f"{seconds:.1f} | {bare:.1f} | {seconds / bare:.2f}" if i == 0 else " | | "
             print(f"| {model_id} | {organ} | {df:.3f} | {ds:.3f} | {df - ds:+.3f} | {timing} |", flush=True)
+            rows.append({"model": model_id, "organ": organ, "dice_full": df, "dice_small": ds, "predict_s": seconds, "bare_forward_s": bare})
+    save_figures(__file__, {"data": str(args.data), "rows": rows}, args.json)
 
 
 if __name__ == "__main__":

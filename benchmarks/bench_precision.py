@@ -14,26 +14,21 @@ Run: python benchmarks/bench_precision.py [--archs unet,se_resunet,deeplabv3] [-
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import ctypes
 import os
 import sys
 import tempfile
-import time
 from collections import defaultdict
 
 import torch
-from common import gflops_per_slice, matmul_gflops
+from common import best_of, gflops_per_slice, machine, matmul_gflops, save_figures
 
 
 def seconds_per_slice(model: torch.nn.Module, x: torch.Tensor, bf16: bool, repeat: int = 2) -> float:
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         model(x)  # warm-up: oneDNN picks its kernels
-        best = float("inf")
-        for _ in range(repeat):
-            t = time.perf_counter()
-            model(x)
-            best = min(best, time.perf_counter() - t)
-    return best / x.shape[0]
+        return best_of(lambda: model(x), repeat) / x.shape[0]
 
 
 def main() -> None:
@@ -41,14 +36,15 @@ def main() -> None:
     p.add_argument("--archs", default="unet,se_resunet,deeplabv3")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--profile", default="se_resunet", help="architecture whose bf16 operators are listed ('' for none)")
+    p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
 
     from zoo_ensemble.architectures import build_model, make_config
-    from zoo_ensemble.devices import cpu_flags, cpu_model, cpu_supports_bf16
+    from zoo_ensemble.devices import cpu_flags, cpu_supports_bf16
 
     native = cpu_supports_bf16()
     bf16_flags = sorted(f for f in cpu_flags() if "bf16" in f or f.startswith("amx")) or ["none"]
-    print(f"CPU: {cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}; bf16 flags: {', '.join(bf16_flags)} "
+    print(f"{machine()}; bf16 flags: {', '.join(bf16_flags)} "
           f"({'native' if native else 'EMULATED by oneDNN: the bf16 column is not what an AMX machine does'})")
     # the matmul rate is measured again beside every model and the best kept: on a shared
     # machine one measurement can catch a slow moment and make the shares look better than they are
@@ -73,6 +69,10 @@ def main() -> None:
     print(f"{'model':12s} {'GFLOP/slice':>11s} {'fp32 s/slice':>12s} {'fp32 CL':>8s} {'bf16 CL':>8s} {'CL gain':>8s} {'bf16 gain':>9s} {'CL of matmul':>12s}")
     for arch, flops, plain, cl, bf in rows:
         print(f"{arch:12s} {flops:>11.1f} {plain:>12.3f} {cl:>8.3f} {bf:>8.3f} {plain / cl:>7.2f}x {cl / bf:>8.2f}x {flops / cl / peak:>12.2f}")
+    save_figures(__file__, {
+        "bf16_native": native, "matmul_gflops": peak,
+        "rows": [{"arch": a, "gflop_per_slice": f, "fp32_s": p_, "fp32_channels_last_s": c, "bf16_channels_last_s": b} for a, f, p_, c, b in rows],
+    }, args.json)
 
 
 def conv_times(model: torch.nn.Module, x: torch.Tensor, bf16: bool) -> tuple[dict[str, float], float]:

@@ -18,8 +18,9 @@ import numpy as np
 from zoo_ensemble.devices import cpu_model  # the CPU kind changes between machines: every figure says which
 
 REPO = Path(__file__).resolve().parents[1]
-#: The real chest CT and its labels (LIDC-IDRI-0001; see its README), beside a checkout.
-SAMPLE = REPO.parent / "shared" / "data" / "lidc-idri-0001"
+#: The real chest CT and its labels (LIDC-IDRI-0001; see its README): $ZOO_SHARED/data/..., else
+#: beside a checkout (a folder `zoo data sample --out DIR` makes has the same files).
+SAMPLE = Path(os.environ.get("ZOO_SHARED", REPO.parent / "shared")) / "data" / "lidc-idri-0001"
 
 
 def machine() -> str:
@@ -38,6 +39,25 @@ def best_of(run: Callable[[], object], repeat: int) -> float:
         run()
         best = min(best, time.perf_counter() - started)
     return best
+
+
+def timed(run: Callable[[], Any], repeat: int = 3) -> tuple[float, Any]:
+    """:func:`best_of`, and what the last run returned."""
+    result: list[Any] = [None]
+
+    def keep() -> None:
+        result[0] = run()
+
+    return best_of(keep, repeat), result[0]
+
+
+def peak_since_reset_mib() -> float:
+    """This process's peak resident memory (MiB) since the last call, which resets it (Linux:
+    VmHWM, cleared by writing 5 to clear_refs), so that each step reports its own peak."""
+    status = Path("/proc/self/status").read_text()
+    peak = next(int(ln.split()[1]) for ln in status.splitlines() if ln.startswith("VmHWM:")) / 1024
+    Path("/proc/self/clear_refs").write_text("5")
+    return peak
 
 
 class PeakRSS:

@@ -18,9 +18,12 @@ import subprocess
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
+
+from common import save_figures
 
 ORGANS = ("lung_left", "lung_right", "heart", "esophagus", "trachea", "spinal_cord")
 ARCHS = ("se_resunet", "se_resunet", "deeplabv3", "se_resunet", "deeplabv3", "se_resunet")  # the paper's picks
@@ -207,6 +210,7 @@ def main() -> None:
     p.add_argument("--dry-run", action="store_true", help="on the CPU at toy sizes: check the script, measure nothing")
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--slices", type=int, default=133)
+    p.add_argument("--json", type=Path, default=None, help="where the figures go (default: gpu_bench.json here)")
     args = p.parse_args()
 
     from zoo_ensemble.architectures import build_model, make_config
@@ -235,14 +239,17 @@ def main() -> None:
             infos.append(MemberRecord(f"{organ}-{arch}", [organ], cfg.to_dict()))
         return built, infos
 
+    figures: dict = {"device": str(device), "dry_run": args.dry_run, "training": {}, "trainer_loop": [], "prediction": {}}
     print(f"training ({variant} size, {size} x {size}, batch {batch}, {steps} steps, mixed precision):")
     for arch in ("deeplabv3", "se_resunet", "unet"):
         rate, busy = train_throughput(build_model(make_config(arch, ["heart"], variant, input_size=[size, size], spacing=[FOV_MM / size] * 2)), device, size, batch, steps)
         print(f"  member {arch:12s} {rate:8.1f} slices/s  GPU busy {busy}")
+        figures["training"][f"member {arch}"] = {"slices_per_s": rate, "busy": busy}
     for method in LEARNED:
         built, infos = members()
         rate, busy = train_throughput(build_ensemble(method, built, infos, list(ORGANS)), device, size, batch, steps)
         print(f"  ensemble {method:12s} {rate:6.1f} slices/s  GPU busy {busy}")
+        figures["training"][f"ensemble {method}"] = {"slices_per_s": rate, "busy": busy}
     print(f"zoo train's loop (phantom slices, augmented on the device, {steps} steps of {batch}):")
     with tempfile.TemporaryDirectory() as work:
         pool = 4 if device.type == "cuda" else 1
@@ -253,6 +260,7 @@ def main() -> None:
                 print(f"  member {arch:12s} workers {workers}: FAILED {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
                 continue
             print(f"  member {arch:12s} {used} loader workers {rate:8.1f} slices/s  GPU busy {busy}")
+            figures["trainer_loop"].append({"arch": arch, "workers": used, "slices_per_s": rate, "busy": busy})
 
     volume = synthetic_ct(shape)
     print(f"prediction of a {shape[2]} x {shape[1]} x {shape[0]} CT ({size} x {size} crops, autocast as `zoo predict` runs: {resolve_precision('auto', device) or 'fp32'}):")
@@ -274,7 +282,9 @@ def main() -> None:
         peak = f"{torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB" if device.type == "cuda" else "n/a"
         alone = forward_seconds(ens, device, size, shape[0], predictor.batch_size, precision)
         print(f"  {method:12s} ({len(built)} members) {seconds:7.2f} s per CT  (the networks alone {alone:.2f} s)  peak GPU memory {peak}")
+        figures["prediction"][method] = {"seconds_per_ct": seconds, "networks_alone_s": alone, "peak_gpu_memory": peak}
     where_the_time_goes(predictor, volume, device)
+    save_figures(__file__, figures, args.json)
     print("done")
 
 

@@ -50,7 +50,7 @@ torchrun_train() {
 stage torchrun torchrun_train
 
 echo "== GPU figures"
-stage figures $python benchmarks/gpu_bench.py $dry
+stage figures $python benchmarks/gpu_bench.py $dry --json "${OUT:-$work}/gpu_bench.json"  # the figures as JSON: under $OUT on a lent machine
 
 if [ -n "$failed" ]; then echo "== FAILED stages:$failed"; exit 1; fi
 echo "== all stages passed"
