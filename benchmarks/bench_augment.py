@@ -46,7 +46,12 @@ def ms_per_slice(run, size: int, batch: int, repeat: int) -> float:
     masks = (torch.rand(batch, 2, size, size) > 0.5).float()
     run(images, masks, list(range(batch)))  # warm-up
     rounds = iter(range(1, repeat + 1))  # other draws each time
-    return best_of(lambda: run(images, masks, [1000 * next(rounds) + i for i in range(batch)]), repeat) / batch * 1000
+
+    def one_round() -> None:
+        r = next(rounds)
+        run(images, masks, [1000 * r + i for i in range(batch)])
+
+    return best_of(one_round, repeat) / batch * 1000
 
 
 def main() -> None:

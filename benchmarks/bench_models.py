@@ -107,3 +107,7 @@ def main() -> None:
           f"(one float32 volume is {one:.0f} MiB; allowed: 3 of them = {3 * one:.0f} MiB plus the label map)")
     del pred
     save_figures(__file__, {"matmul_gflops": mm, "rows": rows, "peak_mib_512x512x300": mem.peak}, args.json)
+
+
+if __name__ == "__main__":
+    main()
