@@ -19,3 +19,8 @@ def zoo_home() -> Path:
 def slice_cache_dir() -> Path:
     """Prepared training slices (safe to delete; rebuilt on demand)."""
     return zoo_home() / "slice-cache"
+
+
+def member_cache_dir() -> Path:
+    """The members' outputs that combiner training reads (safe to delete; rebuilt on demand)."""
+    return zoo_home() / "member-outputs"

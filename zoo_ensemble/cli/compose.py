@@ -41,6 +41,7 @@ def compose(
         "and the meta U-Net is residual on it, so training starts at the members' prediction; paper: the paper's "
         "combiners (PyTorch's default initialisation, a plain meta U-Net). The card records which."))] = "members",
     resume: opt.Resume = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Run the members at every training step instead of reading their outputs, computed once, from the zoo home.")] = False,
     train_fraction: Annotated[float, typer.Option("--train-fraction", help="Train on this share of each dataset's training patients (data scarcity).")] = 1.0,
     force: opt.Force = False,
 ) -> None:
@@ -55,7 +56,7 @@ def compose(
     opt.check_model_out(out, force, data)
     request = ComposeRequest(
         method=method, organs=organs, models=models.split(",") if models else None, data=opt.datasets(data, labels),
-        name=name, out=out, push=push, strict=strict, fresh_cases=fresh_cases, resume=resume, warn_leakage=False,
+        name=name, out=out, push=push, strict=strict, fresh_cases=fresh_cases, resume=resume, cache=not no_cache, warn_leakage=False,
         config=TrainConfig(epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, lr=lr, max_minutes=minutes, seed=seed, device=device, precision=precision, augment=augment),
         split=SplitPlan(seed=split_seed, train_fraction=train_fraction),
         options={**({"variant": variant} if method == "meta_unet" else {}), **init_options(method, init)},

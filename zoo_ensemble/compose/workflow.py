@@ -75,6 +75,7 @@ class ComposeRequest:
     largest_component: Sequence[str] = ()  # organs whose largest component the test evaluation keeps
     fresh_cases: bool = False
     resume: bool = False
+    cache: bool = True  # a learned combiner trains on its members' outputs computed once (member_cache)
     run_dir: str | Path | None = None
     push: str | None = None
     reporter: Reporter | None = None
@@ -162,8 +163,12 @@ def train(request: ComposeRequest, ensemble: Ensemble, organs: list[str], splits
     card0 = ensemble.infos[0].config
     run_dir = Path(request.run_dir) if request.run_dir else zoo_home() / "runs" / model_id
     run = TrainingRun(request.config, run_dir, request.resume, request.reporter)
+    cached = request.cache and ensemble.CACHEABLE and not request.config.augment
+    if request.cache and not cached:
+        why = "its slices are augmented" if request.config.augment else f"{request.method} trains its members' last layers"
+        log.info("%s: the members run at every training step (%s, so their outputs cannot be kept)", model_id, why)
     try:
-        return fit(ensemble, organs, splits, (card0["input_size"], card0.get("spacing")), run)
+        return fit(ensemble, organs, splits, (card0["input_size"], card0.get("spacing")), run, cached=cached)
     finally:
         ensemble.eval()  # stays on the device it trained on: evaluation runs there, saving copies to the host
 

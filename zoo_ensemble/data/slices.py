@@ -33,7 +33,8 @@ CACHE_VERSION = 2
 
 @dataclass
 class CaseSlices:
-    """One case, prepared: ``image`` (Z, H, W) int16 HU, ``masks`` (Z, C, H, W) uint8."""
+    """One case, prepared: ``image`` (Z, H, W) int16 HU (or, for a combiner trained on its
+    members' outputs, those outputs ``(Z, K, H, W)`` float16), ``masks`` (Z, C, H, W) uint8."""
 
     dataset: str
     case_id: str
@@ -164,8 +165,9 @@ class SliceDataset(TorchDataset):
     def __getitem__(self, i: int) -> dict[str, object]:
         k, z = (int(v) for v in self.index[i])
         case = self.cases[k]
+        image = np.asarray(case.image[z], dtype=np.float32)  # (H, W) HU, or (C, H, W) member outputs
         return {
-            "image": torch.from_numpy(case.image[z].astype(np.float32))[None],
+            "image": torch.from_numpy(image if image.ndim == 3 else image[None]),
             "mask": torch.from_numpy(case.masks[z].astype(np.float32)),
             "annotated": torch.from_numpy(case.annotated.copy()),
             "case": f"{case.dataset}/{case.case_id}",

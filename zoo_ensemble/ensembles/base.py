@@ -8,7 +8,8 @@ a method may unfreeze parts of them (layer fusion's last layers).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,7 +112,34 @@ class Ensemble(nn.Module):
         raise NotImplementedError
 
     def forward(self, hu: torch.Tensor) -> torch.Tensor:
+        if self._on_outputs:
+            return self.combine(hu)
         return self.forward_members(hu, list(range(len(self.members))))
+
+    # --- training on cached member outputs -------------------------------------------------
+    #: Whether training can read the members' outputs from a cache: the members are frozen and
+    #: what the combiner needs of them (:meth:`member_outputs`) does not change between steps.
+    CACHEABLE: bool = False
+    _on_outputs: bool = False
+
+    def member_outputs(self, hu: torch.Tensor) -> torch.Tensor:
+        """What the combiner reads of the members for these slices: their logits, stacked."""
+        return torch.cat(self.member_logits(hu), dim=1)
+
+    def combine(self, outputs: torch.Tensor) -> torch.Tensor:
+        """The combiner alone, on :meth:`member_outputs`."""
+        raise NotImplementedError(f"ensemble method {self.method} does not combine cached member outputs")
+
+    @contextlib.contextmanager
+    def on_member_outputs(self) -> Iterator[Ensemble]:
+        """Within the block, ``forward`` takes member outputs (read from a cache) instead of HU."""
+        if not self.CACHEABLE:
+            raise ValueError(f"ensemble method {self.method} cannot train on cached member outputs")
+        self._on_outputs = True
+        try:
+            yield self
+        finally:
+            self._on_outputs = False
 
     def restricted_to(self, organs: Sequence[str]) -> nn.Module:
         """A module producing only ``organs`` and running only the members they need."""

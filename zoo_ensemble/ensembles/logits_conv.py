@@ -32,8 +32,13 @@ class LogitsConvEnsemble(Ensemble):
                 self.conv.weight.copy_(organ_channel_matrix(self.channels, self.organs)[:, :, None, None])
                 self.conv.bias.zero_()
 
+    CACHEABLE = True
+
     def forward_members(self, hu: torch.Tensor, members: Sequence[int]) -> torch.Tensor:
-        return self.conv(torch.cat(self.member_logits(hu, members), dim=1))
+        return self.combine(torch.cat(self.member_logits(hu, members), dim=1))
+
+    def combine(self, outputs: torch.Tensor) -> torch.Tensor:
+        return self.conv(outputs)
 
     def weights(self) -> torch.Tensor:
         """``(organs, member channels)``: the learned weight of each member for each organ."""

@@ -44,10 +44,14 @@ class MetaUNetEnsemble(Ensemble):
                 self.out.weight.zero_()
                 self.out.bias.zero_()
 
+    CACHEABLE = True
+
     def forward_members(self, hu: torch.Tensor, members: Sequence[int]) -> torch.Tensor:
-        logits = torch.cat(self.member_logits(hu, members), dim=1)
-        y = self.out(self.core(logits.clamp(-20, 20) / 10))
-        return y + self.skip(logits) if self.residual else y
+        return self.combine(torch.cat(self.member_logits(hu, members), dim=1))
+
+    def combine(self, outputs: torch.Tensor) -> torch.Tensor:
+        y = self.out(self.core(outputs.clamp(-20, 20) / 10))
+        return y + self.skip(outputs) if self.residual else y
 
 
 def _checked_widths(widths: Any) -> list[int]:

@@ -4,6 +4,7 @@ the best epoch by validation loss."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,9 @@ from ..data.slices import CaseSlices, load_cases
 from ..distributed import join, main_first
 from ..errors import TrainingError
 from ..input_range import InputRange
-from ..paths import slice_cache_dir
+from ..paths import member_cache_dir, slice_cache_dir
 from .data_parallel import per_rank_batch
+from .member_cache import cached_outputs
 from .trainer import Reporter, TrainConfig, Trainer, TrainResult
 
 Pairs = list[tuple[Dataset, Case]]
@@ -106,20 +108,27 @@ class Fitted:
     trained_on: InputRange | None  # the grids of the training and validation scans
 
 
-def fit(model: torch.nn.Module, organs: Sequence[str], splits: SplitCases, grid: tuple[Sequence[int], Sequence[float] | None], run: TrainingRun) -> Fitted:
-    """Train ``model`` on ``splits`` at ``grid`` (input size, spacing) and load its best epoch."""
+def fit(
+    model: torch.nn.Module, organs: Sequence[str], splits: SplitCases, grid: tuple[Sequence[int], Sequence[float] | None], run: TrainingRun,
+    cached: bool = False,
+) -> Fitted:
+    """Train ``model`` on ``splits`` at ``grid`` (input size, spacing) and load its best epoch.
+    ``cached``: ``model`` is an ensemble whose combiner trains on its members' outputs, computed
+    once per case and read from disk (:mod:`zoo_ensemble.training.member_cache`), not on HU."""
     if not splits.train or not splits.val:
         raise TrainingError("the datasets give no training or no validation patients for these organs; add cases")
     world, _ = join(run.config.device)
     per_rank_batch(run.config.batch_size, world)  # a batch the processes cannot share: said before slices are prepared
     with main_first():  # under torchrun rank 0 prepares and caches, the others read its cache
         both = prepare(splits.train + splits.val, organs, grid[0], grid[1], run.prepare_progress if world.is_main else None)
-    train_cases, val_cases = both[: len(splits.train)], both[len(splits.train) :]
+        inputs = cached_outputs(model, both, member_cache_dir(), run.config.device) if cached else both
+    train_cases, val_cases = inputs[: len(splits.train)], inputs[len(splits.train) :]
     checkpoint = Path(run.run_dir) / "checkpoint.safetensors"
     if not run.resume and world.is_main:
         checkpoint.unlink(missing_ok=True)
-    trainer = Trainer(model, train_cases, val_cases, list(organs), run.config, checkpoint, run.reporter)
-    result = trainer.fit(resume=run.resume)
+    with model.on_member_outputs() if cached else contextlib.nullcontext():
+        trainer = Trainer(model, train_cases, val_cases, list(organs), run.config, checkpoint, run.reporter)
+        result = trainer.fit(resume=run.resume)
     model.load_state_dict(result.best_state)
     trained_on = InputRange.of_grids(c.grid for c in both if c.grid is not None)
     return Fitted(result, train_cases, val_cases, trained_on)

@@ -1,0 +1,102 @@
+"""Combiners trained on their members' outputs read from the cache, against the same training
+with the members run at every step: the same weights up to float16 rounding, the cache reused
+across ensembles, and a cache that does not fit refused with its size before anything is
+written."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from zoo_ensemble.compose import ComposeRequest, compose
+from zoo_ensemble.errors import TrainingError
+from zoo_ensemble.paths import member_cache_dir
+from zoo_ensemble.training.trainer import TrainConfig
+
+MEMBERS = ["heart-unet", "trachea-se_resunet", "lung_left-deeplabv3"]
+QUICK = TrainConfig(epochs=2, steps_per_epoch=3, batch_size=4, seed=0, lr=5e-3, augment=False)  # as zoo compose trains ensembles
+
+
+@pytest.fixture
+def fresh_cache(in_member_zoo):
+    """The member zoo is shared by the session: each test starts with an empty cache there."""
+    import shutil
+
+    shutil.rmtree(member_cache_dir(), ignore_errors=True)
+    yield member_cache_dir()
+    shutil.rmtree(member_cache_dir(), ignore_errors=True)
+
+
+def _compose(method, cohort, tmp_path, cache, options=None):
+    return compose(ComposeRequest(
+        method, "all", MEMBERS, [cohort], out=tmp_path / f"{method}-{cache}", config=QUICK, cache=cache, options=options or {},
+        run_dir=tmp_path / f"run-{method}-{cache}",
+    ))
+
+
+@pytest.mark.parametrize(("method", "options"), [("logits_conv", {"init": "default"}), ("meta_unet", {"residual": False})])
+def test_a_combiner_trained_on_cached_outputs_is_the_one_trained_on_the_fly(method, options, fresh_cache, cohort_a, tmp_path, monkeypatch):
+    """Kept in float32, the cache gives the very weights the members run at every step give
+    (the same batches, the same numbers); kept in float16, as it is, the same predictions."""
+    from zoo_ensemble.training import member_cache
+
+    fly = _compose(method, cohort_a, tmp_path, False, options)
+    assert not member_cache_dir().exists()  # nothing cached without the cache
+    monkeypatch.setattr(member_cache, "OUTPUT_DTYPE", np.float32)
+    exact = _compose(method, cohort_a, tmp_path / "f32", True, options)
+    files = sorted(member_cache_dir().rglob("*.npy"))
+    assert len(files) == len(MEMBERS) * 3  # three members, each once per training and validation patient
+    a, b = fly.model.network.state_dict(), exact.model.network.state_dict()
+    initial = _initial(method, options)
+    assert max(float((a[k].float() - v).abs().max()) for k, v in initial.items()) > 1e-3  # it trained
+    for key in a:
+        assert torch.allclose(a[key].float(), b[key].float(), atol=1e-5), key
+    # float16: from the paper's random start a few Adam steps amplify any difference (a nearly
+    # zero gradient still moves a weight by the learning rate), so the prediction is compared
+    # from our start, at the members' average, as zoo compose trains by default
+    monkeypatch.setattr(member_cache, "OUTPUT_DTYPE", np.float16)
+    for f in files:
+        f.unlink()
+    ours = {"logits_conv": {"init": "members"}, "meta_unet": {"residual": True}}[method]
+    fly = _compose(method, cohort_a, tmp_path / "ours-fly", False, ours)
+    half = _compose(method, cohort_a, tmp_path / "ours-f16", True, ours)
+    assert all(np.load(f, mmap_mode="r").dtype == np.float16 for f in member_cache_dir().rglob("*.npy"))
+    volume = _volume(cohort_a)
+    agree = np.mean(fly.model.predict(volume).canonical == half.model.predict(volume).canonical)
+    assert agree > 0.999, agree
+
+
+def _volume(cohort):
+    from zoo_ensemble.volumes import read_ct
+
+    return read_ct(cohort.cases[-1].image)
+
+
+def _initial(method, options):
+    from zoo_ensemble.compose.members import choose_members
+    from zoo_ensemble.ensembles.base import MemberRecord
+    from zoo_ensemble.zoo.ensemble_folder import build_ensemble
+
+    members, organs, _ = choose_members("all", MEMBERS)
+    torch.manual_seed(QUICK.seed)
+    records = [MemberRecord(m.model_id, m.organs, dict(m.config), m.provenance()) for m in members]
+    ens = build_ensemble(method, [m.network for m in members], records, organs, options)
+    return {k: v.clone().float() for k, v in ens.state_dict().items() if not k.startswith("members.")}
+
+
+def test_the_cache_is_shared_and_a_cache_that_does_not_fit_is_refused(fresh_cache, cohort_a, tmp_path, monkeypatch):
+    _compose("logits_conv", cohort_a, tmp_path, True)
+    stamps = {f: f.stat().st_mtime_ns for f in member_cache_dir().rglob("*.npy")}
+    _compose("meta_unet", cohort_a, tmp_path, True)  # the same members on the same data: read, not computed again
+    assert {f: f.stat().st_mtime_ns for f in member_cache_dir().rglob("*.npy")} == stamps
+    import shutil
+    from collections import namedtuple
+
+    for f in stamps:
+        f.unlink()
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9, 1000))
+    with pytest.raises(TrainingError, match=r"outputs need 0\.\d+ GiB .* --no-cache"):
+        _compose("logits_conv", cohort_a, tmp_path / "full", True)
+    assert not list(member_cache_dir().rglob("*.npy"))
