@@ -35,10 +35,40 @@ def _compose(method, cohort, tmp_path, cache, options=None):
     ))
 
 
+def test_the_cache_holds_what_the_members_give_for_every_slice(fresh_cache, cohort_a, monkeypatch):
+    """What the combiner reads for item i of its training set is what the members compute for
+    item i of the HU training set (same case, same slice): exactly, kept in float32; to float16
+    rounding, as kept."""
+    from zoo_ensemble.compose.members import choose_members
+    from zoo_ensemble.data.slices import SliceDataset
+    from zoo_ensemble.ensembles.base import MemberRecord
+    from zoo_ensemble.training import member_cache
+    from zoo_ensemble.training.fit import SplitPlan, prepare
+    from zoo_ensemble.zoo.ensemble_folder import build_ensemble
+
+    members, organs, _ = choose_members("all", MEMBERS)
+    records = [MemberRecord(m.model_id, m.organs, dict(m.config), m.provenance()) for m in members]
+    ens = build_ensemble("logits_conv", [m.network for m in members], records, organs, {})
+    cases = prepare(SplitPlan(seed=0).split([cohort_a], organs).train, organs, (64, 64), (4.0, 4.0))
+    hu = SliceDataset(cases)
+    for dtype, rtol in ((np.float32, 1e-5), (np.float16, 2e-3)):
+        monkeypatch.setattr(member_cache, "OUTPUT_DTYPE", dtype)
+        kept = SliceDataset(member_cache.cached_outputs(ens, cases, member_cache_dir() / np.dtype(dtype).name))
+        assert len(kept) == len(hu)
+        with torch.inference_mode():
+            for i in range(0, len(hu), 7):
+                a, b = hu[i], kept[i]
+                assert (a["case"], a["slice"]) == (b["case"], b["slice"]) and torch.equal(a["mask"], b["mask"])
+                want = ens.member_outputs(a["image"][None])[0]
+                assert b["image"].shape == want.shape == (len(MEMBERS), 64, 64)
+                assert torch.allclose(b["image"], want, rtol=rtol, atol=rtol), (dtype, i)
+
+
 @pytest.mark.parametrize(("method", "options"), [("logits_conv", {"init": "default"}), ("meta_unet", {"residual": False})])
 def test_a_combiner_trained_on_cached_outputs_is_the_one_trained_on_the_fly(method, options, fresh_cache, cohort_a, tmp_path, monkeypatch):
-    """Kept in float32, the cache gives the very weights the members run at every step give
-    (the same batches, the same numbers); kept in float16, as it is, the same predictions."""
+    """The same training both ways: kept in float32 the weights agree far below what training
+    moved them (the members' float32 sums run on other batch sizes, and Adam amplifies such
+    differences a little); kept in float16, as it is, the predictions agree."""
     from zoo_ensemble.training import member_cache
 
     fly = _compose(method, cohort_a, tmp_path, False, options)
@@ -49,9 +79,9 @@ def test_a_combiner_trained_on_cached_outputs_is_the_one_trained_on_the_fly(meth
     assert len(files) == len(MEMBERS) * 3  # three members, each once per training and validation patient
     a, b = fly.model.network.state_dict(), exact.model.network.state_dict()
     initial = _initial(method, options)
-    assert max(float((a[k].float() - v).abs().max()) for k, v in initial.items()) > 1e-3  # it trained
-    for key in a:
-        assert torch.allclose(a[key].float(), b[key].float(), atol=1e-5), key
+    moved = max(float((a[k].float() - v).abs().max()) for k, v in initial.items())
+    differ = max(float((a[k].float() - b[k].float()).abs().max()) for k in initial)
+    assert moved > 1e-2 and differ < moved / 20, (moved, differ)
     # float16: from the paper's random start a few Adam steps amplify any difference (a nearly
     # zero gradient still moves a weight by the learning rate), so the prediction is compared
     # from our start, at the members' average, as zoo compose trains by default

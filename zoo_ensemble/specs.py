@@ -211,3 +211,23 @@ class ModelSpec:
         check_model_id(self.model_id, "model spec", ZooError)
         if self.kind == "binary" and len(self.organs) != 1:
             raise ZooError(f"model spec {self.model_id!r}: a binary model has exactly one organ")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A training dataset a plugin offers for its organs: ``build(folder)`` writes it in the
+    generic dataset layout (``images/``, ``labels/``, ``dataset.json``) into an empty folder.
+    The toolkit renders it once per ``version`` and keeps it under the zoo home; ``zoo compose``
+    trains on it when no ``--data`` is given."""
+
+    name: str
+    organs: tuple[str, ...]
+    build: Callable[[Path], object]
+    version: str = "1"
+    description: str = ""
+
+    def check(self) -> None:
+        check_model_id(self.name, "dataset spec", ZooError)
+        check_model_id(self.version, f"dataset spec {self.name!r}: version", ZooError)
+        if not self.organs or not callable(self.build):
+            raise ZooError(f"dataset spec {self.name!r}: needs organs and a build(folder) function")

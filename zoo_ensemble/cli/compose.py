@@ -75,6 +75,8 @@ def _show(result, method: str, push: str | None) -> None:
     if result.report is not None:
         console.print(report_table(result.report, title=f"{safe(result.folder.name)} ({method}) on the test split"))
         console.print(f"{result.report.extra.get('contested', 0)} voxels were claimed by more than one organ (the most confident won)")
+    for line in result.notes:
+        console.print(safe(line))
     for line in result.leakage:
         console.print(f"[yellow]leakage:[/] {safe(line)}")
     console.print(f"saved [b]{safe(result.folder.name)}[/b] to {safe(result.folder)}" + (f" and pushed it to {safe(push)}" if push else ""))

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..data.dataset import Dataset
-from ..distributed import current
+from ..data.registered import registered_for
+from ..distributed import current, main_first
 from ..ensembles import get_method
 from ..ensembles.base import Ensemble, MemberRecord
 from ..evaluation import Report, evaluate_pairs
@@ -100,12 +101,14 @@ class ComposeResult:
     report: Report | None
     leakage: list[str] = field(default_factory=list)
     train_result: Any = None
+    notes: list[str] = field(default_factory=list)  # what the caller should say (the data it chose)
 
 
 def compose(request: ComposeRequest) -> ComposeResult:
     """Compose, train, evaluate, save and (optionally) publish the ensemble ``request`` asks for."""
     method, model_id = get_method(request.method), request.model_id
     members, organs, reasons = choose_members(request.organs, request.models)
+    request, notes = _with_registered_data(request, method, organs)
     provenance = [m.provenance() for m in members]
     splits, leakage = check(request, method, members, organs)
     ensemble = build(request, members, provenance, organs)
@@ -113,7 +116,7 @@ def compose(request: ComposeRequest) -> ComposeResult:
     folder = Path(request.out) if request.out else zoo_home() / "models" / model_id
     trained = fitted.result if fitted else None
     if not current().is_main:  # under torchrun rank 0 evaluates, writes and publishes
-        return ComposeResult(None, folder, members, reasons, organs, None, leakage, trained)
+        return ComposeResult(None, folder, members, reasons, organs, None, leakage, trained, notes)
     card = describe(request, model_id, members, provenance, organs, fitted, splits, leakage)
     card.training["method_options"] = ensemble.method_config()
     model = ZooModel(ensemble, card, {}, None)
@@ -124,7 +127,17 @@ def compose(request: ComposeRequest) -> ComposeResult:
     model.folder = folder
     if request.push:
         hub.push(folder, request.push)
-    return ComposeResult(model, folder, members, reasons, organs, report, leakage, trained)
+    return ComposeResult(model, folder, members, reasons, organs, report, leakage, trained, notes)
+
+
+def _with_registered_data(request: ComposeRequest, method: MethodSpec, organs: list[str]) -> tuple[ComposeRequest, list[str]]:
+    """A learned method given no data trains on the datasets plugins register for its organs."""
+    if request.data or not method.trainable:
+        return request, []
+    with main_first():  # under torchrun the first process renders a registered dataset once
+        found = registered_for(organs)
+    names = ", ".join(f"{ds.name} (plugin {plugin})" for ds, plugin in found)
+    return replace(request, data=[ds for ds, _ in found]), [f"training on the registered dataset {names}; --data DIR overrides"]
 
 
 def check(request: ComposeRequest, method: MethodSpec, members: list[ZooModel], organs: list[str]) -> tuple[SplitCases | None, list[str]]:

@@ -51,3 +51,9 @@ def register_ensemble_methods(register: Callable[[Any], None]) -> None:
 @hookspec
 def register_label_maps(register: Callable[[Any], None]) -> None:
     """Register dataset label maps: ``register(LabelMap(name, {organ: (values,)}))``."""
+
+
+@hookspec
+def register_datasets(register: Callable[[Any], None]) -> None:
+    """Register training datasets: ``register(DatasetSpec(name, organs, build))``; ``zoo compose``
+    trains a learned ensemble on them when no ``--data`` is given."""

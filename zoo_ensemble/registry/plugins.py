@@ -25,7 +25,7 @@ from typing import Any
 import pluggy
 
 from ..errors import ZooError
-from ..specs import ArchitectureSpec, LabelMap, MethodSpec, ModelSpec, Organ
+from ..specs import ArchitectureSpec, DatasetSpec, LabelMap, MethodSpec, ModelSpec, Organ
 from . import hookspecs
 from .hookspecs import PROJECT
 
@@ -35,9 +35,12 @@ ENTRY_POINT_GROUP = "zoo_ensemble"
 ENV_PLUGINS = "ZOO_PLUGINS"
 CORE = "zoo_ensemble.core"
 CORE_MODULE = "zoo_ensemble.zoo.core"
-KINDS = ("organs", "label_maps", "architectures", "ensemble_methods", "models")
+KINDS = ("organs", "label_maps", "architectures", "ensemble_methods", "models", "datasets")
 #: What each hook must register (checked before anything is kept).
-EXPECTED = {"organs": Organ, "label_maps": LabelMap, "architectures": ArchitectureSpec, "ensemble_methods": MethodSpec, "models": ModelSpec}
+EXPECTED = {
+    "organs": Organ, "label_maps": LabelMap, "architectures": ArchitectureSpec, "ensemble_methods": MethodSpec, "models": ModelSpec,
+    "datasets": DatasetSpec,
+}
 
 
 class PluginConflictError(ZooError):
@@ -205,7 +208,7 @@ def _stager(kind: str, staged: list[Any], reg: Registry) -> Callable[[Any], None
         key = _key(kind, value)
         if not isinstance(key, str) or not key:
             raise ZooError(f"register_{kind} got an entry without a name")
-        if kind == "models":
+        if kind in ("models", "datasets"):
             value.check()
         for organ in _organs_of(kind, value):
             if organ not in reg.entries["organs"]:
@@ -218,7 +221,7 @@ def _stager(kind: str, staged: list[Any], reg: Registry) -> Callable[[Any], None
 def _organs_of(kind: str, value: Any) -> list[str]:
     if kind == "label_maps":
         return list(value.values)
-    if kind == "models":
+    if kind in ("models", "datasets"):
         return list(value.organs)
     return []
 
