@@ -47,11 +47,10 @@ def paper_estimate(channels: int) -> dict:
     from zoo_ensemble.experiments.settings import load_preset
 
     preset = load_preset("paper")
-    phantom = preset.data["phantom"]
     slices = 0
-    for source in ("A", "B"):
-        depth = generate_case(source, 0, 0, scale=float(phantom["scale"])).image.shape[0]
-        slices += depth * int(phantom[source])
+    for source, cases in preset.phantom_cases.items():
+        depth = generate_case(source, 0, 0, scale=preset.phantom_scale).image.shape[0]
+        slices += depth * int(cases)
     share = 1 - preset.test_fraction  # training and validation patients
     per_channel = slices * share * 320 * 320 * 2
     return {"slices": slices, "train_val_share": share, "gib_per_member_channel": per_channel / 2**30, "gib_six_members": 6 * per_channel / 2**30,
