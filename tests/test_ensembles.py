@@ -156,8 +156,8 @@ def test_bad_input_fails_before_training(in_member_zoo, cohort_a, cohort_b, tmp_
         compose(ComposeRequest("logits_conv", "heart,aorta", MEMBERS, [cohort_a]))
     with pytest.raises(ZooError, match="no dataset annotates 'lung_left'"):
         compose(ComposeRequest("logits_conv", "all", MEMBERS, [cohort_b]))
-    with pytest.raises(ComposeError, match="give data"):
-        compose(ComposeRequest("meta_unet", "all", MEMBERS, []))
+    with pytest.raises(ZooError, match="no registered dataset annotates 'heart'; give training data with --data DIR"):
+        compose(ComposeRequest("meta_unet", "all", MEMBERS, []))  # no plugin registers one here
     odd = in_member_zoo / "models" / "odd-size"
     shutil.copytree(in_member_zoo / "models" / "heart-unet", odd)
     try:
