@@ -140,3 +140,35 @@ def test_a_loss_that_is_not_finite_stops_the_run_naming_its_step(tiny_slices):
     trainer.loss_fn = nan_at_step_2
     with pytest.raises(TrainingError, match="loss became nan at epoch 1, step 2"):
         trainer.train_epoch(0)
+
+
+class Overlapping(torch.nn.Module):
+    """Fixed logits: organ 0 passes everywhere (logit 2), organ 1 in a square, more confidently (5)."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        out = torch.full((x.shape[0], 2, *x.shape[-2:]), -5.0) + 0 * self.w
+        out[:, 0] = 2.0
+        out[:, 1, 8:24, 8:24] = 5.0
+        return out
+
+
+def test_validation_scores_the_label_map_the_test_scores():
+    """Where two organs pass, the label map keeps the more confident one: organ 0 loses the
+    square organ 1 wins, and validation says so (scoring each channel alone said 1.0)."""
+    import numpy as np
+
+    from zoo_ensemble.data.slices import CaseSlices
+
+    masks = np.zeros((2, 2, 32, 32), np.uint8)
+    masks[:, 0] = 1
+    masks[:, 1, 8:24, 8:24] = 1
+    case = CaseSlices("d", "c0", np.zeros((2, 32, 32), np.int16), masks, np.array([True, True]), (1.0, 1.0, 1.0))
+    trainer = Trainer(Overlapping(), [case], [case], ["heart", "aorta"], TrainConfig(epochs=1, steps_per_epoch=1, batch_size=2, augment=False))
+    dice = trainer.validate()["val_dice"]
+    inside, outside = 16 * 16, 32 * 32 - 16 * 16
+    assert dice["aorta"] == pytest.approx(1.0)
+    assert dice["heart"] == pytest.approx(2 * outside / (2 * outside + inside))  # was 1.0 channel by channel

@@ -31,11 +31,15 @@ COLUMNS = ("Method", "Dice", "Precision", "Recall", "HD95 (mm)", "HD95 (voxels)"
 PAPER_COLUMN = {"dice": 0, "precision": 1, "recall": 2, "hd95_voxels": 3}
 
 
-MEANS_NOTE = (
-    "Mean over the labels, ± standard deviation over test patients; the paper's published means in italics. "
-    "The paper's HD95 stands under voxels: its tables say mm, but the authors' code computed it without the voxel spacing. "
-    "Rows marked (ours) are our variants of the learned combiners; the others are built as the paper describes them."
-)
+def means_note(preset: Preset) -> str:
+    """What the mean tables show, with the voxel sizes behind the two HD95 "in voxels" columns."""
+    ours = f"{preset.spacing[0]:g} x {preset.spacing[1]:g} mm" if preset.spacing else "each scan's own"
+    return (
+        "Mean over the labels, ± standard deviation over test patients; the paper's published means in italics. "
+        "The paper's HD95 stands under voxels: its tables say mm, but the authors' code computed it without the voxel spacing. "
+        f"A voxel here is {ours} in-plane, the paper's about 1 mm (the challenges' 0.9 to 1.4 mm), so equal voxel counts are "
+        "not equal distances. Rows marked (ours) are our variants of the learned combiners; the others are built as the paper describes them."
+    )
 CLAIMS_NOTE = (
     "Each conclusion is restated from the paper's own words (section and table cited) and checked on this run's means "
     "with the paper's combiners and with our variants (in the experiments that ran them); the same checks hold on the "
@@ -215,7 +219,7 @@ def write_report(inp: ReportInputs, ws: Workspace, out: Path) -> Path:
         if not res:
             continue
         rows = _rows(exp, res)
-        md += [f"## {exp.title} (paper Table {exp.table})", "", MEANS_NOTE, "", mean_table(exp, res), ""]
+        md += [f"## {exp.title} (paper Table {exp.table})", "", means_note(inp.preset), "", mean_table(exp, res), ""]
         notes = sorted({n for r in res.values() for n in r.get("notes", [])})
         fractions = sorted({r["train_cases"] for r in res.values() if r.get("train_cases")})
         if notes:

@@ -33,6 +33,7 @@ from ..data.slices import CaseSlices, EpochSampler, SliceDataset, slice_weights
 from ..devices import resolve_precision
 from ..distributed import join, main_decides, sum_across, sum_across_with_grad
 from ..errors import TrainingError
+from ..inference import labels_from_probabilities
 from .checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from .data_parallel import per_rank_batch, synced_batchnorm, validation_indices, wrap
 from .losses import MaskedDiceBCELoss
@@ -112,6 +113,16 @@ class TrainResult:
     stopped: str = "epochs"
     seconds: float = 0.0
     device: str = "cpu"
+
+
+def resolved(logits: torch.Tensor) -> torch.Tensor:
+    """Each organ's pixels ``(B, C, H, W)`` as prediction labels them: where several organs pass
+    the threshold the most confident one wins (:func:`inference.labels_from_probabilities`), so
+    validation scores the label map the test scores, not each channel on its own."""
+    if logits.shape[1] == 1:
+        return logits > 0
+    label, _ = labels_from_probabilities(torch.sigmoid(logits), 0.5)
+    return torch.stack([label == c + 1 for c in range(logits.shape[1])], dim=1)
 
 
 class Trainer:
@@ -234,7 +245,7 @@ class Trainer:
                 logits = self.model(image)
             loss_sum += self.loss_fn(logits, mask, annotated).item() * image.shape[0]
             n += image.shape[0]
-            pred = logits.float() > 0
+            pred = resolved(logits.float())
             truth = mask > 0.5
             tp = (pred & truth).flatten(2).sum(-1).cpu().numpy()
             fp = (pred & ~truth).flatten(2).sum(-1).cpu().numpy()
