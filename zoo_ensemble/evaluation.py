@@ -23,6 +23,7 @@ from .volumes import IMAGE_SUFFIXES, Volume, read_labels, strip_image_suffix
 from .labelmaps import LabelMap
 from .metrics import OrganScore, score
 from .spreadsheet import csv_text
+from .statistics import PairedDifference, paired_difference
 
 METRICS = ("dice", "precision", "recall", "hd95", "hd95_voxels")
 
@@ -62,16 +63,22 @@ class Report:
         """Per patient: the mean over its organs; then mean and std over patients. With
         ``missed=False`` the organs missed entirely or predicted where the reference has none
         (see :meth:`missed`) are left out, so that their grid-diagonal HD95 does not dominate."""
+        return {m: _stat(self.case_means(m, missed).values()) for m in METRICS}
+
+    def case_means(self, metric: str, missed: bool = True) -> dict[str, float]:
+        """Each patient's mean of ``metric`` over its organs (the unit the paper's mean row and
+        paired comparisons count); patients without a value are left out."""
         out = {}
-        for m in METRICS:
-            per_case = []
-            for case in self.cases:
-                rows = [s for s in self.scores if s.case == case and (missed or not s.hd95_empty)]
-                vals = [getattr(s, m) for s in rows if not math.isnan(getattr(s, m))]
-                if vals:
-                    per_case.append(float(np.mean(vals)))
-            out[m] = _stat(per_case)
+        for case in self.cases:
+            rows = [s for s in self.scores if s.case == case and (missed or not s.hd95_empty)]
+            vals = [getattr(s, metric) for s in rows if not math.isnan(getattr(s, metric))]
+            if vals:
+                out[case] = float(np.mean(vals))
         return out
+
+    def paired_against(self, baseline: Report, metric: str = "dice", seed: int = 0) -> PairedDifference:
+        """This report minus ``baseline``, patient by patient (see :mod:`zoo_ensemble.statistics`)."""
+        return paired_difference(self.case_means(metric), baseline.case_means(metric), seed)
 
     def missed(self) -> int:
         """How many (case, organ) pairs had exactly one empty mask (HD95 set to the grid diagonal)."""
