@@ -110,6 +110,19 @@ def test_report_files(first_run, micro, experiments, tmp_path):
     assert "| Layer Fusion (ours) |" in text and "Post-processing: none, for every entry" in text
     assert "*paper: Argmax* | *0.878*" in text
     assert "| The argmax ensemble beats every multiclass network in Dice | III-E-1, Table II |" in text
+    assert "Paired against the argmax of this experiment's members:" in text  # baseline
+    assert "Paired against the argmax of the best member per organ (baseline):" in text  # exp5 has none of its own
+    from zoo_ensemble.experiments.report import _report_of
+
+    base = result.results["baseline"]
+    d = _report_of(base["multiclass-unet"]).paired_against(_report_of(base["argmax"]))
+    per_case = {c: [] for c in {s["case"] for s in base["argmax"]["report"]["cases"]}}
+    for slug in ("multiclass-unet", "argmax"):
+        for s in base[slug]["report"]["cases"]:
+            per_case[s["case"]].append((slug, s["dice"]))
+    means = {c: sum(v for slug, v in vals if slug == "multiclass-unet") / 2 - sum(v for slug, v in vals if slug == "argmax") / 2 for c, vals in per_case.items()}
+    assert d.n == 2 and abs(d.mean - sum(means.values()) / 2) < 1e-12
+    assert f"| U-Net | 2 | {d.mean:+.3f} [" in text and "| Argmax | 2 |" not in text
     for exp in ("baseline", "exp5"):
         for kind in ("scores", "organs", "overlay"):
             png = tmp_path / f"{exp}-{kind}.png"

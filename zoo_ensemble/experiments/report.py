@@ -18,7 +18,9 @@ import numpy as np
 import torch
 
 from ..atomic import write_text
-from ..evaluation import METRICS
+from ..evaluation import METRICS, Report
+from ..metrics import OrganScore
+from ..statistics import PairedDifference
 from ..spreadsheet import csv_text
 from .claims import Claim, check_claims, means_of, ours_view
 from .figures import organ_boxes, overlay_figure, scores_figure
@@ -136,6 +138,46 @@ def cases_csv(experiments: Sequence[Experiment], results: Mapping[str, Mapping[s
     return csv_text(["experiment", "entry", "case", "organ", *METRICS], rows())
 
 
+PAIRED_NOTE = (
+    "Each entry minus the argmax ensemble, patient by patient (the mean over the labels per patient): the mean "
+    "difference, its 95 % bootstrap interval (BCa) and the Wilcoxon signed-rank p. A difference counts only where "
+    "the interval excludes 0 and p < 0.05; otherwise it is reported as none. Lower HD95 is better."
+)
+
+
+def _report_of(record: Mapping[str, Any]) -> Report:
+    rep = record["report"]
+    return Report(organs=list(rep["organs"]), scores=[OrganScore(**c) for c in rep["cases"]])
+
+
+def argmax_record(exp: Experiment, results: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> tuple[str, Mapping[str, Any]] | None:
+    """The argmax ensemble an experiment's entries are compared with: its own where it has one,
+    else the baseline's (the best member per organ)."""
+    own = results.get(exp.name, {}).get("argmax")
+    if own is not None:
+        return "argmax of this experiment's members", own
+    base = results.get("baseline", {}).get("argmax")
+    return ("argmax of the best member per organ (baseline)", base) if base is not None else None
+
+
+def _cell(d: PairedDifference, digits: int, higher_is_better: bool) -> list[str]:
+    return [f"{d.mean:+.{digits}f} [{d.low:+.{digits}f}, {d.high:+.{digits}f}]", f"{d.p:.2g}", d.verdict(higher_is_better)]
+
+
+def paired_table(exp: Experiment, results: Mapping[str, Mapping[str, Any]], baseline: Mapping[str, Any]) -> str:
+    """Every entry but the argmax itself against ``baseline``: Dice and HD95 (mm), paired by patient."""
+    base = _report_of(baseline)
+    rows = []
+    for e in exp.entries:
+        if e.slug not in results or results[e.slug] is baseline:
+            continue
+        rep = _report_of(results[e.slug])
+        dice, hd = rep.paired_against(base, "dice"), rep.paired_against(base, "hd95")
+        rows.append([e.name, str(dice.n), *_cell(dice, 3, True), *_cell(hd, 2, False)])
+    header = ["Method", "Patients", "Dice difference [95 % CI]", "p", "Dice", "HD95 difference (mm) [95 % CI]", "p", "HD95"]
+    return _md_table(header, rows)
+
+
 def claims_table(paper: Sequence[Claim], ours: Sequence[Claim] = ()) -> str:
     """Each of the paper's conclusions, checked with the paper's combiners and with ours."""
     mark = {True: "yes", False: "**no**", None: "n/a"}
@@ -229,6 +271,9 @@ def write_report(inp: ReportInputs, ws: Workspace, out: Path) -> Path:
         missed = [f"{n} {r['report']['missed']}" for n, r in ((e.name, res[e.slug]) for e in exp.entries if e.slug in res) if r["report"].get("missed")]
         if missed:
             md += [f"Organs missed entirely or predicted where the reference has none (their HD95 is the image diagonal): {', '.join(missed)}. The means without them:", "", found_table(exp, res), ""]
+        against = argmax_record(exp, inp.results)
+        if against is not None and any(e.slug in res and res[e.slug] is not against[1] for e in exp.entries):
+            md += [f"Paired against the {against[0]}:", "", PAIRED_NOTE, "", paired_table(exp, res, against[1]), ""]
         md += ["Dice per organ:", "", organ_table(exp, res, "dice", organs), "", "HD95 (mm) per organ:", "", organ_table(exp, res, "hd95", organs), ""]
         scores_figure(out / f"{exp.name}-scores.png", exp.title, rows, exp.paper)
         organ_boxes(out / f"{exp.name}-organs.png", exp.title, rows, organs)
