@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +18,7 @@ import numpy as np
 from .atomic import write_text
 from .data.dataset import Case, Dataset
 from .errors import ZooError
+from .ensembles.shared import forget_batches, sharing_members
 from .inference import Predictor
 from .volumes import IMAGE_SUFFIXES, Volume, read_labels, strip_image_suffix
 from .labelmaps import LabelMap
@@ -186,15 +187,58 @@ def evaluate_model(
 
 def evaluate_pairs(predictor: Predictor, pairs: Sequence[tuple[Dataset, Case]], progress: Callable[[int, int], None] | None = None) -> Report:
     """Predict and score each (dataset, case); each case scores the organs its dataset annotates."""
-    organs = list(predictor.organs)
-    report = Report(organs=organs, extra={"contested": 0})
-    for i, (ds, case) in enumerate(pairs, start=1):
-        scored = [o for o in organs if ds.annotates(o)]
-        volume, ref = ds.load(case, scored)
-        pred = predictor.predict(volume)
-        report.extra["contested"] = int(report.extra["contested"]) + pred.contested
-        report.scores.extend(score_masks(pred.masks(), ref, volume.spacing_zyx, f"{ds.name}/{case.case_id}", scored))
-        if progress:
-            progress(i, len(pairs))
-    report.organs = [o for o in organs if any(s.organ == o for s in report.scores)]
-    return report
+    return evaluate_together({"": predictor}, pairs, progress)[""]
+
+
+def evaluate_together(
+    predictors: Mapping[str, Predictor], pairs: Sequence[tuple[Dataset, Case]], progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Report]:
+    """:func:`evaluate_pairs` for several models at once: each case is read once, and members
+    that several ensembles share (equal weights, see :mod:`zoo_ensemble.ensembles.shared`) run
+    once per slice batch. The reports equal those of separate evaluations."""
+    reports = {name: Report(organs=list(p.organs), extra={"contested": 0}) for name, p in predictors.items()}
+    with sharing_members():
+        for i, (ds, case) in enumerate(pairs, start=1):
+            wanted = list(dict.fromkeys(o for p in predictors.values() for o in p.organs if ds.annotates(o)))
+            volume, ref = ds.load(case, wanted)
+            for name, predictor in predictors.items():
+                scored = [o for o in predictor.organs if ds.annotates(o)]
+                pred = predictor.predict(volume)
+                report = reports[name]
+                report.extra["contested"] = int(report.extra["contested"]) + pred.contested
+                report.scores.extend(score_masks(pred.masks(), ref, volume.spacing_zyx, f"{ds.name}/{case.case_id}", scored))
+            forget_batches()
+            if progress:
+                progress(i, len(pairs))
+    for report in reports.values():
+        report.organs = [o for o in report.organs if any(s.organ == o for s in report.scores)]
+    return reports
+
+
+def mean_report(reports: Sequence[Report]) -> Report:
+    """The runs of one method (seeds) as one report: each (patient, organ) scored by the mean
+    over runs. HD95 averages the runs that found both masks (a run that missed the organ
+    would put the grid diagonal in the mean); only where every run missed does it stay the
+    diagonal, marked missed."""
+    if not reports:
+        raise ZooError("no runs to average")
+    if len(reports) == 1:
+        return reports[0]
+    runs: dict[tuple[str, str], list[OrganScore]] = {}
+    for report in reports:
+        for s in report.scores:
+            runs.setdefault((s.case, s.organ), []).append(s)
+    scores = []
+    for (case, organ), ss in runs.items():
+        found = [s for s in ss if not s.hd95_empty] or ss
+
+        def mean(metric: str, of: Sequence[OrganScore] = ss) -> float:
+            vals = [getattr(s, metric) for s in of if not math.isnan(getattr(s, metric))]
+            return float(np.mean(vals)) if vals else math.nan
+
+        scores.append(OrganScore(
+            case, organ, mean("dice"), mean("precision"), mean("recall"), mean("hd95", found), all(s.hd95_empty for s in ss),
+            round(mean("voxels_pred")), ss[0].voxels_ref, mean("hd95_voxels", found),
+        ))
+    extra = {"runs": len(reports), "contested": sum(int(r.extra.get("contested", 0)) for r in reports)}
+    return Report(organs=list(reports[0].organs), scores=scores, extra=extra)

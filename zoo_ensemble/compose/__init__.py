@@ -2,6 +2,6 @@
 builds, trains, evaluates and saves it (``workflow``)."""
 
 from .members import ComposeError, choose_members, rank_key
-from .workflow import ComposeRequest, ComposeResult, check, compose
+from .workflow import ComposeRequest, ComposeResult, check, compose, record_test
 
-__all__ = ["ComposeError", "ComposeRequest", "ComposeResult", "check", "choose_members", "compose", "rank_key"]
+__all__ = ["ComposeError", "ComposeRequest", "ComposeResult", "check", "choose_members", "compose", "rank_key", "record_test"]

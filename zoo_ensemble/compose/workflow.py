@@ -39,6 +39,7 @@ from ..training.fit import (
 from ..training.train import datasets_record, report_to_metrics, training_record, val_metrics
 from ..training.trainer import Reporter, TrainConfig
 from ..zoo import hub
+from ..zoo.card_file import write_card
 from ..zoo.cards import Card, check_model_id
 from ..zoo.ensemble_folder import build_ensemble, ensemble_config
 from ..zoo.folder import write_folder
@@ -81,6 +82,7 @@ class ComposeRequest:
     push: str | None = None
     reporter: Reporter | None = None
     evaluate_progress: Callable[[int, int], None] | None = None
+    evaluate: bool = True  # off where the caller evaluates many ensembles together (record_test)
 
     @property
     def model_id(self) -> str:
@@ -205,10 +207,17 @@ def describe(
 
 
 def evaluate(model: ZooModel, splits: SplitCases | None, request: ComposeRequest) -> Report | None:
-    if splits is None or not splits.test:
+    if splits is None or not splits.test or not request.evaluate:
         return None
     predictor = model.predictor(request.config.device, "fp32", largest_component=request.largest_component)
     return evaluate_pairs(predictor, splits.test, request.evaluate_progress)
+
+
+def record_test(folder: str | Path, report: Report) -> None:
+    """Write a test evaluation made elsewhere (``ComposeRequest.evaluate=False``) into the saved card."""
+    card = ZooModel.from_folder(folder).card
+    card.metrics["test"] = report_to_metrics(report)
+    write_card(card, folder)
 
 
 def _unseen(members: Sequence[ZooModel], pairs: list) -> list:

@@ -20,6 +20,7 @@ from ..architectures import SegmentationModel
 from ..errors import ModelFormatError
 from ..registry import define
 from ..specs import MethodSpec
+from .shared import member_output
 
 
 def register_method(name: str, trainable: bool, description: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -95,7 +96,7 @@ class Ensemble(nn.Module):
 
     def member_logits(self, hu: torch.Tensor, members: Sequence[int] | None = None) -> list[torch.Tensor]:
         idx = range(len(self.members)) if members is None else members
-        return [self.members[i](hu) for i in idx]
+        return [member_output(self.members[i], hu, self.members[i]) for i in idx]
 
     def train(self, mode: bool = True) -> Ensemble:
         super().train(mode)

@@ -56,6 +56,22 @@ def same_cohort(out: str | Path, source: str, cases: int, seed: int, scale: floa
     return isinstance(manifest, dict) and manifest.get("generator") == wanted
 
 
+def write_case(out: str | Path, source: str, seed: int, index: int, scale: float) -> None:
+    """Write one case of a cohort (image and labels, each atomically) unless both are there: cases
+    are independent, so several processes may write one cohort's cases side by side."""
+    profile = SOURCES[source]
+    cid = case_id(source, seed, index)
+    img_path, lab_path = Path(out) / "images" / f"{cid}.nii.gz", Path(out) / "labels" / f"{cid}.nii.gz"
+    if img_path.exists() and lab_path.exists():
+        return
+    img_path.parent.mkdir(parents=True, exist_ok=True)
+    lab_path.parent.mkdir(parents=True, exist_ok=True)
+    case = generate_case(profile, seed, index, scale)
+    labels = get_label_map(profile.label_map).encode({o: case.labels[o] for o in profile.organs})
+    _write(_stored(case.image, case, profile.orientation), img_path)
+    _write(_stored(labels, case, profile.orientation), lab_path)
+
+
 def write_cohort(
     out: str | Path,
     source: str = "A",
@@ -81,14 +97,7 @@ def write_cohort(
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "labels").mkdir(parents=True, exist_ok=True)
     for i in range(cases):
-        cid = case_id(source, seed, i)
-        img_path, lab_path = out / "images" / f"{cid}.nii.gz", out / "labels" / f"{cid}.nii.gz"
-        if not (img_path.exists() and lab_path.exists()):
-            case = generate_case(profile, seed, i, scale)
-            annotated = {o: case.labels[o] for o in profile.organs}
-            labels = label_map.encode(annotated)
-            _write(_stored(case.image, case, profile.orientation), img_path)
-            _write(_stored(labels, case, profile.orientation), lab_path)
+        write_case(out, source, seed, i, scale)
         if progress:
             progress(i + 1, cases)
     write_manifest(

@@ -1,0 +1,87 @@
+"""Frozen members shared between ensembles that are evaluated on the same slices.
+
+A comparison evaluates many ensembles of the same members (four methods, three seeds each) on
+the same test patients. Every ensemble holds its own copy of the members, loaded from its own
+folder, and would run them again on every slice. Inside :func:`sharing_members`, a member's
+output for a batch is kept and reused by any later member with the same tensors fed the same
+batch: the key is the sha256 of the member's parameters and buffers (what it computes, whatever
+folder it came from) and the batch is compared exactly, so a reuse returns the numbers the
+member would have computed. A member with a trainable tensor is never shared.
+
+Kept per batch in memory only; the training cache (:mod:`zoo_ensemble.training.member_cache`)
+is the on-disk counterpart for training slices.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+
+@dataclass
+class _Store:
+    # id(module) -> (the module, kept so that its id is not reused; its sha256, None if not shareable)
+    digests: dict[int, tuple[nn.Module, str | None]] = field(default_factory=dict)
+    outputs: dict[tuple[str, str], list[tuple[torch.Tensor, torch.Tensor]]] = field(default_factory=dict)
+    runs: int = 0  # how many member computations actually ran (for tests and benchmarks)
+    reused: int = 0
+
+
+_STORE: ContextVar[_Store | None] = ContextVar("zoo_shared_members", default=None)
+
+
+@contextlib.contextmanager
+def sharing_members() -> Iterator[_Store]:
+    """Within the block, equal frozen members fed equal batches run once."""
+    store = _Store()
+    token = _STORE.set(store)
+    try:
+        yield store
+    finally:
+        _STORE.reset(token)
+
+
+def forget_batches() -> None:
+    """Drop the kept outputs (call between cases: a case's batches never come back)."""
+    store = _STORE.get()
+    if store is not None:
+        store.outputs.clear()
+
+
+def _digest(module: nn.Module) -> str | None:
+    tensors = [*module.named_parameters(), *module.named_buffers()]
+    if any(t.requires_grad for _, t in module.named_parameters()):
+        return None
+    h = hashlib.sha256(type(module).__qualname__.encode())
+    for name, t in sorted(tensors, key=lambda kv: kv[0]):
+        h.update(f"{name}{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def member_output(module: nn.Module, x: torch.Tensor, compute: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """``compute(x)``, or the output an equal member already computed on an equal ``x`` in the
+    current :func:`sharing_members` block."""
+    store = _STORE.get()
+    if store is None:
+        return compute(x)
+    if id(module) not in store.digests:
+        store.digests[id(module)] = (module, _digest(module))
+    digest = store.digests[id(module)][1]
+    if digest is None:
+        return compute(x)
+    kept = store.outputs.setdefault((digest, f"{x.dtype}{tuple(x.shape)}{x.device}"), [])
+    for seen, out in kept:
+        if torch.equal(seen, x):
+            store.reused += 1
+            return out
+    out = compute(x)
+    store.runs += 1
+    kept.append((x, out))
+    return out
