@@ -25,7 +25,7 @@ _ZOO_KEYS = {
     "format", "kind", "model_id", "organs", "architecture", "encoder", "modality", "window", "windows",
     "input", "threshold", "training", "metrics", "method", "members", "weights_sha256", "variant", "postprocess",
 }
-_TOP_KEYS = {"library_name", "license", "pipeline_tag", "tags", "zoo", "model-index"}
+_TOP_KEYS = {"library_name", "license", "pipeline_tag", "tags", "zoo", "model-index", "model_name"}  # model_name: from model_id
 
 
 def check_model_id(model_id: Any, where: str = "model id", error: type[Exception] = ModelFormatError) -> str:
