@@ -66,3 +66,17 @@ def test_reports_pair_patients_by_their_mean_over_organs():
     d = other.paired_against(base)
     assert d.n == 3 and d.mean == pytest.approx((0.1 + 0.1 + 0.0) / 3)
     assert base.mean_stats()["dice"].mean == pytest.approx(np.mean([0.7, 0.8, 0.5]))
+
+
+def test_seeds_average_per_patient_and_organ_and_hd95_over_the_runs_that_found_the_organ():
+    from zoo_ensemble.evaluation import mean_report
+
+    def run(dice: float, hd: float, empty: bool) -> Report:
+        return Report(organs=["heart"], scores=[OrganScore("p1", "heart", dice, dice, dice, hd, empty, 10, 12, hd / 2)])
+
+    merged = mean_report([run(0.8, 4.0, False), run(0.6, 6.0, False), run(0.0, 500.0, True)])
+    s = merged.scores[0]
+    assert s.dice == pytest.approx(0.7 * 2 / 3) and s.hd95 == pytest.approx(5.0) and s.hd95_voxels == pytest.approx(2.5)
+    assert not s.hd95_empty and s.voxels_ref == 12 and merged.extra["runs"] == 3
+    missed = mean_report([run(0.0, 500.0, True), run(0.0, 400.0, True)]).scores[0]
+    assert missed.hd95_empty and missed.hd95 == pytest.approx(450.0)

@@ -1,103 +1,272 @@
-"""The built-in default job: the zoo's own organ models become four multi-organ ensembles, on a CPU.
+"""The built-in default job: the zoo's own organ models become multi-organ ensembles, on a CPU,
+compared on enough patients and seeds to tell them apart.
 
-1. Members: the best binary model per organ (by validation loss, as the paper chooses) among
-   the models that installed plugins ship, the ones ``zoo pull <id>`` resolves (the first-party
-   ``zoo-thorax`` plugin's 18).
-2. A fresh synthetic cohort that no member saw (source A, seeds apart from the plugin's build).
-3. The four ensembles of those members (argmax, logits convolution, meta U-Net, layer fusion);
-   the learned ones trained for fixed epoch and step counts (no wall-clock budget, so a seed
-   gives the same table on any machine), each evaluated on the cohort's test patients.
-4. A comparison table in the paper's layout.
+1. Two member sets from the models installed plugins ship (the first-party ``zoo-thorax``
+   plugin's 18, three architectures per organ): ``best``, the best binary model per organ by
+   validation loss (the paper's experiment 1), and ``all``, every one of them (redundancy, where a
+   combiner has something to learn).
+2. A fresh synthetic cohort no member saw (source A, seeds apart from the plugin's build): a
+   few training patients and 20 test patients.
+3. Each set's ensembles: argmax, and the learned ones (logits convolution, meta U-Net; layer
+   fusion on ``best`` only, since it runs its 18 members' last layers on the fly) trained with
+   several seeds for fixed epoch and step counts (no wall-clock budget, so a seed gives the same
+   table on any machine), and evaluated together on the test patients, every shared member
+   running once per slice.
+4. Per ensemble the mean over seeds, and its paired difference to the argmax of the best
+   members, patient by patient (:mod:`zoo_ensemble.statistics`).
+
+The work runs in worker processes (one torch thread each): these networks are too small for
+two threads to help one of them, so two processes are twice as fast as one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .compose import ComposeRequest, compose
-from .compose import rank_key
-from .data.phantom import write_cohort
+import torch
+
+from .compose import ComposeRequest, compose, rank_key, record_test
+from .data.dataset import open_dataset
+from .data.phantom import write_case, write_cohort
+from .devices import usable_cpus
 from .errors import ZooError
-from .evaluation import Report
+from .evaluation import Report, evaluate_together, mean_report
 from .organs import THORACIC_ORGANS
 from .paths import zoo_home
-from .zoo.catalog import list_models
+from .statistics import PairedDifference
 from .training.fit import SplitPlan
 from .training.trainer import TrainConfig
+from .zoo.catalog import list_models
+from .zoo.model import ZooModel
 
-METHODS = ("argmax", "logits_conv", "meta_unet", "layer_fusion")
+#: The ensembles each member set gets.
+MEMBER_SETS: dict[str, tuple[str, ...]] = {
+    "best": ("argmax", "logits_conv", "meta_unet", "layer_fusion"),
+    "all": ("argmax", "logits_conv", "meta_unet"),
+}
+SET_TITLES = {"best": "the best shipped model per organ", "all": "every shipped model, three per organ"}
+BASELINE = "best:argmax"
 #: The demo cohort's seed is this far from the user's seed: the plugin's members were built on
 #: seed 0 (case ids A0-...), so the demo's cases (A1000-...) are new to every member.
 COHORT_SEED_OFFSET = 1000
 
 
-@dataclass
+@dataclass(frozen=True)
 class DemoSettings:
-    cases: int = 9
+    cases: int = 25
     seed: int = 0
+    seeds: int = 3  # training seeds of every learned ensemble (argmax has nothing to seed)
     scale: float = 1.8  # phantom pixels of 2.1 to 2.25 mm: near the members' own 2.2 mm, inside what they know
     epochs: int = 3
     steps: int = 20
     batch_size: int = 8
-    val_fraction: float = 0.12  # 9 cases: 6 train, 1 validation, 2 test
-    test_fraction: float = 0.23
+    val_fraction: float = 0.08  # 25 cases: 3 train, 2 validation, 20 test
+    test_fraction: float = 0.8
     organs: tuple[str, ...] = THORACIC_ORGANS
+    sets: tuple[str, ...] = ("best", "all")
+    workers: int = 0  # 0: one per usable CPU, at most 2
+
+    def worker_count(self) -> int:
+        return max(1, self.workers or min(2, usable_cpus()))
+
+
+@dataclass(frozen=True)
+class Run:
+    """One ensemble to compose: a member set, a method, a training seed."""
+
+    members: str
+    method: str
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.members}:{self.method}"
 
 
 @dataclass
 class DemoResult:
-    reports: dict[str, Report] = field(default_factory=dict)
-    members: list[str] = field(default_factory=list)
-    folders: dict[str, Path] = field(default_factory=dict)
+    runs: dict[str, list[Report]] = field(default_factory=dict)  # key -> one report per seed
+    members: dict[str, list[str]] = field(default_factory=dict)  # set -> member ids
+    folders: dict[str, Path] = field(default_factory=dict)  # key -> the first seed's ensemble folder
     data: Path | None = None
 
+    @property
+    def reports(self) -> dict[str, Report]:
+        """Per ensemble, each (patient, organ) averaged over its seeds."""
+        return {key: mean_report(reports) for key, reports in self.runs.items()}
+
+    def differences(self, metric: str = "dice") -> dict[str, PairedDifference]:
+        """Every ensemble but the baseline against :data:`BASELINE`, paired by patient."""
+        reports = self.reports
+        return {k: r.paired_against(reports[BASELINE], metric) for k, r in reports.items() if k != BASELINE}
+
     def best(self) -> str:
-        """The method with the highest mean Dice."""
-        return max(self.reports, key=lambda m: self.reports[m].mean_stats()["dice"].mean)
+        """The ensemble with the highest mean Dice."""
+        reports = self.reports
+        return max(reports, key=lambda k: reports[k].mean_stats()["dice"].mean)
 
 
-def plugin_members(organs: tuple[str, ...]) -> list[str]:
-    """The best plugin-shipped binary model per organ, by the validation loss on its card."""
+def entry_name(key: str) -> str:
+    """The zoo id of an ensemble the demo saves: ``demo-ensemble-<method>`` for the best
+    members, ``...-all`` for all of them."""
+    members, method = key.split(":")
+    return f"demo-ensemble-{method}" + ("" if members == "best" else f"-{members}")
+
+
+def plugin_members(organs: tuple[str, ...], every: bool = False) -> list[str]:
+    """The plugin-shipped binary models per organ: the best by the validation loss on its card,
+    or with ``every`` all of them."""
     shipped = [r for r in list_models() if r.source.startswith("plugin") and r.kind == "binary" and r.card is not None]
     chosen = []
     for organ in organs:
-        pool = [r for r in shipped if r.organs == [organ]]
+        pool = sorted((r for r in shipped if r.organs == [organ]), key=lambda r: rank_key(r.card))
         if not pool:
             raise ZooError(
                 f"zoo demo composes the models plugins ship, and no installed plugin ships one for {organ!r}: "
                 "install the first-party one (pip install ./plugins/zoo-thorax)"
             )
-        chosen.append(min(pool, key=lambda r: rank_key(r.card)).model_id)
+        chosen.extend(r.model_id for r in (pool if every else pool[:1]))
     return chosen
+
+
+def plan(settings: DemoSettings) -> list[Run]:
+    """Every ensemble to compose. First the cheapest learned run on the largest member set: it
+    fills the members' output cache (:mod:`zoo_ensemble.training.member_cache`) while the other
+    worker starts on layer fusion, which does not read it; two runs filling the same cache side
+    by side would compute it twice. Then the longest first, so that the workers finish together."""
+    cost = {"layer_fusion": 4, "meta_unet": 3, "logits_conv": 2, "argmax": 0}
+    runs = [
+        Run(members, method, k)
+        for members in settings.sets
+        for method in MEMBER_SETS[members]
+        for k in (range(1) if method == "argmax" else range(settings.seeds))
+    ]
+    runs.sort(key=lambda r: (-cost[r.method] - (r.members == "all"), r.seed))
+    fills = [r for r in runs if r.method == "logits_conv" and r.seed == 0]
+    if fills:
+        first = max(fills, key=lambda r: r.members == "all")
+        runs.remove(first)
+        runs.insert(0, first)
+    return runs
 
 
 def run_demo(
     out: Path | None = None,
     settings: DemoSettings = DemoSettings(),
     step: Callable[[str, int, int], None] | None = None,
-    reporter_for: Callable[[str], Any] | None = None,
 ) -> DemoResult:
-    """Run the whole demo; ``step(name, done, total)`` and ``reporter_for(title)`` show progress."""
+    """Run the whole demo; ``step(name, done, total)`` shows progress."""
     step = step or (lambda *_: None)
-    out = out or zoo_home() / "demo"
     s = settings
-    result = DemoResult(data=out, members=plugin_members(s.organs))
-    data = write_cohort(
-        out / "cohort", "A", s.cases, s.seed + COHORT_SEED_OFFSET, scale=s.scale,
-        progress=lambda i, n: step("cohort no member saw", i, n),
-    )
-    config = TrainConfig(epochs=s.epochs, steps_per_epoch=s.steps, batch_size=s.batch_size, seed=s.seed, augment=False, device="cpu")
-    for i, method in enumerate(METHODS, start=1):
-        composed = compose(ComposeRequest(
-            method, list(s.organs), result.members, [data], name=f"demo-ensemble-{method}", config=config,
-            split=SplitPlan(seed=s.seed, val=s.val_fraction, test=s.test_fraction),
-            reporter=reporter_for(f"ensemble {method}") if reporter_for and method != "argmax" else None,
-        ))
-        assert composed.report is not None
-        result.reports[method] = composed.report
-        result.folders[method] = composed.folder
-        step("ensembles", i, len(METHODS))
+    out = out or zoo_home() / "demo"
+    unknown = [m for m in s.sets if m not in MEMBER_SETS]
+    if unknown:
+        raise ZooError(f"unknown member set {unknown[0]!r}: use {', '.join(MEMBER_SETS)}")
+    members = {name: plugin_members(s.organs, every=name == "all") for name in s.sets}
+    data = out / f"cohort-A{s.seed + COHORT_SEED_OFFSET}-{s.cases}-x{s.scale:g}"
+    result = DemoResult(members=members, data=data)
+    with _workers(s.worker_count()) as pool:
+        _each(pool, _write_case, [(data, s.seed + COHORT_SEED_OFFSET, i, s.scale) for i in range(s.cases)], lambda i, n: step("cohort no member saw", i, n))
+        write_cohort(data, "A", s.cases, s.seed + COHORT_SEED_OFFSET, scale=s.scale)
+        runs = plan(s)
+        folders = _each(pool, _compose, [(r, members[r.members], data, s, _folder(out, r)) for r in runs], lambda i, n: step("ensembles", i, n))
+        test = _test_cases(data, s)
+        shares = [test[i :: s.worker_count()] for i in range(s.worker_count())]
+        located = dict(zip(runs, folders))
+        shares = [share for share in shares if share]
+        parts = _each(pool, _evaluate, [(located, data, share) for share in shares], lambda i, n: step("test patients", i, n), [len(x) for x in shares])
+    for r in sorted(runs, key=lambda r: (settings.sets.index(r.members), MEMBER_SETS[r.members].index(r.method), r.seed)):
+        reports = [p[r] for p in parts]
+        merged = Report(organs=list(reports[0].organs), scores=[sc for rep in reports for sc in rep.scores])
+        result.runs.setdefault(r.key, []).append(merged)
+        if r.seed == 0:
+            result.folders[r.key] = located[r]
+            record_test(located[r], merged)
     return result
+
+
+def _folder(out: Path, run: Run) -> Path:
+    name = entry_name(run.key)
+    if run.seed == 0:
+        return zoo_home() / "models" / name
+    return out / "seeds" / f"{name}-seed{run.seed}"
+
+
+def _test_cases(data: Path, s: DemoSettings) -> list[str]:
+    splits = SplitPlan(seed=s.seed, val=s.val_fraction, test=s.test_fraction).split([open_dataset(data)], s.organs)
+    return [c.case_id for _, c in splits.test]
+
+
+# --- the work, as functions a worker process runs ------------------------------------------
+def _one_thread() -> None:
+    os.environ["OMP_NUM_THREADS"] = "1"  # zoo_ensemble.devices.configure_threads respects it
+    torch.set_num_threads(1)
+
+
+def _workers(n: int) -> Executor:
+    if n == 1:
+        return _InProcess()
+    return ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread)
+
+
+class _InProcess(Executor):
+    """The pool's interface, run here, with the same one torch thread the workers have (so the
+    numbers do not depend on the worker count)."""
+
+    def __enter__(self) -> _InProcess:
+        self._threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        torch.set_num_threads(self._threads)
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        from concurrent.futures import Future
+
+        future: Future = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+def _each(pool: Executor, fn: Callable[..., Any], jobs: Sequence[tuple], progress: Callable[[int, int], None], weights: Sequence[int] = ()) -> list[Any]:
+    """``fn(*job)`` for every job on the pool, the results in the jobs' order; ``progress(done,
+    total)`` as jobs finish, each counting its weight (1 by default)."""
+    weights = list(weights) or [1] * len(jobs)
+    progress(0, sum(weights))
+    futures = {pool.submit(fn, *job): i for i, job in enumerate(jobs)}
+    results: list[Any] = [None] * len(jobs)
+    done = 0
+    for future in as_completed(futures):
+        i = futures[future]
+        results[i] = future.result()
+        done += weights[i]
+        progress(done, sum(weights))
+    return results
+
+
+def _write_case(data: Path, seed: int, index: int, scale: float) -> None:
+    write_case(data, "A", seed, index, scale)
+
+
+def _compose(run: Run, members: list[str], data: Path, s: DemoSettings, folder: Path) -> Path:
+    config = TrainConfig(epochs=s.epochs, steps_per_epoch=s.steps, batch_size=s.batch_size, seed=s.seed + run.seed, augment=False, device="cpu")
+    composed = compose(ComposeRequest(
+        run.method, list(s.organs), members, [open_dataset(data)], name=entry_name(run.key), out=folder, config=config,
+        split=SplitPlan(seed=s.seed, val=s.val_fraction, test=s.test_fraction), evaluate=False, warn_leakage=False,
+    ))
+    return composed.folder
+
+
+def _evaluate(folders: dict[Run, Path], data: Path, cases: Iterable[str]) -> dict[Run, Report]:
+    ds = open_dataset(data)
+    wanted = set(cases)
+    pairs = [(ds, c) for c in ds.cases if c.case_id in wanted]
+    predictors = {run: ZooModel.from_folder(folder).predictor("cpu", "fp32") for run, folder in folders.items()}
+    return evaluate_together(predictors, pairs)
