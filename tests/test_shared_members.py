@@ -55,11 +55,13 @@ def test_a_member_with_a_trainable_tensor_is_never_shared():
         assert store.runs == 0 and store.reused == 0
 
 
-def test_joint_evaluation_equals_separate_and_runs_each_member_once_per_batch(in_member_zoo, cohort_a, tmp_path):
+def test_joint_evaluation_equals_separate_and_runs_each_member_and_trunk_once_per_batch(in_member_zoo, cohort_a, tmp_path):
     ds = cohort_a
     folders = {}
-    for method in ("argmax", "logits_conv", "meta_unet"):
+    for method in ("argmax", "logits_conv", "meta_unet", "layer_fusion"):
         folders[method] = compose(ComposeRequest(method, "all", MEMBERS, [cohort_a], out=tmp_path / method, config=QUICK, evaluate=False)).folder
+    lf2 = TrainConfig(**{**QUICK.__dict__, "seed": 1})
+    folders["layer_fusion-1"] = compose(ComposeRequest("layer_fusion", "all", MEMBERS, [cohort_a], out=tmp_path / "lf1", config=lf2, evaluate=False)).folder
     pairs = [(ds, c) for c in ds.cases[:2]]
 
     def predictors():
@@ -67,12 +69,26 @@ def test_joint_evaluation_equals_separate_and_runs_each_member_once_per_batch(in
 
     separate = {m: evaluate_pairs(p, pairs) for m, p in predictors().items()}
     loaded = predictors()
-    calls = []
-    for p in loaded.values():
+    calls, trunks = [], []
+    for name, p in loaded.items():
         for member in p.model.members:
-            member.register_forward_hook(lambda *_: calls.append(1))
+            if name.startswith("layer_fusion"):  # layer fusion runs each member's trunk, then its own last layer
+                member.trunk_of = (lambda f: lambda hu: trunks.append(1) or f(hu))(member.trunk_of)
+            else:
+                member.register_forward_hook(lambda *_: calls.append(1))
     together = evaluate_together(loaded, pairs)
     for m in folders:
-        assert [s.as_dict() for s in together[m].scores] == [s.as_dict() for s in separate[m].scores]
+        assert [s.as_dict() for s in together[m].scores] == [s.as_dict() for s in separate[m].scores], m
+    fuse = [loaded[m].model.fuse.weight for m in ("layer_fusion", "layer_fusion-1")]
+    assert not torch.equal(*fuse)  # two seeds, two ensembles
     batches = sum(-(-len(body_slices(ds.load(c)[0].array)) // 16) for _, c in pairs)  # 16 slices a batch
     assert len(calls) == len(MEMBERS) * batches  # three ensembles, members run once
+    assert len(trunks) == len(MEMBERS) * batches  # two layer fusions, trunks run once
+
+
+def test_trunk_then_finish_is_the_members_features(in_member_zoo):
+    for model_id in MEMBERS:
+        member = ZooModel.from_folder(in_member_zoo / "models" / model_id).network.eval()
+        hu = torch.randn(2, 1, 64, 64) * 400
+        with torch.no_grad():
+            assert torch.equal(member.finish(member.trunk_of(hu), (64, 64)), member.features(hu)), model_id

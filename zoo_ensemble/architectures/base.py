@@ -167,7 +167,22 @@ class SegmentationModel(nn.Module):
 
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         """Windowed input ``(B, K, H, W)`` -> full-resolution features ``(B, F, H, W)``."""
-        raise NotImplementedError
+        return self.finish(self.trunk(x), tuple(x.shape[-2:]))
+
+    def trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Windowed input -> what :meth:`last_layer` reads: everything layer fusion leaves frozen,
+        so that ensembles of the same member can compute it once. An architecture that does not
+        split itself returns its input (and then computes everything in :meth:`finish`)."""
+        return (x,)
+
+    def finish(self, trunk: tuple[torch.Tensor, ...], size: tuple[int, int]) -> torch.Tensor:
+        """:meth:`trunk`'s output -> the features at ``size``, through :meth:`last_layer`."""
+        if type(self).decode is SegmentationModel.decode:
+            raise NotImplementedError(f"{type(self).__name__}: implement decode, or trunk and finish")
+        return self.decode(trunk[0])  # an architecture that only implements decode
+
+    def trunk_of(self, hu: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.trunk(self.window(hu))
 
     def last_layer(self) -> nn.Module:
         """The block that produces ``features`` (what layer fusion keeps trainable)."""

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-from .base import ModelConfig, SegmentationModel, conv_bn_relu, register_architecture, upsample_to
+from .base import ModelConfig, SegmentationModel, conv_bn_relu, register_architecture
 from .se_resunet import timm_encoder
 
 PRESETS = {
@@ -44,9 +45,11 @@ class DeepLabV3(SegmentationModel):
         self.aspp = ASPP(cin, width, config.aspp_rates or preset["aspp_rates"])
         self.refine = conv_bn_relu(width, width)
 
-    def decode(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.refine(self.aspp(self.encoder(x)[-1]))
-        return upsample_to(y, x)
+    def trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (self.aspp(self.encoder(x)[-1]),)
+
+    def finish(self, trunk: tuple[torch.Tensor, ...], size: tuple[int, int]) -> torch.Tensor:
+        return F.interpolate(self.refine(trunk[0]), size=size, mode="bilinear", align_corners=False)
 
     def last_layer(self) -> nn.Module:
         return self.refine

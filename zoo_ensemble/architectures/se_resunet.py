@@ -92,13 +92,16 @@ class SEResUNet(SegmentationModel):
         self.blocks = nn.ModuleList(blocks)
         self.last = ResSEBlock(deeper + dec[-1], dec[-1])
 
-    def decode(self, x: torch.Tensor) -> torch.Tensor:
+    def trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         feats = self.encoder(x)
         y = feats[-1]
         for block, skip in zip(self.blocks, reversed(feats[:-1])):
             y = block(torch.cat([upsample_to(y, skip), skip], dim=1))
         full = self.full(x)
-        return self.last(torch.cat([upsample_to(y, full), full], dim=1))
+        return (torch.cat([upsample_to(y, full), full], dim=1),)
+
+    def finish(self, trunk: tuple[torch.Tensor, ...], size: tuple[int, int]) -> torch.Tensor:
+        return self.last(trunk[0])
 
     def last_layer(self) -> nn.Module:
         return self.last

@@ -36,14 +36,19 @@ class UNetCore(nn.Module):
         self.up = nn.ModuleList(double_conv(widths[i] + widths[i - 1], widths[i - 1]) for i in range(len(widths) - 1, 0, -1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.up[-1](self.before_last(x))
+
+    def before_last(self, x: torch.Tensor) -> torch.Tensor:
+        """What the last decoder block reads: the full-resolution skip and the upsampled rest."""
         skips = [self.inc(x)]
         for block in self.down:
             skips.append(block(self.pool(skips[-1])))
         y = skips.pop()
-        for block in self.up:
+        for block in self.up[:-1]:
             skip = skips.pop()
             y = block(torch.cat([upsample_to(y, skip), skip], dim=1))
-        return y
+        skip = skips.pop()
+        return torch.cat([upsample_to(y, skip), skip], dim=1)
 
 
 class UNet(SegmentationModel):
@@ -52,8 +57,11 @@ class UNet(SegmentationModel):
         super().__init__(config, feature_channels=widths[0])
         self.core = UNetCore(self.in_channels, widths)
 
-    def decode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.core(x)
+    def trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (self.core.before_last(x),)
+
+    def finish(self, trunk: tuple[torch.Tensor, ...], size: tuple[int, int]) -> torch.Tensor:
+        return self.core.up[-1](trunk[0])
 
     def last_layer(self) -> nn.Module:
         return self.core.up[-1]

@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .base import Ensemble, register_method
+from .shared import member_output
 
 
 class LayerFusionEnsemble(Ensemble):
@@ -57,9 +58,17 @@ class LayerFusionEnsemble(Ensemble):
         out = None
         for i in members:
             weight = self.fuse.weight[:, start[i] : start[i] + widths[i]]
-            part = F.conv2d(self.members[i].features(hu), weight)
+            part = F.conv2d(self._features(i, hu), weight)
             out = part if out is None else out.add_(part)
         return out + self.fuse.bias.view(1, -1, 1, 1)
+
+
+    def _features(self, i: int, hu: torch.Tensor) -> torch.Tensor:
+        """Member ``i``'s features: its frozen trunk (shared with other ensembles of the same
+        member, see :mod:`~zoo_ensemble.ensembles.shared`), then its own last layer."""
+        member = self.members[i]
+        trunk = member_output(member, hu, member.trunk_of, part="trunk", leave_out=(member.last_layer(), member.head))
+        return member.finish(trunk, tuple(hu.shape[-2:]))
 
 
 @register_method("layer_fusion", trainable=True, description="members' last feature layers fused by a 1 x 1 convolution")

@@ -6,7 +6,9 @@ folder, and would run them again on every slice. Inside :func:`sharing_members`,
 output for a batch is kept and reused by any later member with the same tensors fed the same
 batch: the key is the sha256 of the member's parameters and buffers (what it computes, whatever
 folder it came from) and the batch is compared exactly, so a reuse returns the numbers the
-member would have computed. A member with a trainable tensor is never shared.
+member would have computed. A member with a trainable tensor is never shared; layer fusion,
+which trains its members' last layers, shares their frozen trunks
+(:meth:`~zoo_ensemble.architectures.SegmentationModel.trunk`).
 
 Kept per batch in memory only; the training cache (:mod:`zoo_ensemble.training.member_cache`)
 is the on-disk counterpart for training slices.
@@ -16,9 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -26,9 +29,9 @@ from torch import nn
 
 @dataclass
 class _Store:
-    # id(module) -> (the module, kept so that its id is not reused; its sha256, None if not shareable)
-    digests: dict[int, tuple[nn.Module, str | None]] = field(default_factory=dict)
-    outputs: dict[tuple[str, str], list[tuple[torch.Tensor, torch.Tensor]]] = field(default_factory=dict)
+    # (id(module), part) -> (the module, kept so that its id is not reused; the part's sha256, None if not shareable)
+    digests: dict[tuple[int, str], tuple[nn.Module, str | None]] = field(default_factory=dict)
+    outputs: dict[tuple[str, str], list[tuple[torch.Tensor, Any]]] = field(default_factory=dict)
     runs: int = 0  # how many member computations actually ran (for tests and benchmarks)
     reused: int = 0
 
@@ -54,29 +57,34 @@ def forget_batches() -> None:
         store.outputs.clear()
 
 
-def _digest(module: nn.Module) -> str | None:
-    tensors = [*module.named_parameters(), *module.named_buffers()]
-    if any(t.requires_grad for _, t in module.named_parameters()):
+def _digest(module: nn.Module, part: str, leave_out: Sequence[nn.Module]) -> str | None:
+    skip = {id(t) for m in leave_out for t in [*m.parameters(), *m.buffers()]}
+    tensors = [(n, t) for n, t in [*module.named_parameters(), *module.named_buffers()] if id(t) not in skip]
+    if any(t.requires_grad for _, t in tensors):
         return None
-    h = hashlib.sha256(type(module).__qualname__.encode())
+    h = hashlib.sha256(f"{type(module).__qualname__}/{part}".encode())
     for name, t in sorted(tensors, key=lambda kv: kv[0]):
         h.update(f"{name}{t.dtype}{tuple(t.shape)}".encode())
         h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
 
 
-def member_output(module: nn.Module, x: torch.Tensor, compute: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """``compute(x)``, or the output an equal member already computed on an equal ``x`` in the
-    current :func:`sharing_members` block."""
+def member_output(
+    module: nn.Module, x: torch.Tensor, compute: Callable[[torch.Tensor], Any], part: str = "output", leave_out: Sequence[nn.Module] = (),
+) -> Any:
+    """``compute(x)``, or what an equal member already computed on an equal ``x`` in the current
+    :func:`sharing_members` block. ``part`` names what ``compute`` returns of the member (its
+    output, or its trunk); the tensors of ``leave_out`` (the parts ``compute`` does not run)
+    are not part of the key, and may be trainable."""
     store = _STORE.get()
     if store is None:
         return compute(x)
-    if id(module) not in store.digests:
-        store.digests[id(module)] = (module, _digest(module))
-    digest = store.digests[id(module)][1]
+    if (id(module), part) not in store.digests:
+        store.digests[id(module), part] = (module, _digest(module, part, leave_out))
+    digest = store.digests[id(module), part][1]
     if digest is None:
         return compute(x)
-    kept = store.outputs.setdefault((digest, f"{x.dtype}{tuple(x.shape)}{x.device}"), [])
+    kept = store.outputs.setdefault((digest, f"{part}{x.dtype}{tuple(x.shape)}{x.device}"), [])
     for seen, out in kept:
         if torch.equal(seen, x):
             store.reused += 1
