@@ -4,13 +4,14 @@ import pytest
 
 from zoo_ensemble.cli.demo import comparison_tables, differences_table, verdict_line
 from zoo_ensemble.demo import BASELINE, COHORT_SEED_OFFSET, DemoSettings, entry_name, plan, plugin_members, run_demo
+from zoo_ensemble.paths import member_cache_dir
 from zoo_ensemble.registry import plugins
 from zoo_ensemble.zoo.catalog import list_models
 from zoo_ensemble.zoo.model import ZooModel
 
 ORGANS = ("heart", "trachea")
 SMALL = DemoSettings(
-    cases=6, seeds=2, epochs=1, steps=1, batch_size=2, val_fraction=0.17, test_fraction=0.5, organs=ORGANS, workers=1,
+    cases=6, seeds=2, epochs=1, steps=1, batch_size=2, val_fraction=0.17, test_fraction=0.5, organs=ORGANS, layer_fusion=True, workers=1,
 )
 
 
@@ -50,6 +51,8 @@ def test_demo_compares_both_member_sets_over_seeds_on_patients_no_member_saw(tho
         assert card.metrics["test"]["mean"]["dice"] == pytest.approx(result.runs[key][0].mean_stats()["dice"].mean)
     assert (tmp_path / "demo" / "seeds" / "demo-ensemble-meta_unet-all-seed1" / "model.safetensors").is_file()
     assert ("ensembles", len(plan(SMALL)), len(plan(SMALL))) in steps and ("test patients", 3, 3) in steps
+    assert ("members' outputs", 1, 1) in steps
+    assert len(list(member_cache_dir().iterdir())) == 6  # each member's outputs, computed once, read by every run
     means, per_organ = comparison_tables(reports)
     assert means.row_count == 7 and per_organ.row_count == 7
     assert differences_table(differences, BASELINE).row_count == 6
@@ -57,11 +60,18 @@ def test_demo_compares_both_member_sets_over_seeds_on_patients_no_member_saw(tho
 
 
 def test_demo_tables_do_not_depend_on_the_worker_count(thorax, tmp_path):
-    settings = DemoSettings(cases=5, seeds=1, epochs=1, steps=1, batch_size=2, val_fraction=0.2, test_fraction=0.4, organs=ORGANS, sets=("best",), workers=1)
+    settings = DemoSettings(cases=5, seeds=1, epochs=1, steps=1, batch_size=2, val_fraction=0.2, test_fraction=0.4, organs=ORGANS, sets=("best",), layer_fusion=True, workers=1)
     alone = run_demo(tmp_path / "one", settings)
     pooled = run_demo(tmp_path / "two", DemoSettings(**{**settings.__dict__, "workers": 2}))
     for key, reports in alone.runs.items():
         assert [s.as_dict() for s in reports[0].scores] == [s.as_dict() for s in pooled.runs[key][0].scores], key
+
+
+def test_layer_fusion_joins_the_best_members_on_request():
+    default = {(r.members, r.method) for r in plan(DemoSettings())}
+    assert ("best", "layer_fusion") not in default and len(plan(DemoSettings())) == 2 + 4 * 3
+    runs = plan(DemoSettings(layer_fusion=True))
+    assert [r.seed for r in runs if r.method == "layer_fusion"] == [0, 1, 2] and all(r.members == "best" for r in runs if r.method == "layer_fusion")
 
 
 def test_demo_members_are_the_best_shipped_model_per_organ_or_all_of_them(thorax):
