@@ -106,6 +106,6 @@ def demo(
     best = entry_name(result.best())
     console.print(
         f"done in {minutes:.1f} min. The ensembles demo-ensemble-* are in the local zoo ({zoo_home() / 'models'}). "
-        f"Next, the one with the highest mean Dice on a real chest CT:\n  zoo data sample --out sample\n  zoo predict {best} sample/ct.nii.gz -o labels.nii.gz",
+        f"Next, the one with the highest mean Dice here, on a real chest CT (phantom results need not carry over):\n  zoo data sample --out sample\n  zoo predict {best} sample/ct.nii.gz -o labels.nii.gz",
         highlight=False, markup=False,
     )
