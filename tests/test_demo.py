@@ -44,6 +44,10 @@ def test_demo_compares_both_member_sets_over_seeds_on_patients_no_member_saw(tho
     base = reports[BASELINE].case_means("dice")
     other = reports["all:logits_conv"].case_means("dice")
     assert differences["all:logits_conv"].mean == pytest.approx(sum(other[c] - base[c] for c in base) / 3)
+    own = result.differences(against="all:argmax", members="all")
+    assert set(own) == {"all:logits_conv", "all:meta_unet"}
+    own_base = reports["all:argmax"].case_means("dice")
+    assert own["all:logits_conv"].mean == pytest.approx(sum(other[c] - own_base[c] for c in own_base) / 3)
     # the first seed is saved in the zoo with its test scores on its card; the others beside the cohort
     for key in result.runs:
         card = ZooModel.from_folder(result.folders[key]).card

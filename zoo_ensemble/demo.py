@@ -110,10 +110,15 @@ class DemoResult:
         """Per ensemble, each (patient, organ) averaged over its seeds."""
         return {key: mean_report(reports) for key, reports in self.runs.items()}
 
-    def differences(self, metric: str = "dice") -> dict[str, PairedDifference]:
-        """Every ensemble but the baseline against :data:`BASELINE`, paired by patient."""
+    def differences(self, metric: str = "dice", against: str = BASELINE, members: str | None = None) -> dict[str, PairedDifference]:
+        """Every ensemble (of one member set, with ``members``) but ``against`` minus ``against``,
+        paired by patient."""
         reports = self.reports
-        return {k: r.paired_against(reports[BASELINE], metric) for k, r in reports.items() if k != BASELINE}
+        return {
+            k: r.paired_against(reports[against], metric)
+            for k, r in reports.items()
+            if k != against and (members is None or k.split(":")[0] == members)
+        }
 
     def best(self) -> str:
         """The ensemble with the highest mean Dice."""

@@ -102,6 +102,10 @@ def demo(
     if differences:
         console.print(differences_table(differences, BASELINE))
         console.print(verdict_line(differences, BASELINE), highlight=False, markup=False)
+    if "all:argmax" in result.runs:  # learning on the same members: what the combiner adds to their argmax
+        own = result.differences(against="all:argmax", members="all")
+        console.print(differences_table(own, "all:argmax"))
+        console.print(verdict_line(own, "all:argmax"), highlight=False, markup=False)
     minutes = (time.monotonic() - started) / 60
     best = entry_name(result.best())
     console.print(
