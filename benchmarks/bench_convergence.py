@@ -1,0 +1,66 @@
+"""How long the paper's combiners (default initialisation) take to converge on the cpu preset's
+kind of data, trained on cached member outputs with the paper's schedule (Adam 1e-3, exponential
+decay, reduction on plateaus, early stopping on the validation loss): epochs run, why they
+stopped, the best epoch, the validation loss per epoch, seconds, and test Dice beside argmax of
+the same members, in one run.
+
+Members: the first-party plugin's best model per organ; data: phantoms of sources A and B at
+scale 3 (as the cpu preset draws them); epochs of 25 steps of 8 slices, no augmentation.
+
+    python benchmarks/bench_convergence.py [--methods logits_conv meta_unet] [--epochs 30] [--cases 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+from common import machine, save_figures
+
+
+def compose_run(method: str, data: list, out: Path, epochs: int, steps: int) -> dict:
+    from zoo_ensemble.compose import ComposeRequest, compose
+    from zoo_ensemble.ensembles import init_options
+    from zoo_ensemble.training.trainer import TrainConfig
+
+    config = TrainConfig(epochs=epochs, steps_per_epoch=steps, batch_size=8, seed=0, augment=False, device="cpu", small_boost=1.0)
+    options = init_options(method, "paper") if method != "argmax" else {}
+    result = compose(ComposeRequest(method, "all", None, data, out=out, config=config, options=options, run_dir=out.parent / f"run-{out.name}"))
+    dice = result.report.mean_stats()["dice"]
+    row = {"test_dice": dice.mean, "test_dice_std": dice.std, "test_patients": len(result.report.cases)}
+    trained = result.train_result
+    if trained is not None:
+        row.update(epochs_run=trained.epochs_run, stopped=trained.stopped, best_epoch=trained.best_epoch, seconds=trained.seconds,
+                   val_loss=[round(float(h["val_loss"]), 4) for h in trained.history if "val_loss" in h])
+    return row
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--methods", nargs="+", default=["logits_conv", "meta_unet"])
+    p.add_argument("--epochs", type=int, default=30, help="at most; early stopping usually ends a run first")
+    p.add_argument("--steps", type=int, default=25)
+    p.add_argument("--cases", type=int, default=12, help="phantom CTs of each source")
+    args = p.parse_args()
+    print(machine())
+    with tempfile.TemporaryDirectory() as tmp_:
+        tmp = Path(tmp_)
+        os.environ["ZOO_HOME"] = str(tmp / "home")
+        os.environ.setdefault("ZOO_PLUGINS", "thorax")
+        from zoo_ensemble.data.phantom import write_cohort
+
+        data = [write_cohort(tmp / f"cohort-{s}", s, args.cases, seed=0, scale=3.0) for s in ("A", "B")]
+        rows = {m: compose_run(m, data, tmp / m, args.epochs, args.steps) for m in ["argmax", *args.methods]}
+    print(f"{args.cases} + {args.cases} phantom CTs (scale 3), the best shipped member per organ, epochs of {args.steps} x 8 slices")
+    for method, r in rows.items():
+        line = f"{method:12s} test Dice {r['test_dice']:.3f} ± {r['test_dice_std']:.3f} ({r['test_patients']} patients)"
+        if "epochs_run" in r:
+            line += f"; {r['epochs_run']} epochs ({r['stopped']}), best {r['best_epoch']}, {r['seconds']:.0f} s; val loss {r['val_loss']}"
+        print(line)
+    save_figures(__file__, rows)
+
+
+if __name__ == "__main__":
+    main()
