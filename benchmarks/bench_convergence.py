@@ -7,7 +7,7 @@ the same members, in one run.
 Members: the first-party plugin's best model per organ; data: phantoms of sources A and B at
 scale 3 (as the cpu preset draws them); epochs of 25 steps of 8 slices, no augmentation.
 
-    python benchmarks/bench_convergence.py [--methods logits_conv meta_unet] [--epochs 30] [--cases 12]
+    python benchmarks/bench_convergence.py [--methods logits_conv meta_unet] [--epochs 30] [--cases 12] [--gamma 1.0]
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ from pathlib import Path
 from common import machine, save_figures
 
 
-def compose_run(method: str, data: list, out: Path, epochs: int, steps: int) -> dict:
+def compose_run(method: str, data: list, out: Path, epochs: int, steps: int, gamma: float | None) -> dict:
     from zoo_ensemble.compose import ComposeRequest, compose
     from zoo_ensemble.ensembles import init_options
+    from zoo_ensemble.training.schedule import ScheduleConfig
     from zoo_ensemble.training.trainer import TrainConfig
 
-    config = TrainConfig(epochs=epochs, steps_per_epoch=steps, batch_size=8, seed=0, augment=False, device="cpu", small_boost=1.0)
+    schedule = ScheduleConfig() if gamma is None else ScheduleConfig(gamma=gamma)
+    config = TrainConfig(epochs=epochs, steps_per_epoch=steps, batch_size=8, seed=0, augment=False, device="cpu", small_boost=1.0, schedule=schedule)
     options = init_options(method, "paper") if method != "argmax" else {}
     result = compose(ComposeRequest(method, "all", None, data, out=out, config=config, options=options, run_dir=out.parent / f"run-{out.name}"))
     dice = result.report.mean_stats()["dice"]
@@ -43,6 +45,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=30, help="at most; early stopping usually ends a run first")
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--cases", type=int, default=12, help="phantom CTs of each source")
+    p.add_argument("--gamma", type=float, default=None, help="exponential decay per epoch (default: the schedule's)")
     args = p.parse_args()
     print(machine())
     with tempfile.TemporaryDirectory() as tmp_:
@@ -52,7 +55,7 @@ def main() -> None:
         from zoo_ensemble.data.phantom import write_cohort
 
         data = [write_cohort(tmp / f"cohort-{s}", s, args.cases, seed=0, scale=3.0) for s in ("A", "B")]
-        rows = {m: compose_run(m, data, tmp / m, args.epochs, args.steps) for m in ["argmax", *args.methods]}
+        rows = {m: compose_run(m, data, tmp / m, args.epochs, args.steps, args.gamma) for m in ["argmax", *args.methods]}
     print(f"{args.cases} + {args.cases} phantom CTs (scale 3), the best shipped member per organ, epochs of {args.steps} x 8 slices")
     for method, r in rows.items():
         line = f"{method:12s} test Dice {r['test_dice']:.3f} ± {r['test_dice_std']:.3f} ({r['test_patients']} patients)"
