@@ -13,14 +13,14 @@ scale 3 (as the cpu preset draws them); epochs of 25 steps of 8 slices, no augme
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from common import machine, save_figures
+from common import cpu_preset_phantoms, machine, save_figures
 
 
-def compose_run(method: str, data: list, out: Path, epochs: int, steps: int, gamma: float | None) -> dict:
+def compose_run(method: str, data: list, out: Path, epochs: int, steps: int, gamma: float | None) -> tuple[dict, Any]:
     from zoo_ensemble.compose import ComposeRequest, compose
     from zoo_ensemble.ensembles import init_options
     from zoo_ensemble.training.schedule import ScheduleConfig
@@ -36,7 +36,7 @@ def compose_run(method: str, data: list, out: Path, epochs: int, steps: int, gam
     if trained is not None:
         row.update(epochs_run=trained.epochs_run, stopped=trained.stopped, best_epoch=trained.best_epoch, seconds=trained.seconds,
                    val_loss=[round(float(h["val_loss"]), 4) for h in trained.history if "val_loss" in h])
-    return row
+    return row, result.report
 
 
 def main() -> None:
@@ -50,15 +50,16 @@ def main() -> None:
     print(machine())
     with tempfile.TemporaryDirectory() as tmp_:
         tmp = Path(tmp_)
-        os.environ["ZOO_HOME"] = str(tmp / "home")
-        os.environ.setdefault("ZOO_PLUGINS", "thorax")
-        from zoo_ensemble.data.phantom import write_cohort
-
-        data = [write_cohort(tmp / f"cohort-{s}", s, args.cases, seed=0, scale=3.0) for s in ("A", "B")]
-        rows = {m: compose_run(m, data, tmp / m, args.epochs, args.steps, args.gamma) for m in ["argmax", *args.methods]}
+        data = cpu_preset_phantoms(tmp, args.cases)
+        runs = {m: compose_run(m, data, tmp / m, args.epochs, args.steps, args.gamma) for m in ["argmax", *args.methods]}
+    argmax = runs["argmax"][1]
+    rows = {m: {**row, **({"dice_vs_argmax": report.paired_against(argmax).as_dict()} if m != "argmax" else {})} for m, (row, report) in runs.items()}
     print(f"{args.cases} + {args.cases} phantom CTs (scale 3), the best shipped member per organ, epochs of {args.steps} x 8 slices")
     for method, r in rows.items():
         line = f"{method:12s} test Dice {r['test_dice']:.3f} ± {r['test_dice_std']:.3f} ({r['test_patients']} patients)"
+        if "dice_vs_argmax" in r:
+            d = r["dice_vs_argmax"]
+            line += f"; minus argmax {d['mean']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}], p {d['p']:.2g}, {d['n']} patients paired"
         if "epochs_run" in r:
             line += f"; {r['epochs_run']} epochs ({r['stopped']}), best {r['best_epoch']}, {r['seconds']:.0f} s; val loss {r['val_loss']}"
         print(line)

@@ -12,7 +12,6 @@ preset's schedule (2 epochs x 25 steps of 8 slices, no augmentation).
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import tempfile
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import machine, save_figures
+from common import cpu_preset_phantoms, machine, save_figures
 
 LEARNED = ("logits_conv", "meta_unet")
 
@@ -67,12 +66,9 @@ def main() -> None:
     print(machine())
     with tempfile.TemporaryDirectory() as tmp_:
         tmp = Path(tmp_)
-        os.environ["ZOO_HOME"] = str(tmp / "home")
-        os.environ.setdefault("ZOO_PLUGINS", "thorax")
-        from zoo_ensemble.data.phantom import write_cohort
+        data = cpu_preset_phantoms(tmp, args.cases)
         from zoo_ensemble.paths import member_cache_dir
 
-        data = [write_cohort(tmp / f"cohort-{s}", s, args.cases, seed=0, scale=3.0) for s in ("A", "B")]
         rows = {}
         for method in LEARNED:
             shutil.rmtree(member_cache_dir(), ignore_errors=True)

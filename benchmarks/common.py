@@ -155,6 +155,16 @@ main(argv)
 """
 
 
+def cpu_preset_phantoms(tmp: Path, cases: int) -> list[Any]:
+    """A zoo home under ``tmp`` with the first-party plugin, and ``cases`` phantoms of each of
+    sources A and B at scale 3, as the cpu preset draws them (datasets, in that order)."""
+    os.environ["ZOO_HOME"] = str(tmp / "home")
+    os.environ.setdefault("ZOO_PLUGINS", "thorax")
+    from zoo_ensemble.data.phantom import write_cohort
+
+    return [write_cohort(tmp / f"cohort-{s}", s, cases, seed=0, scale=3.0) for s in ("A", "B")]
+
+
 def run_zoo(code: Path, argv: list[str], limit_gib: float, setup: str = "") -> dict[str, Any]:
     """``zoo ARGV`` in its own process from the code at ``code`` (this tree, or a worktree of
     another revision), its address space at most ``limit_gib``: exit status, peak resident

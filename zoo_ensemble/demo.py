@@ -8,14 +8,16 @@ compared on enough patients and seeds to tell them apart.
 2. A fresh synthetic cohort no member saw (source A, seeds apart from the plugin's build): a
    few training patients and 20 test patients.
 3. Each set's ensembles: argmax, and the learned ones (logits convolution, meta U-Net; layer
-   fusion of the best members on request, see :data:`MEMBER_SETS`) trained with several seeds for fixed epoch and step counts (no wall-clock budget, so a seed gives the same
-   table on any machine), and evaluated together on the test patients, every shared member
-   running once per slice.
+   fusion of the best members on request, see :data:`MEMBER_SETS`) trained with several seeds
+   for fixed epoch and step counts (no wall-clock budget, so a seed gives the same table on any
+   machine), and evaluated together on the test patients, every shared member running once per
+   slice batch.
 4. Per ensemble the mean over seeds, and its paired difference to the argmax of the best
    members, patient by patient (:mod:`zoo_ensemble.statistics`).
 
 The work runs in worker processes (one torch thread each): these networks are too small for
-two threads to help one of them, so two processes are twice as fast as one.
+two threads to help one of them (``benchmarks/bench_demo.py``: two workers 1.28x faster than
+one overall on 2 cores, 1.5x on training, none on evaluation).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,9 +42,7 @@ from .evaluation import Report, evaluate_together, mean_report
 from .organs import THORACIC_ORGANS
 from .paths import zoo_home
 from .statistics import PairedDifference
-from .paths import member_cache_dir
-from .training.fit import SplitPlan, prepare
-from .training.member_cache import cached_outputs
+from .training.fit import SplitPlan, training_inputs
 from .training.trainer import TrainConfig
 from .zoo.catalog import list_models
 from .zoo.model import ZooModel
@@ -180,14 +180,11 @@ def run_demo(
         _each(pool, _write_case, [(data, s.seed + COHORT_SEED_OFFSET, i, s.scale) for i in range(s.cases)], lambda i, n: step("cohort no member saw", i, n))
         write_cohort(data, "A", s.cases, s.seed + COHORT_SEED_OFFSET, scale=s.scale)
         everyone = list(dict.fromkeys(m for ids in members.values() for m in ids))
-        shares = [everyone[i :: s.worker_count()] for i in range(s.worker_count())]
-        _each(pool, _fill_cache, [(share, data, s) for share in shares if share], lambda i, n: step("members' outputs", i, n))
+        _each(pool, _fill_cache, [(share, data, s) for share in _shares(everyone, s.worker_count())], lambda i, n: step("members' outputs", i, n))
         runs = plan(s)
         folders = _each(pool, _compose, [(r, members[r.members], data, s, _folder(out, r), out / "runs" / f"{entry_name(r.key)}-seed{r.seed}") for r in runs], lambda i, n: step("ensembles", i, n))
-        test = _test_cases(data, s)
-        shares = [test[i :: s.worker_count()] for i in range(s.worker_count())]
         located = dict(zip(runs, folders))
-        shares = [share for share in shares if share]
+        shares = _shares(_test_cases(data, s), s.worker_count())
         parts = _each(pool, _evaluate, [(located, data, share) for share in shares], lambda i, n: step("test patients", i, n), [len(x) for x in shares])
     for r in sorted(runs, key=lambda r: (settings.sets.index(r.members), settings.methods(r.members).index(r.method), r.seed)):
         reports = [p[r] for p in parts]
@@ -197,6 +194,11 @@ def run_demo(
             result.folders[r.key] = located[r]
             record_test(located[r], merged)
     return result
+
+
+def _shares(items: Sequence[Any], n: int) -> list[list[Any]]:
+    """``items`` dealt round-robin to ``n`` workers, the empty hands left out."""
+    return [share for share in (list(items[i::n]) for i in range(n)) if share]
 
 
 def _folder(out: Path, run: Run) -> Path:
@@ -235,9 +237,7 @@ class _InProcess(Executor):
     def __exit__(self, *exc: object) -> None:
         torch.set_num_threads(self._threads)
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        from concurrent.futures import Future
-
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         future: Future = Future()
         future.set_result(fn(*args, **kwargs))
         return future
@@ -268,11 +268,10 @@ def _fill_cache(member_ids: list[str], data: Path, s: DemoSettings) -> None:
     every learned run then reads (each worker a share of the members, so that no two compute
     the same ones)."""
     members, organs, _ = choose_members("all", member_ids)
-    request = ComposeRequest("argmax", organs, member_ids)
-    ensemble = build(request, members, [m.provenance() for m in members], organs)
+    ensemble = build(ComposeRequest("argmax", organs, member_ids), members, [m.provenance() for m in members], organs)
     splits = SplitPlan(seed=s.seed, val=s.val_fraction, test=s.test_fraction).split([open_dataset(data)], s.organs)
-    card = members[0].card
-    cached_outputs(ensemble, prepare(splits.train + splits.val, s.organs, card.input_size, card.spacing), member_cache_dir())
+    grid = (members[0].card.input_size, members[0].card.spacing)
+    training_inputs(ensemble, splits, s.organs, grid, "cpu", cached=True)
 
 
 def _compose(run: Run, members: list[str], data: Path, s: DemoSettings, folder: Path, run_dir: Path) -> Path:

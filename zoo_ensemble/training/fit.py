@@ -108,6 +108,17 @@ class Fitted:
     trained_on: InputRange | None  # the grids of the training and validation scans
 
 
+def training_inputs(
+    model: torch.nn.Module, splits: SplitCases, organs: Sequence[str], grid: tuple[Sequence[int], Sequence[float] | None], device: str,
+    cached: bool, progress: Callable[[int, int], None] | None = None,
+) -> list[CaseSlices]:
+    """The training then validation cases of ``splits``, prepared at ``grid``; with ``cached``,
+    the members' outputs on them instead (computed once, see :mod:`.member_cache`). Calling it
+    ahead of :func:`fit` with the same arguments fills the caches that ``fit`` then reads."""
+    both = prepare(splits.train + splits.val, organs, grid[0], grid[1], progress)
+    return cached_outputs(model, both, member_cache_dir(), device) if cached else both
+
+
 def fit(
     model: torch.nn.Module, organs: Sequence[str], splits: SplitCases, grid: tuple[Sequence[int], Sequence[float] | None], run: TrainingRun,
     cached: bool = False,
@@ -120,8 +131,7 @@ def fit(
     world, _ = join(run.config.device)
     per_rank_batch(run.config.batch_size, world)  # a batch the processes cannot share: said before slices are prepared
     with main_first():  # under torchrun rank 0 prepares and caches, the others read its cache
-        both = prepare(splits.train + splits.val, organs, grid[0], grid[1], run.prepare_progress if world.is_main else None)
-        inputs = cached_outputs(model, both, member_cache_dir(), run.config.device) if cached else both
+        inputs = training_inputs(model, splits, organs, grid, run.config.device, cached, run.prepare_progress if world.is_main else None)
     train_cases, val_cases = inputs[: len(splits.train)], inputs[len(splits.train) :]
     checkpoint = Path(run.run_dir) / "checkpoint.safetensors"
     if not run.resume and world.is_main:
@@ -130,5 +140,5 @@ def fit(
         trainer = Trainer(model, train_cases, val_cases, list(organs), run.config, checkpoint, run.reporter)
         result = trainer.fit(resume=run.resume)
     model.load_state_dict(result.best_state)
-    trained_on = InputRange.of_grids(c.grid for c in both if c.grid is not None)
+    trained_on = InputRange.of_grids(c.grid for c in inputs if c.grid is not None)
     return Fitted(result, train_cases, val_cases, trained_on)
