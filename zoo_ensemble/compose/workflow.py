@@ -215,7 +215,7 @@ def evaluate(model: ZooModel, splits: SplitCases | None, request: ComposeRequest
 
 def record_test(folder: str | Path, report: Report) -> None:
     """Write a test evaluation made elsewhere (``ComposeRequest.evaluate=False``) into the saved card."""
-    card = ZooModel.from_folder(folder).card
+    card = Card.read(folder)  # the card alone: the weights stay on disk
     card.metrics["test"] = report_to_metrics(report)
     write_card(card, folder)
 
