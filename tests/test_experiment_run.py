@@ -95,6 +95,11 @@ def test_run_evaluates_every_entry(first_run, micro):
     assert options["logits_conv"]["init"] == "default" and options["logits_conv-ours"]["init"] == "members"
     assert options["layer_fusion"]["init"] == "default" and options["layer_fusion-ours"]["init"] == "members"
     assert options["meta_unet"]["residual"] is False and options["meta_unet-ours"]["residual"] is True
+    # each learned entry records how it trained, for the report's convergence column
+    training = result.results["exp5"]["logits_conv"]["training"]
+    assert training["epochs"] == 1 and training["steps"] == 2 and training["batch_size"] == 4
+    assert training["stopped"] == "epochs" and training["best_epoch"] == 1 and len(training["val_loss"]) == 1
+    assert result.results["baseline"]["argmax"]["training"] is None
 
 
 def test_report_files(first_run, micro, experiments, tmp_path):
@@ -112,6 +117,8 @@ def test_report_files(first_run, micro, experiments, tmp_path):
     assert "| The argmax ensemble beats every multiclass network in Dice | III-E-1, Table II |" in text
     assert "Paired against the argmax of this experiment's members:" in text  # baseline
     assert "Paired against the argmax of the best member per organ (baseline):" in text  # exp5 has none of its own
+    assert "How the learned ensembles trained" in text and "| Logits Conv. | 1 x 2 of 4 | 1 |" in text
+    assert "no (the epoch limit)" in text  # one epoch cannot show that the loss stopped improving
     from zoo_ensemble.experiments.report import _report_of
 
     base = result.results["baseline"]
@@ -185,3 +192,12 @@ def test_cli_run_and_report(first_run, tmp_path):
     text = (tmp_path / "rep" / "README.md").read_text()
     assert f"Command: `zoo experiment run baseline exp5 --preset {preset} --out {out} --report {tmp_path / 'rep'}`" in text
     assert json.loads((out / "run.json").read_text())["preset"] == "micro"
+
+
+def test_converged_says_whether_the_validation_loss_stopped_improving():
+    from zoo_ensemble.experiments.report import converged
+
+    assert converged({"stopped": "early stopping", "val_loss": [1.0, 0.9, 0.9, 0.9]}) == "yes (early stopping)"
+    # the best before the last 3 epochs was 0.50; they reached 0.40: a fifth lower (of 0.40: 25 %)
+    assert converged({"stopped": "epochs", "val_loss": [1.0, 0.5, 0.45, 0.42, 0.40]}) == "no (the epoch limit; its last 3 epochs lowered the best loss by 25.0 %)"
+    assert converged({"stopped": "epochs", "val_loss": [0.4, 0.5, 0.6, 0.7]}).endswith("by 0.0 %)")

@@ -198,3 +198,32 @@ def test_train_fraction_keeps_a_seeded_share_of_each_dataset(cohort_a, cohort_b)
     assert subsample_pairs(pairs, 1.0) == pairs
     with pytest.raises(TrainingError, match=r"train fraction must be in \(0, 1\]"):
         subsample_pairs(pairs, 0.0)
+
+
+def test_ensemble_settings_per_method_and_schedule():
+    """The cpu preset's combiners: the paper's batch of 2, a decay per 250 steps (the paper
+    preset's epoch) and early stopping; the meta U-Net and layer fusion get fewer epochs."""
+    cpu = load_preset("cpu")
+    lc, mu, lf = (cpu.ensemble_config(m) for m in ("logits_conv", "meta_unet", "layer_fusion"))
+    assert lc is cpu.train["ensemble"] and lc.batch_size == 2 and lc.schedule.decay_steps == 250
+    assert mu.epochs < lc.epochs and lf.epochs <= mu.epochs
+    assert mu.schedule == lc.schedule and mu.batch_size == lc.batch_size and mu.augment is False
+    assert cpu.train["binary"].schedule.decay_steps is None  # the networks keep the decay per epoch
+
+
+@pytest.mark.parametrize(
+    ("ensemble", "message"),
+    [
+        ({"epochs": 0}, r"train.ensemble.epochs must be between 1"),
+        ({"batch_size": 2.5}, r"batch_size must be an integer"),
+        ({"schedule": {"gamma": 7}}, r"schedule.gamma must be between"),
+        ({"schedule": {"decay": 1}}, r"unknown key.*decay"),
+        ({"by_method": {"argmax": {"epochs": 2}}}, r"'argmax' is not one of"),
+        ({"by_method": {"meta_unet": {"epochs": "many"}}}, r"by_method.meta_unet.epochs must be an integer"),
+    ],
+)
+def test_bad_ensemble_settings_are_named(ensemble, message):
+    base = dict(load_preset("cpu").raw)
+    base["train"] = {**base["train"], "ensemble": {**base["train"]["ensemble"], **ensemble}}
+    with pytest.raises(ExperimentError, match=message):
+        parse_preset(base, "bad")

@@ -64,7 +64,9 @@ def test_the_cache_holds_what_the_members_give_for_every_slice(fresh_cache, coho
                 assert torch.allclose(b["image"], want, rtol=rtol, atol=rtol), (dtype, i)
 
 
-@pytest.mark.parametrize(("method", "options"), [("logits_conv", {"init": "default"}), ("meta_unet", {"residual": False})])
+@pytest.mark.parametrize(
+    ("method", "options"), [("logits_conv", {"init": "default"}), ("meta_unet", {"residual": False}), ("layer_fusion", {"init": "default"})]
+)
 def test_a_combiner_trained_on_cached_outputs_is_the_one_trained_on_the_fly(method, options, fresh_cache, cohort_a, tmp_path, monkeypatch):
     """The same training both ways: kept in float32 the weights agree far below what training
     moved them (the members' float32 sums run on other batch sizes, and Adam amplifies such
@@ -88,13 +90,43 @@ def test_a_combiner_trained_on_cached_outputs_is_the_one_trained_on_the_fly(meth
     monkeypatch.setattr(member_cache, "OUTPUT_DTYPE", np.float16)
     for f in files:
         f.unlink()
-    ours = {"logits_conv": {"init": "members"}, "meta_unet": {"residual": True}}[method]
+    ours = {"logits_conv": {"init": "members"}, "meta_unet": {"residual": True}, "layer_fusion": {"init": "members"}}[method]
     fly = _compose(method, cohort_a, tmp_path / "ours-fly", False, ours)
     half = _compose(method, cohort_a, tmp_path / "ours-f16", True, ours)
     assert all(np.load(f, mmap_mode="r").dtype == np.float16 for f in member_cache_dir().rglob("*.npy"))
     volume = _volume(cohort_a)
     agree = np.mean(fly.model.predict(volume).canonical == half.model.predict(volume).canonical)
     assert agree > 0.999, agree
+
+
+def test_layer_fusion_reads_its_members_trunks_from_the_cache(fresh_cache, cohort_a):
+    """Layer fusion keeps each member's frozen trunk (DeepLabV3's at an eighth of the slice),
+    flattened; its last layers and the fusion on the kept trunks give what the whole ensemble
+    gives on HU, to float16 rounding."""
+    from zoo_ensemble.compose.members import choose_members
+    from zoo_ensemble.data.slices import SliceDataset
+    from zoo_ensemble.ensembles.base import MemberRecord
+    from zoo_ensemble.training import member_cache
+    from zoo_ensemble.training.fit import SplitPlan, prepare
+    from zoo_ensemble.zoo.ensemble_folder import build_ensemble
+
+    members, organs, _ = choose_members("all", MEMBERS)
+    records = [MemberRecord(m.model_id, m.organs, dict(m.config), m.provenance()) for m in members]
+    ens = build_ensemble("layer_fusion", [m.network for m in members], records, organs, {}).eval()
+    cases = prepare(SplitPlan(seed=0).split([cohort_a], organs).train, organs, (64, 64), (4.0, 4.0))
+    kept = SliceDataset(member_cache.cached_outputs(ens, cases, member_cache_dir()))
+    assert all(p.parent.name == "trunk" for p in member_cache_dir().rglob("*.npy"))
+    per_slice = [ens.cached_elements(i, (64, 64)) for i in range(3)]
+    assert per_slice[2] < per_slice[0] / 8  # DeepLabV3's trunk, before its upsampling
+    assert kept[0]["image"].shape == (sum(per_slice), 1, 1)
+    hu = SliceDataset(cases)
+    with torch.inference_mode():
+        for i in range(0, len(hu), 9):
+            want = ens(hu[i]["image"][None])
+            with ens.on_member_outputs():
+                got = ens(kept[i]["image"][None])
+            assert got.shape == want.shape == (1, len(organs), 64, 64)
+            assert torch.allclose(got, want, rtol=1e-2, atol=2e-2), (i, float((got - want).abs().max()))
 
 
 def _volume(cohort):

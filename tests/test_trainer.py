@@ -172,3 +172,20 @@ def test_validation_scores_the_label_map_the_test_scores():
     inside, outside = 16 * 16, 32 * 32 - 16 * 16
     assert dice["aorta"] == pytest.approx(1.0)
     assert dice["heart"] == pytest.approx(2 * outside / (2 * outside + inside))  # was 1.0 channel by channel
+
+
+def test_decay_per_steps_does_not_depend_on_the_epoch_length():
+    """0.97 per 250 steps: ten epochs of 25 steps end where one epoch of 250 does."""
+    from zoo_ensemble.training.schedule import Schedule, ScheduleConfig
+
+    def lr_after(epochs: int, steps: int) -> float:
+        opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+        schedule = Schedule(opt, ScheduleConfig(gamma=0.97, decay_steps=250, plateau_patience=100), steps_per_epoch=steps)
+        for _ in range(epochs):
+            schedule.step(1.0)
+        return schedule.lr
+
+    assert lr_after(10, 25) == pytest.approx(0.97e-3) == pytest.approx(lr_after(1, 250))
+    assert ScheduleConfig().epoch_gamma(25) == 0.97  # without decay_steps: per epoch, as before
+    old = TrainConfig().fingerprint()
+    assert TrainConfig(schedule=ScheduleConfig(decay_steps=250)).fingerprint() != old

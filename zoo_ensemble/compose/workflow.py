@@ -180,7 +180,7 @@ def train(request: ComposeRequest, ensemble: Ensemble, organs: list[str], splits
     run = TrainingRun(request.config, run_dir, request.resume, request.reporter)
     cached = request.cache and ensemble.CACHEABLE and not request.config.augment
     if request.cache and not cached:
-        why = "its slices are augmented" if request.config.augment else f"{request.method} trains its members' last layers"
+        why = "its slices are augmented" if request.config.augment else f"{request.method} reads its members as they run"
         log.info("%s: the members run at every training step (%s, so their outputs cannot be kept)", model_id, why)
     try:
         return fit(ensemble, organs, splits, (card0["input_size"], card0.get("spacing")), run, cached=cached)

@@ -121,11 +121,25 @@ class Ensemble(nn.Module):
     #: Whether training can read the members' outputs from a cache: the members are frozen and
     #: what the combiner needs of them (:meth:`member_outputs`) does not change between steps.
     CACHEABLE: bool = False
+    #: What the cache keeps of a member: its ``output`` (logits), or what a method names instead.
+    CACHE_PART: str = "output"
     _on_outputs: bool = False
 
     def member_outputs(self, hu: torch.Tensor) -> torch.Tensor:
-        """What the combiner reads of the members for these slices: their logits, stacked."""
-        return torch.cat(self.member_logits(hu), dim=1)
+        """What the combiner reads of the members for these slices, stacked along channels."""
+        return torch.cat([self.cache_member(i, hu) for i in range(len(self.members))], dim=1)
+
+    def cache_member(self, i: int, hu: torch.Tensor) -> torch.Tensor:
+        """What the cache keeps of member ``i`` for slices ``hu``: ``(B, D, h, w)``, its logits here."""
+        return self.members[i](hu)
+
+    def cached_elements(self, i: int, size: tuple[int, int]) -> int:
+        """Numbers :meth:`cache_member` gives per slice of ``size`` (the cache's size check)."""
+        return len(self.infos[i].organs) * size[0] * size[1]
+
+    def expect_slices(self, size: tuple[int, int]) -> None:
+        """Training on cached outputs of slices of ``size`` is about to start (a method whose
+        cached form loses the slice size, as layer fusion's flattened trunks, keeps it here)."""
 
     def combine(self, outputs: torch.Tensor) -> torch.Tensor:
         """The combiner alone, on :meth:`member_outputs`."""

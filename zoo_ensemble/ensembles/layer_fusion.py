@@ -10,6 +10,7 @@ default (seeded) initialisation.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +25,11 @@ from .shared import member_output
 class LayerFusionEnsemble(Ensemble):
     method = "layer_fusion"
     OPTIONS = {"init": ("members", "default")}
+    # Training reads each member's frozen trunk from the cache; its last layer (trainable) and
+    # the fusion run at every step. The trunk's tensors are kept flattened, as ``(B, D, 1, 1)``,
+    # since members' trunks differ in shape (DeepLabV3's is at an eighth of the resolution).
+    CACHEABLE = True
+    CACHE_PART = "trunk"
 
     def __init__(self, members, infos, organs, init: str = "members", **options: Any):
         super().__init__(members, infos, organs, init=init, **options)
@@ -62,6 +68,47 @@ class LayerFusionEnsemble(Ensemble):
             out = part if out is None else out.add_(part)
         return out + self.fuse.bias.view(1, -1, 1, 1)
 
+
+    # --- training on cached trunks ---------------------------------------------------------
+    def _trunk_shapes(self, size: tuple[int, int]) -> list[list[tuple[int, ...]]]:
+        """Each member's trunk tensors' shapes (without the batch) for slices of ``size``."""
+        if getattr(self, "_shapes", (None,))[0] != size:
+            with torch.no_grad():
+                shapes = []
+                for m in self.members:
+                    probe = torch.zeros(1, 1, *size, device=next(m.parameters()).device)
+                    shapes.append([tuple(t.shape[1:]) for t in m.trunk_of(probe)])
+            self._shapes = (size, shapes)
+        return self._shapes[1]
+
+    def expect_slices(self, size: tuple[int, int]) -> None:
+        self._trunk_shapes(tuple(size))
+
+    def cache_member(self, i: int, hu: torch.Tensor) -> torch.Tensor:
+        trunk = self.members[i].trunk_of(hu)
+        return torch.cat([t.flatten(1) for t in trunk], dim=1)[:, :, None, None]
+
+    def cached_elements(self, i: int, size: tuple[int, int]) -> int:
+        return sum(math.prod(s) for s in self._trunk_shapes(size)[i])
+
+    def combine(self, outputs: torch.Tensor) -> torch.Tensor:
+        if getattr(self, "_shapes", None) is None:
+            raise RuntimeError("layer fusion: cached trunks are read only after expect_slices named their slice size")
+        size, shapes = self._shapes
+        flat, offset = outputs.flatten(1), 0
+        widths = [m.feature_channels for m in self.members]
+        start = [sum(widths[:i]) for i in range(len(widths))]
+        out = None
+        for i, member in enumerate(self.members):
+            pieces = []
+            for shape in shapes[i]:
+                n = math.prod(shape)
+                pieces.append(flat[:, offset : offset + n].reshape(-1, *shape))
+                offset += n
+            part = F.conv2d(member.finish(tuple(pieces), size), self.fuse.weight[:, start[i] : start[i] + widths[i]])
+            out = part if out is None else out.add_(part)
+        assert out is not None
+        return out + self.fuse.bias.view(1, -1, 1, 1)
 
     def _features(self, i: int, hu: torch.Tensor) -> torch.Tensor:
         """Member ``i``'s features: its frozen trunk (shared with other ensembles of the same

@@ -26,6 +26,7 @@ from .claims import Claim, check_claims, means_of, ours_view
 from .figures import organ_boxes, overlay_figure, scores_figure
 from .settings import Experiment, Preset
 from .workspace import Workspace
+from ..training.trainer import TrainConfig
 
 COLUMNS = ("Method", "Dice", "Precision", "Recall", "HD95 (mm)", "HD95 (voxels)")
 #: Where each metric sits in a paper row (Dice, precision, recall, HD95): the paper's HD95 was
@@ -178,6 +179,35 @@ def paired_table(exp: Experiment, results: Mapping[str, Mapping[str, Any]], base
     return _md_table(header, rows)
 
 
+def converged(training: Mapping[str, Any]) -> str:
+    """Whether a combiner's validation loss had stopped improving, in words: early stopping says
+    so; a run ended by its epoch limit says how much its last epochs still gained."""
+    if training.get("stopped") == "early stopping":
+        return "yes (early stopping)"
+    losses = list(training.get("val_loss") or [])
+    tail = losses[-4:]
+    if len(tail) < 2:
+        return "no (the epoch limit)"
+    gain = (min(losses[: -len(tail) + 1] or tail[:1]) - min(tail)) / max(abs(min(tail)), 1e-9)
+    return f"no (the epoch limit; its last {len(tail) - 1} epochs lowered the best loss by {100 * max(gain, 0):.1f} %)"
+
+
+def training_table(exp: Experiment, results: Mapping[str, Mapping[str, Any]]) -> str:
+    """How each learned entry trained: steps, why it stopped, the best epoch, the validation loss."""
+    rows = []
+    for e in exp.entries:
+        t = (results.get(e.slug) or {}).get("training")
+        if not t:
+            continue
+        losses = t.get("val_loss") or [math.nan]
+        rows.append([
+            e.name, f"{t['epochs']} x {t['steps'] // max(t['epochs'], 1)} of {t['batch_size']}", str(t["best_epoch"]),
+            f"{losses[0]:.3f} / {min(losses):.3f} / {losses[-1]:.3f}", f"{t['final_lr']:.2g}" if t.get("final_lr") else "-",
+            f"{t['seconds']:.0f}", converged(t),
+        ])
+    return _md_table(["Method", "Epochs x steps of slices", "Best epoch", "Validation loss first / best / last", "Last lr", "Seconds", "Converged"], rows)
+
+
 def claims_table(paper: Sequence[Claim], ours: Sequence[Claim] = ()) -> str:
     """Each of the paper's conclusions, checked with the paper's combiners and with ours."""
     mark = {True: "yes", False: "**no**", None: "n/a"}
@@ -188,6 +218,15 @@ def claims_table(paper: Sequence[Claim], ours: Sequence[Claim] = ()) -> str:
         evidence = c.evidence + (f"<br>ours: {o.evidence}" if o is not None and o.evidence != c.evidence else "")
         rows.append([c.text, c.where, mark[c.holds], mark[o.holds] if o is not None else "not run", evidence])
     return _md_table(["Paper's conclusion", "Where", "Paper's combiners", "Ours", "This run"], rows)
+
+
+def _schedule_words(c: TrainConfig) -> str:
+    s = c.schedule
+    decay = f"x{s.gamma:g} per {s.decay_steps} steps" if s.decay_steps else f"x{s.gamma:g} per epoch"
+    return (
+        f"at most {c.epochs} epochs x {c.steps_per_epoch} batches of {c.batch_size}{', augmented' if c.augment else ''} "
+        f"(lr decay {decay}, x{s.plateau_factor:g} after {s.plateau_patience} epochs on a plateau, early stop after {s.early_stop_patience})"
+    )
 
 
 def _setup_section(inp: ReportInputs, ws: Workspace) -> str:
@@ -201,7 +240,7 @@ def _setup_section(inp: ReportInputs, ws: Workspace) -> str:
             f"- source {src}: `{ds.name}` ({ds.layout} layout), {len(ds.cases)} patients "
             f"({len(parts['train'])} train / {len(parts['val'])} validation / {len(parts['test'])} test), annotates {', '.join(ds.organs)}"
         )
-    train = "; ".join(f"{k}: {c.epochs} epochs x {c.steps_per_epoch} batches of {c.batch_size}{', augmented' if c.augment else ''}" for k, c in p.train.items())
+    train = "; ".join(f"{k}: {_schedule_words(c)}" for k, c in p.train.items())
     return "\n".join([
         f"Command: `{inp.command}`  ",
         f"Preset `{p.name}` (fingerprint `{p.fingerprint()}`), seed {p.seed}, device `{p.device}`.  ",
@@ -274,6 +313,8 @@ def write_report(inp: ReportInputs, ws: Workspace, out: Path) -> Path:
         against = argmax_record(exp, inp.results)
         if against is not None and any(e.slug in res and res[e.slug] is not against[1] for e in exp.entries):
             md += [f"Paired against the {against[0]}:", "", PAIRED_NOTE, "", paired_table(exp, res, against[1]), ""]
+        if any(r.get("training") for r in res.values()):
+            md += ["How the learned ensembles trained (converged: the validation loss stopped improving, so early stopping ended the run):", "", training_table(exp, res), ""]
         md += ["Dice per organ:", "", organ_table(exp, res, "dice", organs), "", "HD95 (mm) per organ:", "", organ_table(exp, res, "hd95", organs), ""]
         scores_figure(out / f"{exp.name}-scores.png", exp.title, rows, exp.paper)
         organ_boxes(out / f"{exp.name}-organs.png", exp.title, rows, organs)

@@ -35,6 +35,7 @@ from ..zoo.model import ZooModel
 from ..compose import rank_key
 from ..training.train import TrainRequest, train_model
 from ..training.fit import SplitPlan
+from ..training.trainer import TrainResult
 from .plan import (
     ModelJob,
     best_architectures,
@@ -186,16 +187,16 @@ class Runner:
             model = ZooModel.from_folder(folder)
             report = evaluate_pairs(self._predictor(model), self.test_pairs)
             members: list[str] = []
-            train_cases = None
+            train_cases, training = None, None
         else:
-            folder, report, train_cases, model = self._compose(exp, entry, member_ids)
+            folder, report, train_cases, model, training = self._compose(exp, entry, member_ids)
             members = member_ids
         seconds = time.monotonic() - started
         self._add_time(f"{exp.name}/{entry.slug}", seconds)
         self._overlay_prediction(exp.name, entry.slug, model)
         result = {
             "experiment": exp.name, "entry": entry.name, "slug": entry.slug, "method": entry.method, "model": entry.model,
-            "members": members, "notes": notes if entry.method else [], "train_cases": train_cases,
+            "members": members, "notes": notes if entry.method else [], "train_cases": train_cases, "training": training,
             "seconds": round(seconds, 1), "folder": str(folder.relative_to(self.ws.root)), "report": report.as_dict(),
         }
         self.ws.write_json(path, result)
@@ -205,7 +206,7 @@ class Runner:
         """The model's one predictor for this preset (fp32, as the paper's numbers are)."""
         return model.predictor(self.preset.device, "fp32", largest_component=self.preset.largest_component())
 
-    def _compose(self, exp: Experiment, entry: Entry, member_ids: list[str]) -> tuple[Path, Any, int | None, ZooModel | None]:
+    def _compose(self, exp: Experiment, entry: Entry, member_ids: list[str]) -> tuple[Path, Any, int | None, ZooModel | None, dict[str, Any] | None]:
         p = self.preset
         assert entry.method is not None
         key = f"{exp.name}-{entry.slug}"
@@ -219,20 +220,22 @@ class Runner:
             options.update(init_options(entry.method, "members"))
         result = compose(ComposeRequest(
             entry.method, list(p.organs), [str(self.ws.model(i)) for i in member_ids], list(self.datasets.values()),
-            name=key, out=self.ws.ensemble(exp.name, entry.slug), config=p.train["ensemble"],
+            name=key, out=self.ws.ensemble(exp.name, entry.slug), config=p.ensemble_config(entry.method),
             split=SplitPlan(seed=p.seed, val=p.val_fraction, test=p.test_fraction, train_fraction=exp.train_fraction),
             options=options, reporter=self.reporter_for(key), resume=resume, run_dir=run_dir,
             warn_leakage=False,  # the paper trains ensembles on their members' patients; the report says so once
             largest_component=p.largest_component(),
         ))
         if not self.world.is_main or result.model is None:
-            return result.folder, None, None, None
+            return result.folder, None, None, None, None
         if result.report is None:
             raise ExperimentError(f"{exp.name}: {entry.method} was not evaluated (no test patients)")
         if result.train_result is None:
-            return result.folder, result.report, None, result.model
+            return result.folder, result.report, None, result.model, None
         datasets = result.model.card.training.get("datasets") or []
-        return result.folder, result.report, sum(len(d.get("cases_train", [])) for d in datasets), result.model
+        config = p.ensemble_config(entry.method)
+        training = training_summary(result.train_result, config.steps_per_epoch, config.batch_size)
+        return result.folder, result.report, sum(len(d.get("cases_train", [])) for d in datasets), result.model, training
 
     # --- overlays --------------------------------------------------------------------------
     def _overlay_reference(self) -> None:
@@ -268,6 +271,17 @@ class Runner:
         pred = self._predictor(model).predict(volume)
         with atomic_path(self.ws.overlay(f"{experiment}-{slug}")) as tmp:
             np.savez_compressed(tmp, labels=pred.labels[slices], organs=np.array(pred.organs))
+
+
+def training_summary(result: TrainResult, steps_per_epoch: int, batch_size: int) -> dict[str, Any]:
+    """How a combiner's training went, for the report to say whether it converged: steps taken,
+    why it stopped, its best epoch and the validation loss of every epoch."""
+    losses = [round(float(h["val_loss"]), 5) for h in result.history]
+    return {
+        "epochs": result.epochs_run, "steps": result.epochs_run * steps_per_epoch, "batch_size": batch_size,
+        "stopped": result.stopped, "best_epoch": result.best_epoch, "val_loss": losses,
+        "final_lr": float(result.history[-1]["lr"]) if result.history else None, "seconds": round(result.seconds, 1),
+    }
 
 
 def pick_slices(ref: Mapping[str, np.ndarray]) -> list[int]:

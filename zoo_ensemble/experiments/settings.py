@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from ..ensembles import INITS
 from ..errors import ZooError
 from ..input_range import parse_spacing
 from ..organs import check_organ_list
+from ..training.schedule import ScheduleConfig
 from ..training.trainer import TrainConfig
 
 BUILTIN_PRESETS = ("cpu", "paper")
@@ -175,6 +176,10 @@ class Preset:
     postprocess: str = "none"
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
+    def ensemble_config(self, method: str) -> TrainConfig:
+        """How ``method``'s combiners train: the ensembles' settings, with the method's own."""
+        return self.train.get(f"ensemble/{method}", self.train["ensemble"])
+
     def largest_component(self) -> list[str]:
         """The organs whose largest component every entry keeps (none by default)."""
         return list(self.organs) if self.postprocess == "largest_component" else []
@@ -185,10 +190,61 @@ class Preset:
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _train_config(kind: str, d: dict[str, Any], seed: int, device: str) -> TrainConfig:
-    allowed = {"epochs", "steps_per_epoch", "batch_size", "lr", "augment", "small_boost", "val_batch_size"}
-    _only(d, allowed, f"preset train.{kind}")
-    return TrainConfig(**d, seed=seed, device=device)
+_SCHEDULE_BOUNDS: dict[str, tuple[type, float, float]] = {
+    "gamma": (float, 0.5, 1.0), "decay_steps": (int, 1, 10**7), "plateau_factor": (float, 0.01, 1.0),
+    "plateau_patience": (int, 0, 1000), "early_stop_patience": (int, 1, 1000), "min_delta": (float, 0.0, 1.0),
+}
+_TRAIN_BOUNDS: dict[str, tuple[type, float, float]] = {
+    "epochs": (int, 1, 100_000), "steps_per_epoch": (int, 1, 10**6), "batch_size": (int, 1, 4096),
+    "lr": (float, 1e-8, 1.0), "small_boost": (float, 1.0, 100.0), "val_batch_size": (int, 1, 4096),
+}
+
+
+def _bounded(d: dict[str, Any], bounds: dict[str, tuple[type, float, float]], where: str) -> dict[str, Any]:
+    """``d``'s numbers, each of its type and within its bounds (a preset is a file a user edits)."""
+    out = dict(d)
+    for key, (kind, low, high) in bounds.items():
+        if key not in d:
+            continue
+        value = d[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
+            raise ExperimentError(f"{where}.{key} must be {'an integer' if kind is int else 'a number'} (got {value!r})")
+        if not low <= value <= high:
+            raise ExperimentError(f"{where}.{key} must be between {low:g} and {high:g} (got {value!r})")
+        out[key] = kind(value)
+    return out
+
+
+def _train_config(kind: str, d: dict[str, Any], seed: int, device: str, base: TrainConfig | None = None) -> TrainConfig:
+    """One kind's training settings; ``base`` (the ensembles' settings) fills what a method's own
+    settings leave out."""
+    where = f"preset train.{kind}"
+    allowed = {"epochs", "steps_per_epoch", "batch_size", "lr", "augment", "small_boost", "val_batch_size", "schedule"}
+    _only(d, allowed, where)
+    d = _bounded(d, _TRAIN_BOUNDS, where)
+    schedule = d.pop("schedule", None) or {}
+    if not isinstance(schedule, dict):
+        raise ExperimentError(f"{where}.schedule must be a mapping")
+    _only(schedule, set(_SCHEDULE_BOUNDS), f"{where}.schedule")
+    start = base or TrainConfig(seed=seed, device=device)
+    merged = {**asdict(start.schedule), **_bounded(schedule, _SCHEDULE_BOUNDS, f"{where}.schedule")}
+    return replace(start, **d, schedule=ScheduleConfig(**merged), seed=seed, device=device)
+
+
+def _ensemble_configs(d: dict[str, Any], seed: int, device: str) -> dict[str, TrainConfig]:
+    """``ensemble``, and ``ensemble/<method>`` for each method whose settings ``by_method``
+    changes (a combiner that needs more steps to converge, or one whose steps cost more)."""
+    d = dict(d)
+    by_method = d.pop("by_method", None) or {}
+    if not isinstance(by_method, dict):
+        raise ExperimentError("preset train.ensemble.by_method must be a mapping of method to settings")
+    base = _train_config("ensemble", d, seed, device)
+    out = {"ensemble": base}
+    for method, own in by_method.items():
+        if method not in LEARNED_METHODS:
+            raise ExperimentError(f"preset train.ensemble.by_method: {method!r} is not one of {', '.join(LEARNED_METHODS)}")
+        out[f"ensemble/{method}"] = _train_config(f"ensemble.by_method.{method}", dict(own or {}), seed, device, base)
+    return out
 
 
 def load_preset(name_or_path: str) -> Preset:
@@ -241,7 +297,10 @@ def parse_preset(d: dict[str, Any], name: str, where: str = "preset") -> Preset:
         val_fraction=float(split.get("val", 0.15)), test_fraction=float(split.get("test", 0.15)),
         variant=str(model.get("variant", "tiny")), input_size=tuple(model.get("input_size", (160, 160))),  # type: ignore[arg-type]
         spacing=parse_spacing(spacing, f"{where} model.spacing", ExperimentError) if spacing is not None else None,
-        train={k: _train_config(k, dict(train[k]), seed, device) for k in TRAIN_KINDS},
+        train={
+            **{k: _train_config(k, dict(train[k]), seed, device) for k in TRAIN_KINDS if k != "ensemble"},
+            **_ensemble_configs(dict(train["ensemble"]), seed, device),
+        },
         methods={str(k): dict(v or {}) for k, v in (d.get("methods") or {}).items()},
         postprocess=postprocess,
         raw=d,

@@ -82,12 +82,15 @@ def cached_outputs(
     is written, with its size."""
     members = [member_digest(ensemble, i) for i in range(len(ensemble.members))]
     digests = [slices_digest(c) for c in cases]
-    paths = [[cache_dir / m[:32] / f"{d[:32]}.npy" for m in members] for d in digests]
+    part = "" if ensemble.CACHE_PART == "output" else ensemble.CACHE_PART  # the logits keep their first layout
+    paths = [[cache_dir / m[:32] / part / f"{d[:32]}.npy" for m in members] for d in digests]
+    for size in {tuple(c.image.shape[1:]) for c in cases}:
+        ensemble.expect_slices(size)  # type: ignore[arg-type]
     todo = [(k, i) for k, row in enumerate(paths) for i, p in enumerate(row) if not p.is_file()]
     _check_room(cache_dir, todo, cases, ensemble)
     where = resolve_device(device)
     for n, (k, i) in enumerate(todo, start=1):
-        _compute(ensemble.members[i], cases[k], paths[k][i], where, batch)
+        _compute(ensemble, i, cases[k], paths[k][i], where, batch)
         if progress:
             progress(n, len(todo))
     if todo:
@@ -97,7 +100,7 @@ def cached_outputs(
 
 def _bytes(ensemble: Ensemble, case: CaseSlices, i: int) -> int:
     z, h, w = case.image.shape
-    return z * len(ensemble.infos[i].organs) * h * w * np.dtype(OUTPUT_DTYPE).itemsize
+    return z * ensemble.cached_elements(i, (h, w)) * np.dtype(OUTPUT_DTYPE).itemsize
 
 
 def _check_room(cache_dir: Path, todo: list[tuple[int, int]], cases: Sequence[CaseSlices], ensemble: Ensemble) -> None:
@@ -114,13 +117,13 @@ def _check_room(cache_dir: Path, todo: list[tuple[int, int]], cases: Sequence[Ca
 
 
 @torch.inference_mode()
-def _compute(member: torch.nn.Module, case: CaseSlices, path: Path, device: torch.device, batch: int) -> None:
-    """One member over one case's slices, in fp32 on ``device``, kept as float16."""
-    member.to(device).eval()
+def _compute(ensemble: Ensemble, i: int, case: CaseSlices, path: Path, device: torch.device, batch: int) -> None:
+    """What the cache keeps of member ``i`` over one case's slices, in fp32 on ``device``, kept as float16."""
+    ensemble.members[i].to(device).eval()
     chunks = []
     for z in range(0, case.image.shape[0], batch):
         hu = torch.from_numpy(np.asarray(case.image[z : z + batch], dtype=np.float32))[:, None].to(device)
-        chunks.append(member(hu).clamp(-6e4, 6e4).cpu().numpy().astype(OUTPUT_DTYPE))  # float16 ends at 65504
+        chunks.append(ensemble.cache_member(i, hu).clamp(-6e4, 6e4).cpu().numpy().astype(OUTPUT_DTYPE))  # float16 ends at 65504
     out = np.concatenate(chunks)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path, suffix=".npy") as tmp:

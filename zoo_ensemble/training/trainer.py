@@ -64,6 +64,8 @@ class TrainConfig:
         d = asdict(self)
         for k in ("max_minutes", "device", "num_workers", "val_batch_size", "epochs", "precision"):
             d.pop(k)
+        if d["schedule"]["decay_steps"] is None:  # absent before it existed: older checkpoints still resume
+            del d["schedule"]["decay_steps"]
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -164,7 +166,7 @@ class Trainer:
         # fused on CUDA: one kernel for the step, and with fp16's gradient scaling the check for
         # overflow stays on the GPU (the unfused step makes the host wait for it every step)
         self.optimizer = torch.optim.Adam(params, lr=config.lr, fused=True if self.device.type == "cuda" else None)
-        self.schedule = Schedule(self.optimizer, config.schedule)
+        self.schedule = Schedule(self.optimizer, config.schedule, config.steps_per_epoch)
         # fp16 needs its gradients scaled; bf16 has fp32's range and does not
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
 
