@@ -57,7 +57,9 @@ def test_demo_compares_both_member_sets_over_seeds_on_patients_no_member_saw(tho
     assert ("ensembles", len(plan(SMALL)), len(plan(SMALL))) in steps and ("test patients", 3, 3) in steps
     assert ("members' outputs", 1, 1) in steps
     assert len(list(member_cache_dir().iterdir())) == 6  # each member's outputs, computed once, read by every run
-    assert len(list(member_cache_dir().rglob("*.npy"))) == 6 * 3  # on 3 training and validation patients: every run hit the cache
+    logits = [f for f in member_cache_dir().rglob("*.npy") if f.parent.name != "trunk"]
+    assert len(logits) == 6 * 3  # on 3 training and validation patients: every run hit the cache
+    assert len(list(member_cache_dir().rglob("trunk/*.npy"))) == 2 * 3  # layer fusion's two members' trunks
     means, per_organ = comparison_tables(reports)
     assert means.row_count == 7 and per_organ.row_count == 7
     assert differences_table(differences, BASELINE).row_count == 6

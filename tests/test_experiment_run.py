@@ -157,11 +157,12 @@ def test_interrupted_run_resumes_to_the_same_numbers(first_run, micro, experimen
     out_b = tmp_path / "run-b"
     with pytest.raises(Interrupt):
         Runner(micro, experiments, out_b, reporter_for=StopAfterFirstEpoch).run()
-    assert (out_b / "runs" / "heart-unet" / "checkpoint.safetensors").exists()
-    assert not (out_b / "models" / "heart-unet").exists()
+    # the longest networks start first: the multiclass U-Net is the one interrupted
+    assert (out_b / "runs" / "multiclass-unet" / "checkpoint.safetensors").exists()
+    assert not (out_b / "models" / "multiclass-unet").exists()
     said: list[str] = []
     resumed = Runner(micro, experiments, out_b, say=said.append).run()
-    assert "resuming heart-unet (binary, on A, B)" in said
+    assert "resuming multiclass-unet (multiclass, on A, B)" in said
     # deterministic under the seed: an interrupted and resumed run gives the uninterrupted numbers
     first = first_run[1].results
     for exp, entries in first.items():
@@ -201,3 +202,23 @@ def test_converged_says_whether_the_validation_loss_stopped_improving():
     # the best before the last 3 epochs was 0.50; they reached 0.40: a fifth lower (of 0.40: 25 %)
     assert converged({"stopped": "epochs", "val_loss": [1.0, 0.5, 0.45, 0.42, 0.40]}) == "no (the epoch limit; its last 3 epochs lowered the best loss by 25.0 %)"
     assert converged({"stopped": "epochs", "val_loss": [0.4, 0.5, 0.6, 0.7]}).endswith("by 0.0 %)")
+
+
+def test_two_workers_give_the_numbers_of_one(first_run, micro, experiments, tmp_path):
+    """Networks and entries trained side by side in two processes (one torch thread each, as a
+    single worker has) give the same numbers; the main process alone writes the timings."""
+    out, result, _ = first_run
+    said: list[str] = []
+    folder = tmp_path / "two-workers"
+    two = Runner(micro, experiments, folder, say=said.append, workers=2).run()
+    assert sorted(two.trained) == sorted(result.trained)
+    for exp, entries in result.results.items():
+        for slug, r in entries.items():
+            assert two.results[exp][slug]["report"]["cases"] == r["report"]["cases"], (exp, slug)
+            if r["training"]:  # the same steps, stop and losses (not the same seconds)
+                a, b = dict(r["training"]), dict(two.results[exp][slug]["training"])
+                assert a.pop("seconds") >= 0 and b.pop("seconds") >= 0 and a == b, (exp, slug)
+    assert any(m.startswith("trained heart-unet (") for m in said)
+    assert any(m.startswith("exp5: Logits Conv. done, mean Dice") for m in said)
+    timings = json.loads((folder / "timings.json").read_text())
+    assert {f"model/{m}" for m in result.trained} | {"data", "exp5/logits_conv", "baseline/argmax"} <= set(timings)

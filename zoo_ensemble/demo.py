@@ -22,21 +22,14 @@ one overall on 2 cores, 1.5x on training, none on evaluation).
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
 
 from .compose import ComposeRequest, choose_members, compose, rank_key, record_test
 from .compose.workflow import build
 from .data.dataset import open_dataset
 from .data.phantom import write_case, write_cohort
-from .devices import usable_cpus
 from .errors import ZooError
 from .evaluation import Report, evaluate_together, mean_report
 from .organs import THORACIC_ORGANS
@@ -45,11 +38,13 @@ from .statistics import PairedDifference
 from .training.fit import SplitPlan, training_inputs
 from .training.trainer import TrainConfig
 from .zoo.catalog import list_models
+from .workers import default_workers, run_each, shares, worker_pool
 from .zoo.model import ZooModel
 
 #: The ensembles each member set gets. Layer fusion joins the best members on request
-#: (``DemoSettings.layer_fusion``): it trains its members' last layers on the fly, about 75 s
-#: a seed on one core against 6 to 45 s for the others, which the 6-minute budget does not hold.
+#: (``DemoSettings.layer_fusion``): its members' last layers train at full resolution, the
+#: costliest run of all (75 s a seed on one core before its trunks were cached), which the
+#: 6-minute budget does not hold.
 MEMBER_SETS: dict[str, tuple[str, ...]] = {
     "best": ("argmax", "logits_conv", "meta_unet"),
     "all": ("argmax", "logits_conv", "meta_unet"),
@@ -78,7 +73,7 @@ class DemoSettings:
     workers: int = 0  # 0: one per usable CPU, at most 2
 
     def worker_count(self) -> int:
-        return max(1, self.workers or min(2, usable_cpus()))
+        return default_workers(self.workers)
 
     def methods(self, members: str) -> tuple[str, ...]:
         extra = ("layer_fusion",) if self.layer_fusion and members == "best" else ()
@@ -176,16 +171,17 @@ def run_demo(
     members = {name: plugin_members(s.organs, every=name == "all") for name in s.sets}
     data = out / f"cohort-A{s.seed + COHORT_SEED_OFFSET}-{s.cases}-x{s.scale:g}"
     result = DemoResult(members=members, data=data)
-    with _workers(s.worker_count()) as pool:
-        _each(pool, _write_case, [(data, s.seed + COHORT_SEED_OFFSET, i, s.scale) for i in range(s.cases)], lambda i, n: step("cohort no member saw", i, n))
+    with worker_pool(s.worker_count()) as pool:
+        run_each(pool, _write_case, [(data, s.seed + COHORT_SEED_OFFSET, i, s.scale) for i in range(s.cases)], lambda i, n: step("cohort no member saw", i, n))
         write_cohort(data, "A", s.cases, s.seed + COHORT_SEED_OFFSET, scale=s.scale)
         everyone = list(dict.fromkeys(m for ids in members.values() for m in ids))
-        _each(pool, _fill_cache, [(share, data, s) for share in _shares(everyone, s.worker_count())], lambda i, n: step("members' outputs", i, n))
+        trunks = members["best"] if s.layer_fusion and "best" in members else []
+        run_each(pool, _fill_cache, [(share, data, s, trunks) for share in shares(everyone, s.worker_count())], lambda i, n: step("members' outputs", i, n))
         runs = plan(s)
-        folders = _each(pool, _compose, [(r, members[r.members], data, s, _folder(out, r), out / "runs" / f"{entry_name(r.key)}-seed{r.seed}") for r in runs], lambda i, n: step("ensembles", i, n))
+        folders = run_each(pool, _compose, [(r, members[r.members], data, s, _folder(out, r), out / "runs" / f"{entry_name(r.key)}-seed{r.seed}") for r in runs], lambda i, n: step("ensembles", i, n))
         located = dict(zip(runs, folders))
-        shares = _shares(_test_cases(data, s), s.worker_count())
-        parts = _each(pool, _evaluate, [(located, data, share) for share in shares], lambda i, n: step("test patients", i, n), [len(x) for x in shares])
+        hands = shares(_test_cases(data, s), s.worker_count())
+        parts = run_each(pool, _evaluate, [(located, data, share) for share in hands], lambda i, n: step("test patients", i, n), [len(x) for x in hands])
     for r in sorted(runs, key=lambda r: (settings.sets.index(r.members), settings.methods(r.members).index(r.method), r.seed)):
         reports = [p[r] for p in parts]
         merged = Report(organs=list(reports[0].organs), scores=[sc for rep in reports for sc in rep.scores])
@@ -194,11 +190,6 @@ def run_demo(
             result.folders[r.key] = located[r]
             record_test(located[r], merged)
     return result
-
-
-def _shares(items: Sequence[Any], n: int) -> list[list[Any]]:
-    """``items`` dealt round-robin to ``n`` workers, the empty hands left out."""
-    return [share for share in (list(items[i::n]) for i in range(n)) if share]
 
 
 def _folder(out: Path, run: Run) -> Path:
@@ -214,64 +205,22 @@ def _test_cases(data: Path, s: DemoSettings) -> list[str]:
 
 
 # --- the work, as functions a worker process runs ------------------------------------------
-def _one_thread() -> None:
-    os.environ["OMP_NUM_THREADS"] = "1"  # zoo_ensemble.devices.configure_threads respects it
-    torch.set_num_threads(1)
-
-
-def _workers(n: int) -> Executor:
-    if n == 1:
-        return _InProcess()
-    return ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread)
-
-
-class _InProcess(Executor):
-    """The pool's interface, run here, with the same one torch thread the workers have (so the
-    numbers do not depend on the worker count)."""
-
-    def __enter__(self) -> _InProcess:
-        self._threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        torch.set_num_threads(self._threads)
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
-        future: Future = Future()
-        future.set_result(fn(*args, **kwargs))
-        return future
-
-
-def _each(pool: Executor, fn: Callable[..., Any], jobs: Sequence[tuple], progress: Callable[[int, int], None], weights: Sequence[int] = ()) -> list[Any]:
-    """``fn(*job)`` for every job on the pool, the results in the jobs' order; ``progress(done,
-    total)`` as jobs finish, each counting its weight (1 by default)."""
-    weights = list(weights) or [1] * len(jobs)
-    progress(0, sum(weights))
-    futures = {pool.submit(fn, *job): i for i, job in enumerate(jobs)}
-    results: list[Any] = [None] * len(jobs)
-    done = 0
-    for future in as_completed(futures):
-        i = futures[future]
-        results[i] = future.result()
-        done += weights[i]
-        progress(done, sum(weights))
-    return results
-
-
 def _write_case(data: Path, seed: int, index: int, scale: float) -> None:
     write_case(data, "A", seed, index, scale)
 
 
-def _fill_cache(member_ids: list[str], data: Path, s: DemoSettings) -> None:
+def _fill_cache(member_ids: list[str], data: Path, s: DemoSettings, trunks: Sequence[str] = ()) -> None:
     """The members' outputs on the training and validation patients, computed into the cache
     every learned run then reads (each worker a share of the members, so that no two compute
-    the same ones)."""
-    members, organs, _ = choose_members("all", member_ids)
-    ensemble = build(ComposeRequest("argmax", organs, member_ids), members, [m.provenance() for m in members], organs)
+    the same ones), and the frozen trunks of those of ``trunks`` (layer fusion's members)."""
     splits = SplitPlan(seed=s.seed, val=s.val_fraction, test=s.test_fraction).split([open_dataset(data)], s.organs)
-    grid = (members[0].card.input_size, members[0].card.spacing)
-    training_inputs(ensemble, splits, s.organs, grid, "cpu", cached=True)
+    for method, ids in (("argmax", member_ids), ("layer_fusion", [m for m in member_ids if m in trunks])):
+        if not ids:
+            continue
+        members, organs, _ = choose_members("all", ids)
+        ensemble = build(ComposeRequest(method, organs, ids), members, [m.provenance() for m in members], organs)
+        grid = (members[0].card.input_size, members[0].card.spacing)
+        training_inputs(ensemble, splits, s.organs, grid, "cpu", cached=True)
 
 
 def _compose(run: Run, members: list[str], data: Path, s: DemoSettings, folder: Path, run_dir: Path) -> Path:

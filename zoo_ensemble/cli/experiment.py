@@ -100,6 +100,7 @@ def plan(names: Names = None, preset: PresetOpt = "cpu", data: DataOpt = None, d
 @experiment_app.command("run")
 def run(
     names: Names = None, preset: PresetOpt = "cpu", out: OutOpt = None, data: DataOpt = None, report: ReportOpt = None, defs: DefsOpt = None,
+    workers: Annotated[int, typer.Option("--workers", min=0, max=64, help="Processes training side by side, one torch thread each (0: one per CPU, at most 2). The numbers do not depend on it.")] = 0,
 ) -> None:
     """Train what the experiments need, compose and evaluate their ensembles, write the report.
 
@@ -107,16 +108,19 @@ def run(
     """
     from ..experiments.report import ReportInputs, write_report
     from ..experiments.runner import Runner
+    from ..workers import default_workers
     from .train_progress import RichReporter
 
     p, exps = _load(names, preset, defs)
     folder = _out(out, p.name)
+    # side by side on CPU cores; a GPU takes one training at a time unless asked
+    n_workers = default_workers(workers) if workers or p.device == "cpu" else 1
     started = time.monotonic()
-    runner = Runner(p, exps, folder, _data(data), say=lambda m: err_console.print(f"[dim]{time.monotonic() - started:7.0f}s[/] {m}", highlight=False), reporter_for=RichReporter)
+    runner = Runner(p, exps, folder, _data(data), say=lambda m: err_console.print(f"[dim]{time.monotonic() - started:7.0f}s[/] {m}", highlight=False), reporter_for=RichReporter, workers=n_workers)
     result = runner.run()
     if not runner.world.is_main:  # under torchrun rank 0 writes the report
         return
-    path = write_report(ReportInputs(p, exps, result.results, _command(names, preset, out, data, report, defs), runner.datasets), result.workspace, report or folder / "report")
+    path = write_report(ReportInputs(p, exps, result.results, _command(names, preset, out, data, report, defs), runner.datasets, n_workers), result.workspace, report or folder / "report")
     _print_means(exps, result.results)
     console.print(f"done in {(time.monotonic() - started) / 60:.1f} min ({len(result.trained)} networks trained, {len(result.reused)} reused); report: {path}")
 

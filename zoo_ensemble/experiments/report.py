@@ -57,6 +57,7 @@ class ReportInputs:
     results: Mapping[str, Mapping[str, Mapping[str, Any]]]  # exp -> slug -> result record
     command: str
     sources: Mapping[str, Any]  # source -> dataset (for the data section)
+    workers: int | None = None  # processes that trained side by side (None: not known, as for a rewritten report)
 
 
 def _pm(stat: Mapping[str, float], digits: int) -> str:
@@ -242,7 +243,7 @@ def _setup_section(inp: ReportInputs, ws: Workspace) -> str:
         )
     train = "; ".join(f"{k}: {_schedule_words(c)}" for k, c in p.train.items())
     return "\n".join([
-        f"Command: `{inp.command}`  ",
+        f"Command: `{inp.command}`" + (f", {inp.workers} worker process{'es' if inp.workers > 1 else ''} of one torch thread each" if inp.workers else "") + "  ",
         f"Preset `{p.name}` (fingerprint `{p.fingerprint()}`), seed {p.seed}, device `{p.device}`.  ",
         f"Machine: {platform.machine()} {platform.system()}, {torch.get_num_threads()} threads, Python {platform.python_version()}, torch {torch.__version__}.  ",
         (

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ from .plan import (
 )
 from .settings import Entry, Experiment, ExperimentError, Preset
 from .workspace import Workspace
+from ..workers import run_each, shares, worker_pool
 
 Say = Callable[[str], None]
 ReporterFor = Callable[[str], Any]
@@ -85,8 +87,11 @@ class Runner:
         data: Mapping[str, str | Path] | None = None,
         say: Say | None = None,
         reporter_for: ReporterFor | None = None,
+        workers: int = 1,
     ):
         self.preset, self.experiments = preset, list(experiments)
+        self.workers = workers
+        self._times: dict[str, float] | None = None  # a worker's: its seconds, handed back to the main process
         self.ws = Workspace(out)
         self.data_args = {k: str(Path(v).resolve()) for k, v in (data or {}).items()}
         self.say: Say = say or (lambda _m: None)
@@ -105,9 +110,29 @@ class Runner:
                 self.ws.open(p, self.data_args)
             self.datasets = open_sources(p, self.ws, self.data_args or None, self.say)
         self._add_time("data", time.monotonic() - started)
-        self.annotated = {s: set(ds.organs) for s, ds in self.datasets.items()}
+        self._attach()
         check_experiments(self.experiments, p, list(self.datasets))
+        if self.world.active:  # under torchrun every process takes part in every training, in turn
+            return self._run_in_turn()
+        # with one worker the jobs run here, on this runner (its reporters show the training)
+        key = (str(self.ws.root), p.fingerprint())
+        if self.workers == 1:
+            _ATTACHED[key] = self
+        try:
+            with worker_pool(self.workers) as pool:
+                return self._run_on(pool)
+        finally:
+            if self.workers == 1:
+                _ATTACHED.pop(key, None)
+                self._times = None
+
+    def _attach(self) -> None:
+        """What every step reads of the opened datasets."""
+        self.annotated = {s: set(ds.organs) for s, ds in self.datasets.items()}
         self.test_pairs = self._test_pairs()
+
+    def _run_in_turn(self) -> RunResult:
+        p = self.preset
         ranked: dict[str, list[str]] = {}
         if any(x.members.best or x.members.sources for x in self.experiments):
             for job in pool_jobs(p, self.annotated):
@@ -127,8 +152,92 @@ class Runner:
                 self.result.results.setdefault(exp.name, {})[entry.slug] = self.ensure_entry(exp, entry, choice.ids, choice.notes)
         return self.result
 
+    def _run_on(self, pool: Executor) -> RunResult:
+        """Every step on ``pool``'s workers, each job one network or one entry, independent of
+        the others in its phase: the networks (the pool and the multiclass ones), the networks
+        trained on one source (they need the pool's ranking), the members' outputs for the
+        cache, then the entries, costliest first."""
+        p = self.preset
+        ranked: dict[str, list[str]] = {}
+        needs_pool = any(x.members.best or x.members.sources for x in self.experiments)
+        self._models(pool, [*multiclass_jobs(self.experiments, p, self.annotated), *(pool_jobs(p, self.annotated) if needs_pool else [])])
+        if needs_pool:
+            ranked = self.rank_pool()
+        self._models(pool, source_jobs(self.experiments, p, best_architectures(ranked), self.annotated))
+        self._overlay_reference()
+        plans = {}
+        for exp in self.experiments:
+            plans[exp.name] = choice = plan_members(exp, p, ranked, self.annotated)
+            for note in choice.notes:
+                self.say(f"{exp.name}: {note}")
+        todo = [(exp, e) for exp in self.experiments for e in exp.entries if self.ws.read_json(self.ws.result(exp.name, e.slug)) is None]
+        self._fill_caches(pool, [(e, plans[exp.name].ids) for exp, e in todo])
+        todo.sort(key=lambda xe: -_COST.get(xe[1].method or "", 0))
+        setup = self._setup()
+
+        def finished(i: int, done: tuple[dict[str, Any], dict[str, float]]) -> None:
+            result, times = done
+            self._merge_times(times)
+            exp, entry = todo[i]
+            dice = result["report"]["mean"]["dice"]["mean"]
+            self.say(f"{exp.name}: {entry.name} done, mean Dice {dice:.3f} ({result['seconds']:.0f} s)")
+
+        run_each(pool, _entry_job, [(setup, exp.name, e.slug, plans[exp.name].ids, plans[exp.name].notes) for exp, e in todo], finished=finished)
+        for exp in self.experiments:
+            for entry in exp.entries:
+                self.result.results.setdefault(exp.name, {})[entry.slug] = self.ws.read_json(self.ws.result(exp.name, entry.slug)) or {}
+        return self.result
+
+    def _setup(self) -> _Setup:
+        return _Setup(self.preset, tuple(self.experiments), str(self.ws.root), dict(self.data_args))
+
+    def _models(self, pool: Executor, jobs: Sequence[ModelJob]) -> None:
+        """Train the networks of ``jobs`` not in the workspace yet, on the pool."""
+        todo = []
+        for job in jobs:
+            if (self.ws.model(job.model_id) / "model.safetensors").exists() and (self.ws.model(job.model_id) / "README.md").exists():
+                self.result.reused.append(job.model_id)
+            else:
+                todo.append(job)
+        todo.sort(key=lambda j: j.kind != "multiclass")  # the longest first
+        if self.workers > 1:  # one worker says so as it starts each
+            for job in todo:
+                self.say(f"training {job.model_id} ({job.kind}, on {', '.join(job.sources)})")
+        setup = self._setup()
+
+        def finished(i: int, times: dict[str, float]) -> None:
+            self._merge_times(times)
+            if todo[i].model_id not in self.result.trained:  # this runner trained it itself with one worker
+                self.result.trained.append(todo[i].model_id)
+            self.say(f"trained {todo[i].model_id} ({sum(times.values()):.0f} s)")
+
+        run_each(pool, _model_job, [(setup, job) for job in todo], finished=finished)
+
+    def _fill_caches(self, pool: Executor, entries: Sequence[tuple[Entry, list[str]]]) -> None:
+        """The members' outputs (and for layer fusion their trunks) on the training and
+        validation patients, each computed once by one worker before the entries that read them
+        start side by side (two entries would otherwise compute the same ones at once)."""
+        if self.preset.train["ensemble"].augment:
+            return  # augmented slices are not cached
+        wanted: dict[tuple[str, str], None] = {}
+        for entry, ids in entries:
+            if entry.method is None or not get_method(entry.method).trainable:
+                continue
+            part = "layer_fusion" if entry.method == "layer_fusion" else "argmax"  # the trunks, or the logits
+            for mid in ids:
+                wanted[(mid, part)] = None
+        if wanted:
+            self.say(f"computing the members' outputs for the cache ({len(wanted)} member parts)")
+            run_each(pool, _cache_job, [(self._setup(), share) for share in shares(list(wanted), self.workers)])
+
+    def _merge_times(self, times: Mapping[str, float]) -> None:
+        for key, seconds in times.items():
+            self.ws.add_time(key, seconds)
+
     def _add_time(self, key: str, seconds: float) -> None:
-        if self.world.is_main:
+        if self._times is not None:
+            self._times[key] = self._times.get(key, 0.0) + seconds
+        elif self.world.is_main:
             self.ws.add_time(key, seconds)
 
     # --- networks --------------------------------------------------------------------------
@@ -271,6 +380,68 @@ class Runner:
         pred = self._predictor(model).predict(volume)
         with atomic_path(self.ws.overlay(f"{experiment}-{slug}")) as tmp:
             np.savez_compressed(tmp, labels=pred.labels[slices], organs=np.array(pred.organs))
+
+
+# --- jobs, as functions a worker process runs -------------------------------------------------
+#: Rough cost of an entry's job, so that the pool starts the longest first.
+_COST = {"layer_fusion": 4, "meta_unet": 3, "logits_conv": 2, "argmax": 1}
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """What a worker needs to act on the run's workspace (the main process opened it)."""
+
+    preset: Preset
+    experiments: tuple[Experiment, ...]
+    out: str
+    data: dict[str, str]
+
+
+_ATTACHED: dict[tuple[str, str], Runner] = {}
+
+
+def _attached(setup: _Setup) -> Runner:
+    """This process's runner on the workspace: the datasets opened once, the seconds of each
+    job collected for the main process (which alone writes ``timings.json``)."""
+    key = (setup.out, setup.preset.fingerprint())
+    runner = _ATTACHED.get(key)
+    if runner is None:
+        runner = Runner(setup.preset, setup.experiments, setup.out, setup.data)
+        runner.datasets = open_sources(setup.preset, runner.ws, runner.data_args or None, runner.say)
+        runner._attach()
+        _ATTACHED[key] = runner
+    runner._times = {}
+    return runner
+
+
+def _model_job(setup: _Setup, job: ModelJob) -> dict[str, float]:
+    runner = _attached(setup)
+    runner.ensure_model(job)
+    return runner._times or {}
+
+
+def _entry_job(setup: _Setup, experiment: str, slug: str, member_ids: list[str], notes: list[str]) -> tuple[dict[str, Any], dict[str, float]]:
+    runner = _attached(setup)
+    exp = next(x for x in setup.experiments if x.name == experiment)
+    entry = next(e for e in exp.entries if e.slug == slug)
+    return runner.ensure_entry(exp, entry, member_ids, notes), runner._times or {}
+
+
+def _cache_job(setup: _Setup, wanted: list[tuple[str, str]]) -> None:
+    """Fill the member cache for (member, method) pairs: the method names what is kept (an
+    argmax ensemble's members keep their logits, layer fusion's their trunks)."""
+    from ..compose.members import choose_members
+    from ..compose.workflow import build
+    from ..training.fit import training_inputs
+
+    runner = _attached(setup)
+    p = setup.preset
+    splits = SplitPlan(seed=p.seed, val=p.val_fraction, test=p.test_fraction).split(list(runner.datasets.values()), p.organs)
+    for mid, method in wanted:
+        members, organs, _ = choose_members("all", [str(runner.ws.model(mid))])
+        ensemble = build(ComposeRequest(method, organs, [str(runner.ws.model(mid))]), members, [m.provenance() for m in members], organs)
+        grid = (members[0].card.input_size, members[0].card.spacing)
+        training_inputs(ensemble, splits, p.organs, grid, p.device, cached=True)
 
 
 def training_summary(result: TrainResult, steps_per_epoch: int, batch_size: int) -> dict[str, Any]:
