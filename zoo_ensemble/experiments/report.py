@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..atomic import write_text
+from ..devices import cpu_model
 from ..evaluation import METRICS, Report
 from ..metrics import OrganScore
 from ..statistics import PairedDifference
@@ -233,6 +234,7 @@ def _schedule_words(c: TrainConfig) -> str:
 def _setup_section(inp: ReportInputs, ws: Workspace) -> str:
     p = inp.preset
     t = ws.timings()
+    wall = t.pop("wall", None)
     total = sum(t.values())
     data_lines = []
     for src, ds in inp.sources.items():
@@ -245,11 +247,14 @@ def _setup_section(inp: ReportInputs, ws: Workspace) -> str:
     return "\n".join([
         f"Command: `{inp.command}`" + (f", {inp.workers} worker process{'es' if inp.workers > 1 else ''} of one torch thread each" if inp.workers else "") + "  ",
         f"Preset `{p.name}` (fingerprint `{p.fingerprint()}`), seed {p.seed}, device `{p.device}`.  ",
-        f"Machine: {platform.machine()} {platform.system()}, {torch.get_num_threads()} threads, Python {platform.python_version()}, torch {torch.__version__}.  ",
+        f"Machine: {cpu_model()}, {platform.machine()} {platform.system()}, {torch.get_num_threads()} threads, Python {platform.python_version()}, torch {torch.__version__}.  ",
         (
-            f"Compute time: {total / 60:.1f} min in total (data {t.get('data', 0) / 60:.1f}, networks "
-            f"{sum(v for k, v in t.items() if k.startswith('model/')) / 60:.1f}, ensembles and evaluation "
-            f"{sum(v for k, v in t.items() if not k.startswith(('model/', 'data'))) / 60:.1f})."
+            (f"Wall time: {wall / 60:.1f} min. " if wall else "")
+            + f"Compute time: {total / 60:.1f} min in total, summed over the workers (data {t.get('data', 0) / 60:.1f}, networks "
+            f"{sum(v for k, v in t.items() if k.startswith('model/')) / 60:.1f}, "
+            + (f"members' outputs cached {t['cache'] / 60:.1f}, " if "cache" in t else "")
+            + "ensembles and evaluation "
+            + f"{sum(v for k, v in t.items() if not k.startswith(('model/', 'data', 'cache'))) / 60:.1f})."
         ),
         "",
         "Data (patient-level split, seeded; members and ensembles train on the same training patients, as in the paper):",

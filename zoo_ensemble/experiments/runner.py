@@ -120,7 +120,9 @@ class Runner:
             _ATTACHED[key] = self
         try:
             with worker_pool(self.workers) as pool:
-                return self._run_on(pool)
+                result = self._run_on(pool)
+            self._add_time("wall", time.monotonic() - started)  # beside the jobs' own seconds, which overlap
+            return result
         finally:
             if self.workers == 1:
                 _ATTACHED.pop(key, None)
@@ -228,7 +230,9 @@ class Runner:
                 wanted[(mid, part)] = None
         if wanted:
             self.say(f"computing the members' outputs for the cache ({len(wanted)} member parts)")
+            started = time.monotonic()
             run_each(pool, _cache_job, [(self._setup(), share) for share in shares(list(wanted), self.workers)])
+            self._add_time("cache", (time.monotonic() - started) * self.workers)  # the workers' seconds, as the other keys
 
     def _merge_times(self, times: Mapping[str, float]) -> None:
         for key, seconds in times.items():
