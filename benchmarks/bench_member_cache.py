@@ -3,8 +3,9 @@ one run: training slices per second of each learned method both ways, the one-ti
 filling the cache, its size on disk, and an estimate of its size for the paper preset.
 
 Members: the first-party plugin's best model per organ (six, 160 px at 2.2 mm); data: a phantom
-cohort as the cpu preset draws it (sources A and B, scale 3); each ensemble trains the cpu
-preset's schedule (2 epochs x 25 steps of 8 slices, no augmentation).
+cohort as the cpu preset draws it (sources A and B, scale 3); each ensemble trains 2 epochs
+x 25 steps of 8 slices (no augmentation). Layer fusion keeps its members' trunks, the others
+their logits.
 
     python benchmarks/bench_member_cache.py [--cases 12] [--epochs 2] [--steps 25]
 """
@@ -21,7 +22,7 @@ import numpy as np
 
 from common import cpu_preset_phantoms, machine, save_figures
 
-LEARNED = ("logits_conv", "meta_unet")
+LEARNED = ("layer_fusion", "logits_conv", "meta_unet")  # layer fusion caches its members' trunks, the others their logits
 
 
 def compose_once(method: str, data: list, out: Path, cache: bool, epochs: int, steps: int) -> dict:
@@ -75,16 +76,17 @@ def main() -> None:
             fly = compose_once(method, data, tmp / f"{method}-fly", False, args.epochs, args.steps)
             first = compose_once(method, data, tmp / f"{method}-first", True, args.epochs, args.steps)
             warm = compose_once(method, data, tmp / f"{method}-warm", True, args.epochs, args.steps)
-            rows[method] = {"on_the_fly": fly, "cache_filled": first, "cache_read": warm, "ratio": warm["slices_per_s"] / fly["slices_per_s"]}
+            kept = sum(f.stat().st_size for f in member_cache_dir().rglob("*.npy"))
+            rows[method] = {"on_the_fly": fly, "cache_filled": first, "cache_read": warm, "ratio": warm["slices_per_s"] / fly["slices_per_s"], "cache_mib": kept / 2**20}
         files = list(member_cache_dir().rglob("*.npy"))
         size = sum(f.stat().st_size for f in files)
         channels = sum(np.load(f, mmap_mode="r").shape[1] for f in files if f.parent == files[0].parent)
     print(f"{args.cases} + {args.cases} phantom CTs (scale 3), six members, {args.epochs} epochs x {args.steps} steps of 8 slices, CPU")
-    print(f"{'method':12s} {'on the fly':>12s} {'cache read':>12s} {'ratio':>6s}   wall s: on the fly / filling the cache / reading it")
+    print(f"{'method':12s} {'on the fly':>12s} {'cache read':>12s} {'ratio':>6s}   wall s: on the fly / filling the cache / reading it; cache MiB")
     for method, r in rows.items():
         print(f"{method:12s} {r['on_the_fly']['slices_per_s']:>8.1f} sl/s {r['cache_read']['slices_per_s']:>8.1f} sl/s {r['ratio']:>5.1f}x   "
-              f"{r['on_the_fly']['wall_s']:.1f} / {r['cache_filled']['wall_s']:.1f} / {r['cache_read']['wall_s']:.1f}")
-    print(f"cache on disk: {size / 2**20:.1f} MiB in {len(files)} files (float16)")
+              f"{r['on_the_fly']['wall_s']:.1f} / {r['cache_filled']['wall_s']:.1f} / {r['cache_read']['wall_s']:.1f}; {r['cache_mib']:.0f}")
+    print(f"logits cache on disk: {size / 2**20:.1f} MiB in {len(files)} files (float16)")
     estimate = paper_estimate(channels)
     print(f"paper preset (phantoms at scale 1, 320 x 320): {estimate['gib_per_member_channel']:.2f} GiB per member channel, "
           f"{estimate['gib_six_members']:.1f} GiB for six binary members")

@@ -162,3 +162,19 @@ def test_the_cache_is_shared_and_a_cache_that_does_not_fit_is_refused(fresh_cach
     with pytest.raises(TrainingError, match=r"outputs need 0\.\d+ GiB .* --no-cache"):
         _compose("logits_conv", cohort_a, tmp_path / "full", True)
     assert not list(member_cache_dir().rglob("*.npy"))
+
+
+def test_layer_fusion_trains_on_the_fly_when_its_trunks_would_not_fit(fresh_cache, cohort_a, tmp_path, monkeypatch, caplog):
+    """Trunks are many times the logits' size: where they would not fit, layer fusion runs its
+    members at every step instead and says so (logits that would not fit stay an error)."""
+    import logging
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9, 1000))
+    with caplog.at_level(logging.WARNING, logger="zoo_ensemble"):
+        result = _compose("layer_fusion", cohort_a, tmp_path, True)
+    assert result.train_result.epochs_run == QUICK.epochs and (tmp_path / "layer_fusion-True" / "model.safetensors").is_file()
+    assert any("outputs need" in r.getMessage() and "members run at every step instead" in r.getMessage() for r in caplog.records)
+    assert not list(member_cache_dir().rglob("*.npy"))

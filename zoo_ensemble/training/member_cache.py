@@ -38,6 +38,10 @@ HEADROOM = 256 << 20
 OUTPUT_DTYPE = np.float16
 
 
+class CacheTooLarge(TrainingError):
+    """The members' outputs would not fit on the cache's disk (nothing was written)."""
+
+
 class StackedOutputs:
     """One case's member outputs ``(Z, C, H, W)``: the members' files, memory-mapped, stacked
     along the channel axis when a slice or a range of slices is read."""
@@ -110,7 +114,7 @@ def _check_room(cache_dir: Path, todo: list[tuple[int, int]], cases: Sequence[Ca
     cache_dir.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(cache_dir).free
     if need + HEADROOM > free:
-        raise TrainingError(
+        raise CacheTooLarge(
             f"the members' outputs need {need / 2**30:.2f} GiB in {cache_dir} and {free / 2**30:.2f} GiB are free; free some "
             "space (the cache is safe to delete), point ZOO_HOME elsewhere, or train with --no-cache (members run at every step)"
         )
