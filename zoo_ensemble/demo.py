@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .compose import ComposeRequest, choose_members, compose, rank_key, record_test
-from .compose.workflow import build
+from .compose import ComposeRequest, compose, rank_key, record_test
+from .compose.workflow import cache_member_outputs
 from .data.dataset import open_dataset
 from .data.phantom import write_case, write_cohort
 from .errors import ZooError
@@ -35,7 +35,7 @@ from .evaluation import Report, evaluate_together, mean_report
 from .organs import THORACIC_ORGANS
 from .paths import zoo_home
 from .statistics import PairedDifference
-from .training.fit import SplitPlan, training_inputs
+from .training.fit import SplitPlan
 from .training.trainer import TrainConfig
 from .zoo.catalog import list_models
 from .workers import default_workers, run_each, shares, worker_pool
@@ -210,17 +210,13 @@ def _write_case(data: Path, seed: int, index: int, scale: float) -> None:
 
 
 def _fill_cache(member_ids: list[str], data: Path, s: DemoSettings, trunks: Sequence[str] = ()) -> None:
-    """The members' outputs on the training and validation patients, computed into the cache
-    every learned run then reads (each worker a share of the members, so that no two compute
-    the same ones), and the frozen trunks of those of ``trunks`` (layer fusion's members)."""
+    """The members' logits on the training and validation patients (each worker a share of the
+    members, so that no two compute the same ones), and the trunks of those in ``trunks``
+    (layer fusion's members)."""
     splits = SplitPlan(seed=s.seed, val=s.val_fraction, test=s.test_fraction).split([open_dataset(data)], s.organs)
     for method, ids in (("argmax", member_ids), ("layer_fusion", [m for m in member_ids if m in trunks])):
-        if not ids:
-            continue
-        members, organs, _ = choose_members("all", ids)
-        ensemble = build(ComposeRequest(method, organs, ids), members, [m.provenance() for m in members], organs)
-        grid = (members[0].card.input_size, members[0].card.spacing)
-        training_inputs(ensemble, splits, s.organs, grid, "cpu", cached=True)
+        if ids:
+            cache_member_outputs(ids, method, splits, s.organs)
 
 
 def _compose(run: Run, members: list[str], data: Path, s: DemoSettings, folder: Path, run_dir: Path) -> Path:

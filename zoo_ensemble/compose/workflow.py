@@ -35,6 +35,7 @@ from ..training.fit import (
     TrainingRun,
     check_organs_annotated,
     fit,
+    training_inputs,
 )
 from ..training.train import datasets_record, report_to_metrics, training_record, val_metrics
 from ..training.trainer import Reporter, TrainConfig
@@ -170,6 +171,16 @@ def build(request: ComposeRequest, members: list[ZooModel], provenance: list[dic
     records = [MemberRecord(m.model_id, m.organs, dict(m.config), p) for m, p in zip(members, provenance)]
     torch.manual_seed(request.config.seed)
     return build_ensemble(request.method, [m.network for m in members], records, organs, request.options)
+
+
+def cache_member_outputs(member_refs: Sequence[str], method: str, splits: SplitCases, organs: Sequence[str], device: str = "cpu") -> None:
+    """Fill the member cache with what ``method``'s combiner reads of ``member_refs`` (their
+    logits; layer fusion: their trunks) on ``splits``' training and validation patients, so that
+    learned runs started side by side read it instead of computing the same outputs at once."""
+    members, own, _ = choose_members("all", list(member_refs))
+    ensemble = build(ComposeRequest(method, own, list(member_refs)), members, [m.provenance() for m in members], own)
+    grid = (members[0].card.input_size, members[0].card.spacing)
+    training_inputs(ensemble, splits, organs, grid, device, cached=True)
 
 
 def train(request: ComposeRequest, ensemble: Ensemble, organs: list[str], splits: SplitCases | None, model_id: str) -> Fitted:

@@ -197,7 +197,7 @@ class Runner:
         """Train the networks of ``jobs`` not in the workspace yet, on the pool."""
         todo = []
         for job in jobs:
-            if (self.ws.model(job.model_id) / "model.safetensors").exists() and (self.ws.model(job.model_id) / "README.md").exists():
+            if self._model_done(job.model_id):
                 self.result.reused.append(job.model_id)
             else:
                 todo.append(job)
@@ -247,7 +247,7 @@ class Runner:
     # --- networks --------------------------------------------------------------------------
     def ensure_model(self, job: ModelJob) -> Path:
         folder = self.ws.model(job.model_id)
-        if main_decides((folder / "model.safetensors").exists() and (folder / "README.md").exists()):
+        if main_decides(self._model_done(job.model_id)):
             self.result.reused.append(job.model_id)
             return folder
         p = self.preset
@@ -266,6 +266,10 @@ class Runner:
         self._add_time(f"model/{job.model_id}", time.monotonic() - started)
         self.result.trained.append(job.model_id)
         return folder
+
+    def _model_done(self, model_id: str) -> bool:
+        folder = self.ws.model(model_id)
+        return (folder / "model.safetensors").exists() and (folder / "README.md").exists()
 
     def rank_pool(self) -> dict[str, list[str]]:
         """Each organ's pool models, best first: lowest validation loss, as the paper chose."""
@@ -432,20 +436,15 @@ def _entry_job(setup: _Setup, experiment: str, slug: str, member_ids: list[str],
 
 
 def _cache_job(setup: _Setup, wanted: list[tuple[str, str]]) -> None:
-    """Fill the member cache for (member, method) pairs: the method names what is kept (an
-    argmax ensemble's members keep their logits, layer fusion's their trunks)."""
-    from ..compose.members import choose_members
-    from ..compose.workflow import build
-    from ..training.fit import training_inputs
+    """Fill the member cache for (member, method) pairs: an argmax ensemble's members keep
+    their logits, layer fusion's their trunks."""
+    from ..compose.workflow import cache_member_outputs
 
     runner = _attached(setup)
     p = setup.preset
     splits = SplitPlan(seed=p.seed, val=p.val_fraction, test=p.test_fraction).split(list(runner.datasets.values()), p.organs)
     for mid, method in wanted:
-        members, organs, _ = choose_members("all", [str(runner.ws.model(mid))])
-        ensemble = build(ComposeRequest(method, organs, [str(runner.ws.model(mid))]), members, [m.provenance() for m in members], organs)
-        grid = (members[0].card.input_size, members[0].card.spacing)
-        training_inputs(ensemble, splits, p.organs, grid, p.device, cached=True)
+        cache_member_outputs([str(runner.ws.model(mid))], method, splits, p.organs, p.device)
 
 
 def training_summary(result: TrainResult, steps_per_epoch: int, batch_size: int) -> dict[str, Any]:
