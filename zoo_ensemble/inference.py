@@ -17,6 +17,7 @@ import torch
 from scipy import ndimage
 from torch import nn
 
+from .architectures.volume import ABSENT_LOGIT, VolumeNetwork, volume_networks
 from .input_range import InputRange, ScanGrid
 from .volumes import Volume
 from .preprocess import AIR_HU, ResampleInPlane, centre_box, crop_or_pad, model_window, paste_back, resize
@@ -177,10 +178,16 @@ class Predictor:
         self._warned = False
         self.precision = precision
         # channels-last lets oneDNN (CPU) and cuDNN pick their fastest convolutions; the
-        # weights are only re-laid out, not changed
+        # weights are only re-laid out, not changed (not with a whole-volume member inside: a 3D
+        # network's 5-D weights have no such layout)
+        channels_last = channels_last and next(volume_networks(model), None) is None
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.skip_air = skip_air
         self.model.to(self.device, memory_format=self.memory_format)
+        inner = model.model if isinstance(model, ChannelSelect) else model
+        #: the model is one whole-volume member (an imported nnU-Net): it runs on the CT's own
+        #: grid and sees every slice, as its framework would run it
+        self.whole_volume = isinstance(inner, VolumeNetwork)
+        self.skip_air = skip_air and not self.whole_volume
 
     @property
     def organs(self) -> list[str]:
@@ -218,7 +225,7 @@ class Predictor:
         """The one warning line about ``volume``'s grid for this model, logged the first time only."""
         grid = ScanGrid.of(volume.shape, volume.spacing)
         message = None
-        if self.spacing is None:
+        if self.spacing is None and not self.whole_volume:
             message = (
                 f"{self.name} records no pixel spacing; it runs on the input's own grid "
                 f"({grid.spacing[0]:.3g} x {grid.spacing[1]:.3g} mm), which may not be the grid it was trained on"
@@ -251,20 +258,32 @@ class Predictor:
         per_slice = 4 * (len(self.organs) + 2) * max(hw[0] * hw[1], fed[0] * fed[1])
         return max(1, min(self.batch_size, BATCH_BYTES // per_slice))
 
-    def _forward_batch(self, hu: torch.Tensor, hw: tuple[int, int], window: tuple[slice, slice], volume_spacing: tuple[float, float]) -> torch.Tensor:
-        """``(b, 1, h, w)`` HU of each slice's ``window`` -> ``(b, C, H, W)`` probabilities on
-        the input slice grid ``hw``, on the model's device: on a GPU the resampling both ways
-        and the labelling run there too, and only labels come back (full-grid probabilities of
-        six organs are 200 MB a batch)."""
-        h, w = hw
-        rows, cols = window
-        x = hu.to(self.device)
-        seen = tuple(x.shape[-2:])
+    def _to_model_grid(self, x: torch.Tensor, volume_spacing: tuple[float, float], pad: float) -> tuple[torch.Tensor, object]:
+        """Slices of the input grid (HU or a whole-volume member's logits) resampled to the
+        model's spacing and cropped or padded to its input, as the model sees them."""
         if self.spacing is not None:
             x = ResampleInPlane((self.spacing[1], self.spacing[0]))(x, (volume_spacing[1], volume_spacing[0]))
         box = centre_box(*x.shape[-2:], self.input_size) if self.crop == "center" else None
         if box is not None:
-            x = crop_or_pad(x, box, AIR_HU)
+            x = crop_or_pad(x, box, pad)
+        return x, box
+
+    def _forward_batch(
+        self, hu: torch.Tensor, hw: tuple[int, int], window: tuple[slice, slice], volume_spacing: tuple[float, float],
+        fed: Sequence[tuple[VolumeNetwork, torch.Tensor]] = (),
+    ) -> torch.Tensor:
+        """``(b, 1, h, w)`` HU of each slice's ``window`` -> ``(b, C, H, W)`` probabilities on
+        the input slice grid ``hw``, on the model's device: on a GPU the resampling both ways
+        and the labelling run there too, and only labels come back (full-grid probabilities of
+        six organs are 200 MB a batch). ``fed``: whole-volume members with their logits of the
+        same slices and window, given the same way to the model's grid."""
+        h, w = hw
+        rows, cols = window
+        x = hu.to(self.device)
+        seen = tuple(x.shape[-2:])
+        x, box = self._to_model_grid(x, volume_spacing, AIR_HU)
+        for member, logits in fed:
+            member.feed(self._to_model_grid(logits.to(self.device), volume_spacing, ABSENT_LOGIT)[0])
         x = x.contiguous(memory_format=self.memory_format)
         with torch.autocast(self.device.type, dtype=self.precision or torch.float32, enabled=self.precision is not None):
             logits = self.model(x)
@@ -279,6 +298,16 @@ class Predictor:
         out[..., rows, cols] = probs
         return out
 
+    def _whole_volume_logits(self, volume: Volume) -> list[tuple[VolumeNetwork, np.ndarray]]:
+        """Each whole-volume member's ``(C, Z, Y, X)`` logits of ``volume``, run once per CT."""
+        hu = None
+        out = []
+        for member in volume_networks(self.model):
+            if hu is None:
+                hu = volume.array.astype(np.float32)
+            out.append((member, member.predict_volume(hu, volume.spacing_zyx, volume)))
+        return out
+
     @torch.inference_mode()
     def predict(self, volume: Volume, probabilities: bool = False, progress: Callable[[int, int], None] | None = None) -> Prediction:
         """Label every slice; slices without body (no voxel above ``BODY_HU``) are background
@@ -291,10 +320,12 @@ class Predictor:
         todo = body_slices(volume.array) if self.skip_air else np.arange(z_count)
         hw, spacing = volume.shape[1:], (volume.spacing[0], volume.spacing[1])
         step, window = self.slices_per_batch(hw, spacing), self._window(hw, spacing)
+        whole = self._whole_volume_logits(volume) if len(todo) else []
         for start in range(0, len(todo), step):
             zs = todo[start : start + step]
             hu = torch.from_numpy(volume.array[zs, window[0], window[1]].astype(np.float32))[:, None]
-            probs = self._forward_batch(hu, hw, window, spacing)
+            fed = [(m, torch.from_numpy(np.ascontiguousarray(out[:, zs][:, :, window[0], window[1]].swapaxes(0, 1)))) for m, out in whole]
+            probs = self._forward_batch(hu, hw, window, spacing, fed)
             lab, n = labels_from_probabilities(probs, self.threshold)
             labels[zs] = lab.cpu().numpy()
             contested += n
@@ -306,4 +337,6 @@ class Predictor:
         if progress:
             progress(z_count, z_count)
         keep_largest_components(labels, self.organs, self.largest_component)
+        for member, _ in whole:
+            member.feed(None)
         return Prediction(labels, self.organs, probs_out, contested, {"slices_run": int(len(todo))})

@@ -231,3 +231,30 @@ class DatasetSpec:
         check_model_id(self.version, f"dataset spec {self.name!r}: version", ZooError)
         if not self.organs or not callable(self.build):
             raise ZooError(f"dataset spec {self.name!r}: needs organs and a build(folder) function")
+
+
+@dataclass(frozen=True)
+class MemberAdapterSpec:
+    """Another framework's trained models as zoo members (nnU-Net v2 is the first).
+
+    ``zoo import NAME FOLDER`` calls ``read(folder, organs=..., folds=..., checkpoint=...,
+    trust_pickle=..., mirroring=...)``, which returns the weights (a flat state dict), a
+    ``config.json`` and the card's ``zoo.<name>`` facts; the toolkit writes them as a zoo
+    model folder whose card names ``architecture``. Loading that folder calls ``build(config)``
+    (on the ``meta`` device first, to compare shapes with the weights): a
+    :class:`~zoo_ensemble.architectures.volume.VolumeNetwork`, which predicts whole volumes
+    into per-organ logits on the CT's grid. ``extra`` is the pip extra that brings the
+    framework, named when it is missing."""
+
+    name: str
+    architecture: str
+    read: Callable[..., Any]
+    build: Callable[[dict[str, Any]], Any]
+    extra: str = ""
+    description: str = ""
+
+    def check(self) -> None:
+        check_model_id(self.name, "member adapter", ZooError)
+        check_model_id(self.architecture, f"member adapter {self.name!r}: architecture", ZooError)
+        if not (callable(self.read) and callable(self.build)):
+            raise ZooError(f"member adapter {self.name!r}: needs read(folder, ...) and build(config) functions")

@@ -25,7 +25,7 @@ def _error(message: str) -> None:
 
 
 def _register() -> None:
-    from . import compose, data, demo, evaluate, experiment, predict, train, zoo  # noqa: F401  (each module adds its commands to `app`)
+    from . import compose, data, demo, evaluate, experiment, importing, predict, train, zoo  # noqa: F401  (each module adds its commands to `app`)
 
 
 def _launch() -> tuple[int, int]:

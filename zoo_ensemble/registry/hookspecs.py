@@ -57,3 +57,9 @@ def register_label_maps(register: Callable[[Any], None]) -> None:
 def register_datasets(register: Callable[[Any], None]) -> None:
     """Register training datasets: ``register(DatasetSpec(name, organs, build))``; ``zoo compose``
     trains a learned ensemble on them when no ``--data`` is given."""
+
+
+@hookspec
+def register_member_adapters(register: Callable[[Any], None]) -> None:
+    """Register another framework's models as members: ``register(MemberAdapterSpec(name,
+    architecture, read, build))``; ``zoo import NAME FOLDER`` then imports its model folders."""

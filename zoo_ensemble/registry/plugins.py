@@ -25,7 +25,7 @@ from typing import Any
 import pluggy
 
 from ..errors import ZooError
-from ..specs import ArchitectureSpec, DatasetSpec, LabelMap, MethodSpec, ModelSpec, Organ
+from ..specs import ArchitectureSpec, DatasetSpec, LabelMap, MemberAdapterSpec, MethodSpec, ModelSpec, Organ
 from . import hookspecs
 from .hookspecs import PROJECT
 
@@ -35,11 +35,11 @@ ENTRY_POINT_GROUP = "zoo_ensemble"
 ENV_PLUGINS = "ZOO_PLUGINS"
 CORE = "zoo_ensemble.core"
 CORE_MODULE = "zoo_ensemble.zoo.core"
-KINDS = ("organs", "label_maps", "architectures", "ensemble_methods", "models", "datasets")
+KINDS = ("organs", "label_maps", "architectures", "ensemble_methods", "models", "datasets", "member_adapters")
 #: What each hook must register (checked before anything is kept).
 EXPECTED = {
     "organs": Organ, "label_maps": LabelMap, "architectures": ArchitectureSpec, "ensemble_methods": MethodSpec, "models": ModelSpec,
-    "datasets": DatasetSpec,
+    "datasets": DatasetSpec, "member_adapters": MemberAdapterSpec,
 }
 
 
@@ -208,7 +208,7 @@ def _stager(kind: str, staged: list[Any], reg: Registry) -> Callable[[Any], None
         key = _key(kind, value)
         if not isinstance(key, str) or not key:
             raise ZooError(f"register_{kind} got an entry without a name")
-        if kind in ("models", "datasets"):
+        if kind in ("models", "datasets", "member_adapters"):
             value.check()
         for organ in _organs_of(kind, value):
             if organ not in reg.entries["organs"]:

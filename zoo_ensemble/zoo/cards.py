@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..adapters import imported_architectures
 from ..architectures import ModelConfig, architecture_names
 from ..ensembles import method_names
 from ..errors import ModelFormatError
@@ -74,9 +75,10 @@ class Card:
             if not self.members:
                 raise ModelFormatError("card: field 'zoo.members' must list the ensemble's members")
         else:
-            if self.architecture not in architecture_names():
+            imported = self.architecture in imported_architectures()  # another framework's: it normalises inside
+            if self.architecture not in architecture_names() and not imported:
                 raise ModelFormatError(f"card: field 'zoo.architecture' {self.architecture!r} is not a registered architecture")
-            if not self.windows:
+            if not self.windows and not imported:
                 raise ModelFormatError("card: field 'zoo.window' is missing")
         size = self.input_size
         if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= 2048 for v in size)):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..adapters import builtin_adapters
 from ..architectures import builtin_architectures
 from ..ensembles import builtin_methods
 from ..labelmaps import BUILTIN_LABEL_MAPS
@@ -36,3 +37,9 @@ def register_architectures(register: Callable[[Any], None]) -> None:
 def register_ensemble_methods(register: Callable[[Any], None]) -> None:
     for method in builtin_methods():
         register(method)
+
+
+@hookimpl
+def register_member_adapters(register: Callable[[Any], None]) -> None:
+    for adapter in builtin_adapters():
+        register(adapter)

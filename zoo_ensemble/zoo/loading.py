@@ -7,10 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from ..adapters import adapter_for
 from ..architectures import ModelConfig, SegmentationModel, build_model
+from ..architectures.volume import VolumeNetwork
 from ..errors import ModelFormatError
+from ..specs import MemberAdapterSpec
 from .cards import Card
 from .ensemble_folder import load_ensemble
 from .folder import WEIGHTS, build_within_limits, check_card_matches, load_state, read_config, read_weights, weights_header
@@ -19,8 +23,29 @@ from .folder import WEIGHTS, build_within_limits, check_card_matches, load_state
 _AIR, _TISSUE = -1000.0, 40.0
 
 
-def load_single(folder: Path, card: Card, config: dict[str, Any]) -> SegmentationModel:
+def build_imported(adapter: MemberAdapterSpec, config: dict[str, Any], header: dict[str, tuple[int, ...]], where: str) -> torch.nn.Module:
+    """Another framework's model from its checked config, built within limits (shapes compared
+    with the weights' header on the ``meta`` device first)."""
+    network = build_within_limits(lambda: adapter.build(config), header, where)
+    if not isinstance(network, VolumeNetwork):
+        raise ModelFormatError(f"{where}: adapter {adapter.name!r} built a {type(network).__name__}, not a VolumeNetwork")
+    return network
+
+
+def load_imported(folder: Path, card: Card, config: dict[str, Any], adapter: MemberAdapterSpec) -> torch.nn.Module:
+    """An imported model (``zoo import``): config and card agree, weights from safetensors."""
+    if config.get("organs") != card.organs:
+        raise ModelFormatError(f"{folder}: card organs {card.organs} disagree with config.json organs {config.get('organs')}")
+    network = build_imported(adapter, config, weights_header(folder, card), str(folder / WEIGHTS))
+    load_state(network, read_weights(folder), str(folder / WEIGHTS))
+    return network.eval()
+
+
+def load_single(folder: Path, card: Card, config: dict[str, Any]) -> torch.nn.Module:
     """A binary or multiclass model: its config checked against the card, built within limits."""
+    adapter = adapter_for(card.architecture)
+    if adapter is not None:
+        return load_imported(folder, card, config, adapter)
     cfg = ModelConfig.from_dict(config)
     if cfg.organs != card.organs:
         raise ModelFormatError(f"{folder}: card organs {card.organs} disagree with config.json organs {cfg.organs}")
@@ -50,8 +75,32 @@ def dummy_slice(size: tuple[int, int]) -> torch.Tensor:
     return torch.where(disc, torch.tensor(_TISSUE), torch.tensor(_AIR))[None, None].float()
 
 
+def dummy_volume(size: tuple[int, int, int]) -> np.ndarray:
+    """A cylinder of soft tissue in air, ``(Z, Y, X)`` HU."""
+    return np.repeat(dummy_slice(size[1:])[0].numpy(), size[0], axis=0)
+
+
+def volume_check(network: VolumeNetwork, card: Card, where: object) -> str:
+    """A whole-volume member on a small dummy CT: per-organ logits on its grid, finite."""
+    size = (24, 64, 64)
+    with torch.inference_mode():
+        try:
+            out = network.eval().predict_volume(dummy_volume(size), (2.0, 1.5, 1.5))
+        except (RuntimeError, ValueError, IndexError, AssertionError) as exc:
+            raise ModelFormatError(f"{where}: the model fails on a dummy volume ({str(exc).splitlines()[0][:100]})") from None
+    expected = (len(card.organs), *size)
+    if tuple(out.shape) != expected:
+        raise ModelFormatError(f"{where}: a dummy volume gives logits shaped {tuple(out.shape)}, expected {expected}")
+    if not np.isfinite(out).all():
+        raise ModelFormatError(f"{where}: a dummy volume gives non-finite logits")
+    return f"a {size[0]} x {size[1]} x {size[2]} volume of raw HU gives finite logits {tuple(out.shape)}"
+
+
 def forward_check(network: torch.nn.Module, card: Card, where: object) -> str:
-    """One dummy slice at the card's input size through the network; the logits must be sane."""
+    """One dummy slice at the card's input size through the network (a dummy volume through a
+    whole-volume member); the logits must be sane."""
+    if isinstance(network, VolumeNetwork):
+        return volume_check(network, card, where)
     size = (int(card.input_size[0]), int(card.input_size[1]))
     with torch.inference_mode():
         try:

@@ -1,0 +1,150 @@
+"""An imported nnU-Net v2 model as a zoo member: built from its plans by nnU-Net's own code,
+weights from safetensors, predicted by nnU-Net's own predictor (sliding window, Gaussian
+weighting, mirroring, resampling back to the input grid), its class probabilities turned into
+per-organ logits on the CT's grid.
+
+nnU-Net (``nnunetv2``, ``dynamic-network-architectures``) is the optional extra
+``zoo-ensemble[nnunet]``; it is imported only when such a member is built.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import logging
+import warnings
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+from torch import nn
+
+from ...architectures.volume import VolumeNetwork, log_odds
+from ...errors import ModelFormatError, ZooError
+from . import plans as checks
+
+log = logging.getLogger("zoo_ensemble")
+
+ARCHITECTURE = "nnunet-v2"
+EXTRA = "zoo-ensemble[nnunet]"
+#: The orientation zoo volumes are held in (volumes.CANONICAL), restated to keep this layer's imports.
+_CANONICAL = "LPS"
+
+
+class NnUNetMissing(ZooError):
+    """nnU-Net is not installed."""
+
+
+def nnunet() -> Any:
+    """The ``nnunetv2`` package, or a one-line error naming the extra that brings it."""
+    try:
+        with warnings.catch_warnings():  # torch.jit deprecations raised by its imports, not ours to fix
+            warnings.simplefilter("ignore", FutureWarning)
+            import dynamic_network_architectures  # noqa: F401
+            import nnunetv2
+    except ImportError:
+        raise NnUNetMissing(f"this model runs on nnU-Net v2, which is not installed: pip install '{EXTRA}'") from None
+    return nnunetv2
+
+
+def check_config(config: dict[str, Any], where: str = "config.json") -> dict[str, Any]:
+    """An imported model's config.json, every field typed and bounded (see :mod:`.plans`)."""
+    if config.get("architecture") != ARCHITECTURE:
+        raise ModelFormatError(f"{where}: architecture must be {ARCHITECTURE!r}")
+    labels = checks.check_dataset(config.get("dataset"), f"{where}: 'dataset'")
+    plans = checks.check_plans(config.get("plans"), f"{where}: 'plans'")
+    name = config.get("configuration")
+    checks.configuration(plans, name, f"{where}: 'plans'")
+    organs = config.get("organs")
+    mapping = config.get("organ_labels")
+    if not isinstance(organs, list) or not isinstance(mapping, dict) or list(mapping) != organs or not organs:
+        raise ModelFormatError(f"{where}: 'organ_labels' must map each of 'organs', in order, to label values")
+    for organ, values in mapping.items():
+        checks._ints(values, None, 1, checks.MAX_LABEL, f"{where}: labels of {organ[:40]!r}")
+        if any(v not in labels.values() for v in values):
+            raise ModelFormatError(f"{where}: labels of {organ[:40]!r} are not all in the dataset's labels")
+    folds = config.get("folds")
+    if not isinstance(folds, list) or not 1 <= len(folds) <= checks.MAX_FOLDS or not all(f == "all" or (isinstance(f, int) and 0 <= f < 100) for f in folds):
+        raise ModelFormatError(f"{where}: 'folds' must list 1 to {checks.MAX_FOLDS} fold numbers (or 'all')")
+    axes = config.get("mirroring_axes")
+    if axes is not None:
+        checks._ints(axes, None, 0, 2, f"{where}: 'mirroring_axes'") if axes else None
+    if not isinstance(config.get("mirroring", True), bool):
+        raise ModelFormatError(f"{where}: 'mirroring' must be true or false")
+    return config
+
+
+def build_network(config: dict[str, Any]) -> nn.Module:
+    """One fold's network, as nnU-Net builds it from the plans (no deep supervision)."""
+    nnunet()
+    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+
+    arch = checks.configuration(config["plans"], config["configuration"])["architecture"]
+    classes = len(config["dataset"]["labels"])
+    return get_network_from_plans(
+        arch["network_class_name"], arch["arch_kwargs"], arch.get("_kw_requires_import", []), 1, classes, allow_init=False, deep_supervision=False,
+    )
+
+
+class NnUNetMember(VolumeNetwork):
+    """Every fold's network (``folds.N``), predicted together as nnU-Net averages folds."""
+
+    def __init__(self, config: dict[str, Any]):
+        check_config(config)
+        super().__init__(config["organs"])
+        self.config = config
+        self.folds = nn.ModuleList(build_network(config) for _ in config["folds"])
+        self._predictor: Any = None
+
+    def _nnunet_predictor(self) -> Any:
+        from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+        from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+        device = next(self.parameters()).device
+        if self._predictor is not None and self._predictor.device == device:
+            return self._predictor
+        plans = PlansManager(self.config["plans"])
+        dataset = self.config["dataset"]
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints a notice for every CPU predictor
+            predictor = nnUNetPredictor(
+                tile_step_size=0.5, use_gaussian=True, use_mirroring=bool(self.config.get("mirroring", True)),
+                perform_everything_on_device=device.type == "cuda", device=device, verbose=False, allow_tqdm=False,
+            )
+        # nnU-Net loads each fold's weights into one network in turn: it gets a copy, so that
+        # the folds held here (what save_pretrained writes) never change
+        work = copy.deepcopy(self.folds[0]).eval()
+        axes = self.config.get("mirroring_axes")
+        predictor.manual_initialization(
+            work, plans, plans.get_configuration(self.config["configuration"]), [f.state_dict() for f in self.folds], dataset,
+            self.config.get("trainer", "nnUNetTrainer"), tuple(axes) if axes is not None else None,
+        )
+        self._predictor = predictor
+        return predictor
+
+    def class_probabilities(self, hu: np.ndarray, spacing_zyx: tuple[float, float, float]) -> np.ndarray:
+        """nnU-Net's ``(classes, Z, Y, X)`` probabilities of ``hu`` read as nnU-Net reads a file:
+        the array in the file's axis order, spacing ``(z, y, x)``."""
+        predictor = self._nnunet_predictor()
+        with torch.inference_mode():
+            _, probs = predictor.predict_single_npy_array(
+                np.ascontiguousarray(hu, dtype=np.float32)[None], {"spacing": [float(s) for s in spacing_zyx]}, None, None, True,
+            )
+        return np.asarray(probs, dtype=np.float32)
+
+    def predict_volume(self, hu: np.ndarray, spacing_zyx: tuple[float, float, float], source: Any = None) -> np.ndarray:
+        if source is not None:  # a whole CT: nnU-Net sees it as stored in its file, as nnUNetv2_predict would
+            stored = source.to_sitk()
+            probs = self.class_probabilities(sitk.GetArrayFromImage(stored), tuple(reversed(stored.GetSpacing())))
+            probs = np.stack([_canonical(p, source) for p in probs])
+        else:
+            probs = self.class_probabilities(hu, spacing_zyx)
+        organ = np.stack([probs[values].sum(axis=0) for values in self.config["organ_labels"].values()])
+        return log_odds(organ)
+
+
+def _canonical(array: np.ndarray, source: Any) -> np.ndarray:
+    """An array on the source file's grid, in the zoo's canonical orientation."""
+    image = source.source.apply(sitk.GetImageFromArray(array))
+    return sitk.GetArrayFromImage(sitk.DICOMOrient(image, _CANONICAL))
