@@ -17,6 +17,7 @@ from ..errors import ZooError
 from ..organs import parse_organs
 from ..zoo.cards import Card
 from ..zoo.catalog import list_models
+from ..adapters import adapter_for
 from ..zoo.model import ZooModel
 
 #: Licences from least to most restrictive; anything unknown counts as most restrictive.
@@ -90,15 +91,30 @@ def choose_members(organs: str | Sequence[str] = "all", models: Sequence[str] | 
     return members, wanted, reasons
 
 
+def is_imported(model: ZooModel) -> bool:
+    """Another framework's model (``zoo import``), predicted whole by its own code."""
+    return adapter_for(model.card.architecture) is not None
+
+
+def grid_member(members: Sequence[ZooModel]) -> ZooModel:
+    """The member whose input grid the ensemble feeds: the first of the zoo's own networks (an
+    imported member takes any grid: its logits are resampled to the ensemble's, as HU are)."""
+    return next((m for m in members if not is_imported(m)), members[0])
+
+
 def check_compatible(members: Sequence[ZooModel]) -> None:
-    """Members share one input: they must agree on input size, cropping and in-plane spacing."""
-    first = members[0].card
-    for m in members[1:]:
+    """Members share one input: the zoo's own networks must agree on input size, cropping and
+    in-plane spacing (imported members predict the whole CT on its own grid, and are exempt)."""
+    native = [m for m in members if not is_imported(m)]
+    if not native:
+        return
+    first = native[0].card
+    for m in native[1:]:
         c = m.card
         for name, a, b in (("input size", first.input_size, c.input_size), ("crop", first.crop, c.crop), ("spacing", first.spacing, c.spacing)):
             if a != b:
                 raise ComposeError(
-                    f"members disagree on {name}: {members[0].model_id} has {a}, {m.model_id} has {b}; "
+                    f"members disagree on {name}: {native[0].model_id} has {a}, {m.model_id} has {b}; "
                     "an ensemble feeds all members one input"
                 )
 

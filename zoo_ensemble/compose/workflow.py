@@ -49,6 +49,7 @@ from .members import (
     ComposeError,
     check_compatible,
     choose_members,
+    grid_member,
     leakage_report,
     most_restrictive_licence,
 )
@@ -179,14 +180,16 @@ def cache_member_outputs(member_refs: Sequence[str], method: str, splits: SplitC
     learned runs started side by side read it instead of computing the same outputs at once."""
     members, own, _ = choose_members("all", list(member_refs))
     ensemble = build(ComposeRequest(method, own, list(member_refs)), members, [m.provenance() for m in members], own)
-    grid = (members[0].card.input_size, members[0].card.spacing)
+    grid = (grid_member(members).card.input_size, grid_member(members).card.spacing)
     training_inputs(ensemble, splits, organs, grid, device, cached=True)
 
 
 def train(request: ComposeRequest, ensemble: Ensemble, organs: list[str], splits: SplitCases | None, model_id: str) -> Fitted:
     """The learned part of the ensemble, through the same recipe as organ models."""
     assert splits is not None
-    card0 = ensemble.infos[0].config
+    card0 = next((i.config for i in ensemble.infos if "input_size" in i.config), None)  # see grid_member
+    if card0 is None:
+        raise ComposeError(f"{request.method} trains on slices at a member's grid; every member here is imported: add one of the zoo's own models, or use argmax")
     run_dir = Path(request.run_dir) if request.run_dir else zoo_home() / "runs" / model_id
     run = TrainingRun(request.config, run_dir, request.resume, request.reporter)
     cached = request.cache and ensemble.CACHEABLE and not request.config.augment
@@ -205,7 +208,7 @@ def describe(
 ) -> Card:
     """The ensemble's card: geometry from its members, the grids it and they were trained on, the
     most restrictive licence, every member's provenance, the data it trained on (hashed)."""
-    card0, licences = members[0].card, [m.card.license for m in members]
+    card0, licences = grid_member(members).card, [m.card.license for m in members]
     trained_on = _members_range(members)
     if fitted is not None and fitted.trained_on is not None:
         trained_on = fitted.trained_on if trained_on is None else trained_on.union(fitted.trained_on)

@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..architectures.volume import VolumeNetwork
+from ..errors import ModelFormatError
 from .base import Ensemble, register_method
 from .shared import member_output
 
@@ -32,6 +34,12 @@ class LayerFusionEnsemble(Ensemble):
     CACHE_PART = "trunk"
 
     def __init__(self, members, infos, organs, init: str = "members", **options: Any):
+        for m, info in zip(members, infos):
+            if isinstance(m, VolumeNetwork):
+                raise ModelFormatError(
+                    f"layer fusion trains each member's last layer on its last feature map; {info.model_id} is an imported model "
+                    "predicted whole by its own framework, which exposes neither: use argmax, logits_conv or meta_unet"
+                )
         super().__init__(members, infos, organs, init=init, **options)
         for m in self.members:
             for p in m.last_layer().parameters():

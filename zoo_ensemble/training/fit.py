@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..architectures.volume import VolumeNetwork
 from ..data.dataset import Case, Dataset
 from ..data.slices import CaseSlices, load_cases
 from ..distributed import join, main_first
@@ -118,6 +119,13 @@ def training_inputs(
     """The training then validation cases of ``splits``, prepared at ``grid``; with ``cached``,
     the members' outputs on them instead (computed once, see :mod:`.member_cache`). Calling it
     ahead of :func:`fit` with the same arguments fills the caches that ``fit`` then reads."""
+    if not cached:
+        whole = [info.model_id for m, info in zip(getattr(model, "members", []), getattr(model, "infos", [])) if isinstance(m, VolumeNetwork)]
+        if whole:
+            raise TrainingError(
+                f"{', '.join(whole)} predicts whole volumes, not slices at every step: a combiner trains on its outputs "
+                "in the member cache (drop --no-cache and slice augmentation)"
+            )
     both = prepare(splits.train + splits.val, organs, grid[0], grid[1], progress)
     return cached_outputs(model, both, member_cache_dir(), device) if cached else both
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..architectures.volume import VolumeNetwork
 from ..atomic import atomic_path
 from ..data.slices import CaseSlices
 from ..devices import resolve_device
@@ -123,12 +124,20 @@ def _check_room(cache_dir: Path, todo: list[tuple[int, int]], cases: Sequence[Ca
 @torch.inference_mode()
 def _compute(ensemble: Ensemble, i: int, case: CaseSlices, path: Path, device: torch.device, batch: int) -> None:
     """What the cache keeps of member ``i`` over one case's slices, in fp32 on ``device``, kept as float16."""
-    ensemble.members[i].to(device).eval()
+    member = ensemble.members[i].to(device).eval()
+    if isinstance(member, VolumeNetwork):  # an imported model predicts the case's slices as one volume
+        x, y, z = case.spacing
+        logits = member.predict_volume(np.asarray(case.image, dtype=np.float32), (z, y, x)).swapaxes(0, 1)
+        _save(np.clip(logits, -6e4, 6e4).astype(OUTPUT_DTYPE), path)
+        return
     chunks = []
     for z in range(0, case.image.shape[0], batch):
         hu = torch.from_numpy(np.asarray(case.image[z : z + batch], dtype=np.float32))[:, None].to(device)
         chunks.append(ensemble.cache_member(i, hu).clamp(-6e4, 6e4).cpu().numpy().astype(OUTPUT_DTYPE))  # float16 ends at 65504
-    out = np.concatenate(chunks)
+    _save(np.concatenate(chunks), path)
+
+
+def _save(out: np.ndarray, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path, suffix=".npy") as tmp:
         with open(tmp, "wb") as fh:

@@ -7,10 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..adapters import adapter_for
 from ..architectures import ModelConfig, build_model
 from ..ensembles import get_method
 from ..ensembles.base import Ensemble, MemberRecord
 from ..errors import ModelFormatError
+from ..specs import MemberAdapterSpec
 from .cards import Card, check_model_id
 from .folder import build_within_limits, check_card_matches, load_state, read_weights, weights_header
 
@@ -53,7 +55,7 @@ def load_ensemble(folder: Path, card: Card, config: dict[str, Any]) -> Ensemble:
         raise ModelFormatError(f"{folder}/config.json: field 'options' must be a mapping")
 
     def build() -> Ensemble:
-        members = [build_model(cfg) for cfg, _ in records]
+        members = [build_member(cfg) for cfg, _ in records]
         return build_ensemble(config["method"], members, [record for _, record in records], list(config["organs"]), options)
 
     where = str(folder / "model.safetensors")
@@ -62,7 +64,15 @@ def load_ensemble(folder: Path, card: Card, config: dict[str, Any]) -> Ensemble:
     return ensemble.eval()
 
 
-def _member_records(members: Any, folder: Path) -> list[tuple[ModelConfig, MemberRecord]]:
+def build_member(config: ModelConfig | tuple[MemberAdapterSpec, dict[str, Any]]) -> Any:
+    """A member's network from its checked config: one of ours, or an imported model's."""
+    if isinstance(config, tuple):
+        adapter, raw = config
+        return adapter.build(raw)
+    return build_model(config)
+
+
+def _member_records(members: Any, folder: Path) -> list[tuple[Any, MemberRecord]]:
     """Each member's config and provenance, checked before any member is built."""
     if not (isinstance(members, list) and 0 < len(members) <= MAX_MEMBERS):
         raise ModelFormatError(f"{folder}/config.json: field 'members' must list 1 to {MAX_MEMBERS} members")
@@ -71,5 +81,7 @@ def _member_records(members: Any, folder: Path) -> list[tuple[ModelConfig, Membe
         if not (isinstance(m, dict) and isinstance(m.get("config"), dict) and isinstance(m.get("model_id"), str) and isinstance(m.get("organs"), list)):
             raise ModelFormatError(f"{folder}/config.json: member {i} needs model_id, organs and config")
         check_model_id(m["model_id"], f"{folder}/config.json: member {i}")
-        out.append((ModelConfig.from_dict(m["config"]), MemberRecord(m["model_id"], list(m["organs"]), m["config"])))
+        adapter = adapter_for(m["config"].get("architecture"))
+        cfg = (adapter, m["config"]) if adapter is not None else ModelConfig.from_dict(m["config"])
+        out.append((cfg, MemberRecord(m["model_id"], list(m["organs"]), m["config"])))
     return out

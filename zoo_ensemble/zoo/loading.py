@@ -12,7 +12,7 @@ import torch
 
 from ..adapters import adapter_for
 from ..architectures import ModelConfig, SegmentationModel, build_model
-from ..architectures.volume import VolumeNetwork
+from ..architectures.volume import VolumeNetwork, volume_networks
 from ..errors import ModelFormatError
 from ..specs import MemberAdapterSpec
 from .cards import Card
@@ -101,9 +101,12 @@ def forward_check(network: torch.nn.Module, card: Card, where: object) -> str:
     whole-volume member); the logits must be sane."""
     if isinstance(network, VolumeNetwork):
         return volume_check(network, card, where)
+    whole = list(volume_networks(network))
     size = (int(card.input_size[0]), int(card.input_size[1]))
     with torch.inference_mode():
         try:
+            for member in whole:  # an ensemble's imported members see the slice as a thin volume
+                member.feed(torch.from_numpy(member.eval().predict_volume(dummy_volume((8, *size)), (3.0, 1.5, 1.5))).swapaxes(0, 1)[3:4])
             out = network.eval()(dummy_slice(size))
         except (RuntimeError, ValueError, IndexError) as exc:
             raise ModelFormatError(f"{where}: the model fails on a {size[0]} x {size[1]} slice ({str(exc).splitlines()[0][:100]})") from None
