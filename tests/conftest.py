@@ -158,3 +158,24 @@ def member_zoo(cohort_a, tmp_path_factory):
 def in_member_zoo(member_zoo, monkeypatch):
     monkeypatch.setenv("ZOO_HOME", str(member_zoo))
     return member_zoo
+
+
+@pytest.fixture(scope="session")
+def nnunet_model(tmp_path_factory):
+    """A small nnU-Net v2 trained-model folder made by nnU-Net itself (tests/nnunet_model.py),
+    and nnU-Net's own prediction of its held-out CT (both folds, mirroring, probabilities)."""
+    pytest.importorskip("nnunetv2", reason="the nnunet extra is not installed")
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("nnunet")
+    env = {**os.environ, "nnUNet_raw": str(root / "raw"), "nnUNet_preprocessed": str(root / "preprocessed"), "nnUNet_results": str(root / "results")}
+    subprocess.run([sys.executable, str(Path(__file__).parent / "nnunet_model.py"), str(root)], env=env, check=True, capture_output=True)
+    folder = root / "model" / "nnUNetTrainer__nnUNetPlans__3d_fullres"
+    predict = Path(sys.executable).parent / "nnUNetv2_predict_from_modelfolder"
+    subprocess.run(
+        [str(predict), "-i", str(root / "ct"), "-o", str(root / "reference"), "-m", str(folder), "-f", "0", "1", "-device", "cpu",
+         "--save_probabilities", "-npp", "1", "-nps", "1", "--disable_progress_bar"],
+        env=env, check=True, capture_output=True,
+    )
+    return folder
