@@ -90,7 +90,7 @@ def test_push_and_pull_keep_the_predictions(hub, heart_nnunet, in_member_zoo, co
         pulled = pull(repo)  # downloaded, checked, run on a dummy input, recorded
         want = ZooModel.from_folder(source).predict(volume, device="cpu").labels
         assert np.array_equal(pulled.predict(volume, device="cpu").labels, want)
-    assert pulled.card.extra_zoo["nnunet"]["folds"] == [0]
+    assert pulled.card.extra_zoo["imported"]["folds"] == [0]
 
 
 def test_the_imported_member_s_weights_never_change_while_it_predicts(heart_nnunet):

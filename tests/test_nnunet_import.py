@@ -41,7 +41,7 @@ def test_import_writes_a_zoo_folder_with_safetensors_and_provenance(imported, nn
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     card = Card.read(folder)
     assert (card.kind, card.architecture, card.organs) == ("multiclass", "nnunet-v2", ["heart", "lung_left", "aorta"])
-    facts = card.extra_zoo["nnunet"]
+    facts = card.extra_zoo["imported"]
     assert facts["configuration"] == "3d_fullres" and facts["trainer"] == "nnUNetTrainer" and facts["folds"] == [0, 1]
     assert facts["patch_size"] == [32, 48, 48] and facts["normalization"] == "CTNormalization" and len(facts["spacing"]) == 3
     assert [s["sha256"] for s in facts["sources"]] == [_sha(nnunet_model / f"fold_{f}" / "checkpoint_final.pth") for f in (0, 1)]
@@ -72,7 +72,7 @@ def test_prediction_matches_nnunet_predict(imported, nnunet_model):
 def test_one_fold_and_the_best_checkpoint_are_choices(nnunet_model, tmp_path):
     model = import_model(ImportRequest("nnunet", nnunet_model, "heart=1", folds="1", out=tmp_path / "m"))
     assert model.model_id == "heart-nnunet" and model.kind == "binary"
-    assert model.card.extra_zoo["nnunet"]["folds"] == [1]
+    assert model.card.extra_zoo["imported"]["folds"] == [1]
     assert all(k.startswith("folds.0.") for k in load_file(tmp_path / "m" / "model.safetensors"))
     with pytest.raises(ZooError, match="no checkpoint_best.pth"):
         import_model(ImportRequest("nnunet", nnunet_model, "heart=1", folds="0", checkpoint="best", out=tmp_path / "b"))

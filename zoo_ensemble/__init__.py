@@ -46,7 +46,7 @@ def list_models(organ: str | None = None) -> list[Any]:
 
 def __getattr__(name: str) -> Any:
     # Lazy re-exports keep `import zoo_ensemble` light (no torch import for the CLI's --help).
-    if name in ("ArchitectureSpec", "DatasetSpec", "LabelMap", "MemberAdapterSpec", "MethodSpec", "ModelSpec", "Organ", "Window"):
+    if name in ("ArchitectureSpec", "DatasetSpec", "ImportedModel", "LabelMap", "MemberAdapterSpec", "MethodSpec", "ModelSpec", "Organ", "Window"):
         from . import specs
 
         return getattr(specs, name)
@@ -60,9 +60,9 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:  # the lazy names, for type checkers and editors
     from .api import Segmentation, ZooModel, compose_ensemble, from_pretrained
-    from .specs import ArchitectureSpec, DatasetSpec, LabelMap, MemberAdapterSpec, MethodSpec, ModelSpec, Organ, Window
+    from .specs import ArchitectureSpec, DatasetSpec, ImportedModel, LabelMap, MemberAdapterSpec, MethodSpec, ModelSpec, Organ, Window
 
 __all__ = [
-    "ArchitectureSpec", "DatasetSpec", "LabelMap", "MemberAdapterSpec", "MethodSpec", "ModelSpec", "Organ", "Segmentation", "Window", "ZooError", "ZooModel",
+    "ArchitectureSpec", "DatasetSpec", "ImportedModel", "LabelMap", "MemberAdapterSpec", "MethodSpec", "ModelSpec", "Organ", "Segmentation", "Window", "ZooError", "ZooModel",
     "compose_ensemble", "from_pretrained", "hookimpl", "list_models", "load_model",
 ]

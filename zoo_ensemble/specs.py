@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -233,13 +233,26 @@ class DatasetSpec:
             raise ZooError(f"dataset spec {self.name!r}: needs organs and a build(folder) function")
 
 
+@dataclass
+class ImportedModel:
+    """What a member adapter's ``read`` returns: the weights as one flat state dict (each
+    tensor once), the ``config.json`` its ``build`` takes, the organs in output order, the
+    facts its card keeps under ``zoo.imported`` (with ``framework``: the adapter's name) (provenance: source files and their
+    sha256) and a suggested model id."""
+
+    state: dict[str, Any]
+    config: dict[str, Any]
+    organs: list[str]
+    card: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
+
+
 @dataclass(frozen=True)
 class MemberAdapterSpec:
     """Another framework's trained models as zoo members (nnU-Net v2 is the first).
 
     ``zoo import NAME FOLDER`` calls ``read(folder, organs=..., folds=..., checkpoint=...,
-    trust_pickle=..., mirroring=...)``, which returns the weights (a flat state dict), a
-    ``config.json`` and the card's ``zoo.<name>`` facts; the toolkit writes them as a zoo
+    trust_pickle=..., mirroring=...)``, which returns an :class:`ImportedModel`; the toolkit writes it as a zoo
     model folder whose card names ``architecture``. Loading that folder calls ``build(config)``
     (on the ``meta`` device first, to compare shapes with the weights): a
     :class:`~zoo_ensemble.architectures.volume.VolumeNetwork`, which predicts whole volumes

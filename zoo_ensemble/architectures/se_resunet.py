@@ -8,9 +8,16 @@ size, as in the authors' code). SE reduction 16 at paper size.
 
 from __future__ import annotations
 
-import timm
+import warnings
+
 import torch
 from torch import nn
+
+with warnings.catch_warnings():
+    # timm releases before 1.0.23 (which nnU-Net's network package pins) call torch.jit.interface
+    # at import, deprecated in torch 2.14: a notice for every command that is not ours to act on
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.interface", category=FutureWarning)
+    import timm
 
 from .base import ModelConfig, PointwiseConv, SegmentationModel, conv_bn_relu, register_architecture, upsample_to
 

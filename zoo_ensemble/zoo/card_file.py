@@ -105,7 +105,11 @@ def _model_section(card: Card) -> list[str]:
             lines.append("- Method options: " + ", ".join(f"{k}={v}" for k, v in options.items()) + _init_note(card.method, options))
     for w in card.windows:
         lines.append(f"- CT window: width {plain_number(w.width)} HU, level {plain_number(w.level)} HU (applied inside the model; feed raw HU)")
-    lines.append(f"- Input: {card.input_size[0]} x {card.input_size[1]} slices, {card.crop} crop" + (f", every slice resampled to {card.spacing[0]:g} x {card.spacing[1]:g} mm in-plane" if card.spacing else ", the input's own pixel spacing (none recorded)"))
+    imported = card.extra_zoo.get("imported")
+    if isinstance(imported, dict):
+        lines += _imported_lines(imported)
+    else:
+        lines.append(f"- Input: {card.input_size[0]} x {card.input_size[1]} slices, {card.crop} crop" + (f", every slice resampled to {card.spacing[0]:g} x {card.spacing[1]:g} mm in-plane" if card.spacing else ", the input's own pixel spacing (none recorded)"))
     if card.trained_on is not None:
         t = card.trained_on
         lines.append(
@@ -115,6 +119,19 @@ def _model_section(card: Card) -> list[str]:
     lines.append(f"- Output channels (sigmoid, threshold {card.threshold}): " + ", ".join(card.organs))
     if card.postprocess.get("largest_component"):
         lines.append("- Post-processing: largest connected component kept for " + ", ".join(card.postprocess["largest_component"]))
+    return lines
+
+
+def _imported_lines(facts: dict[str, Any]) -> list[str]:
+    """What an imported model's card says of where it came from and how it runs."""
+    framework = str(facts.get("framework", "another framework"))
+    lines = [f"- Imported from {framework} with `zoo import {framework}`: it predicts the whole CT with its framework's own code, on the CT's own grid"]
+    shown = {k: v for k, v in facts.items() if k in ("dataset", "configuration", "trainer", "plans", "folds", "checkpoint", "patch_size", "spacing", "normalization", "mirroring")}
+    if shown:
+        lines.append("- " + "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in shown.items()))
+    for source in facts.get("sources") or []:
+        if isinstance(source, dict):
+            lines.append(f"- Source checkpoint {source.get('file')}: sha256 {source.get('sha256')}")
     return lines
 
 

@@ -60,5 +60,5 @@ def _card(model_id: str, framework: str, architecture: str, imported: Any, licen
         model_id=model_id, kind="binary" if len(imported.organs) == 1 else "multiclass", organs=list(imported.organs), windows=[],
         architecture=architecture, input_size=[max(16, min(2048, int(v))) for v in patch[-2:]], crop="none", spacing=None,
         license=license, training={"datasets": [{"name": imported.card.get("dataset", "")}], "framework": framework},
-        extra_zoo={framework: imported.card},
+        extra_zoo={"imported": {"framework": framework, **imported.card}},
     )

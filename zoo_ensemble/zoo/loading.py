@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..adapters import adapter_for
-from ..architectures import ModelConfig, SegmentationModel, build_model
+from ..architectures import ModelConfig, build_model
 from ..architectures.volume import VolumeNetwork, volume_networks
 from ..errors import ModelFormatError
 from ..specs import MemberAdapterSpec

@@ -14,7 +14,6 @@ import hashlib
 import json
 import pickle
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +21,9 @@ import numpy as np
 import torch
 
 from ...architectures.volume import drop_shared
-from ...errors import ModelFormatError, UnknownOrganError, ZooError
+from ...errors import UnknownOrganError, ZooError
 from ...registry import get_registry
+from ...specs import ImportedModel
 from . import plans as checks
 from .member import ARCHITECTURE, check_config
 
@@ -33,17 +33,6 @@ CHECKPOINTS = {"final": "checkpoint_final.pth", "best": "checkpoint_best.pth", "
 
 class ImportRefused(ZooError):
     """An nnU-Net folder that cannot be imported as given."""
-
-
-@dataclass
-class Imported:
-    """What a zoo model folder of an imported model holds, before it is written."""
-
-    state: dict[str, torch.Tensor]
-    config: dict[str, Any]
-    organs: list[str]
-    card: dict[str, Any] = field(default_factory=dict)  # the card's ``zoo.nnunet`` section
-    name: str = ""  # a suggested model id
 
 
 def _json(path: Path) -> Any:
@@ -161,7 +150,7 @@ def organ_labels(spec: str, labels: dict[str, int]) -> dict[str, list[int]]:
 
 def read_folder(
     folder: str | Path, organs: str, folds: str | None = None, checkpoint: str = "final", trust_pickle: bool = False, mirroring: bool = True,
-) -> Imported:
+) -> ImportedModel:
     """Everything a zoo model folder needs from an nnU-Net v2 trained-model folder, checked."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -205,7 +194,7 @@ def read_folder(
         "intensity": plans.get("foreground_intensity_properties_per_channel", {}).get("0", {}),
         "mirroring": bool(mirroring), "sources": sources,
     }
-    return Imported(state, config, list(mapping), card, _suggest_name(list(mapping)))
+    return ImportedModel(state, config, list(mapping), card, _suggest_name(list(mapping)))
 
 
 def _suggest_name(organs: list[str]) -> str:
