@@ -195,3 +195,41 @@ def test_a_missing_extra_is_named(monkeypatch):
     monkeypatch.setitem(sys.modules, "nnunetv2", None)
     with pytest.raises(NnUNetMissing, match=r"pip install 'zoo-ensemble\[nnunet\]'"):
         nnunet()
+
+
+@pytest.mark.parametrize("stored", ["LPS", "LAS", "PIL"])
+def test_nnunet_s_readers_read_files_as_the_member_assumes(stored, tmp_path):
+    """SimpleITKIO and NibabelIO give a file's voxels as stored, NibabelIOWithReorient as RAS:
+    what ``plans.READERS`` says and the member feeds nnU-Net."""
+    from nnunetv2.imageio.nibabel_reader_writer import NibabelIO, NibabelIOWithReorient
+    from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
+
+    from zoo_ensemble.adapters.nnunet.plans import READERS
+
+    array = np.random.default_rng(0).integers(-1000, 1000, (7, 9, 11)).astype(np.int16)
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing((0.7, 0.8, 2.5))
+    path = str(tmp_path / "ct.nii.gz")
+    sitk.WriteImage(sitk.DICOMOrient(image, stored), path)
+    for reader in (SimpleITKIO, NibabelIO, NibabelIOWithReorient):
+        data, props = reader().read_images([path])
+        seen = sitk.ReadImage(path)
+        if READERS[reader.__name__]:
+            seen = sitk.DICOMOrient(seen, READERS[reader.__name__])
+        assert np.array_equal(data[0], sitk.GetArrayFromImage(seen)), reader.__name__
+        assert np.allclose(props["spacing"], tuple(reversed(seen.GetSpacing())))
+
+
+def test_with_a_reorienting_reader_the_storage_order_does_not_matter(imported, nnunet_model, tmp_path):
+    from zoo_ensemble.volumes import read_ct
+
+    model = ZooModel.from_folder(imported.folder)
+    model.network.config["plans"]["image_reader_writer"] = "NibabelIOWithReorient"
+    model.network.config["mirroring"] = False
+    ct = sitk.ReadImage(str(nnunet_model.parents[1] / "ct" / "case_0000.nii.gz"))
+    outputs = []
+    for stored in ("LPS", "ASL"):
+        sitk.WriteImage(sitk.DICOMOrient(ct, stored), str(tmp_path / f"{stored}.nii.gz"))
+        volume = read_ct(tmp_path / f"{stored}.nii.gz")
+        outputs.append(model.network.predict_volume(volume.array.astype(np.float32), volume.spacing_zyx, volume))
+    np.testing.assert_allclose(outputs[0], outputs[1], atol=1e-4)

@@ -134,17 +134,28 @@ class NnUNetMember(VolumeNetwork):
         return np.asarray(probs, dtype=np.float32)
 
     def predict_volume(self, hu: np.ndarray, spacing_zyx: tuple[float, float, float], source: Any = None) -> np.ndarray:
-        if source is not None:  # a whole CT: nnU-Net sees it as stored in its file, as nnUNetv2_predict would
-            stored = source.to_sitk()
-            probs = self.class_probabilities(sitk.GetArrayFromImage(stored), tuple(reversed(stored.GetSpacing())))
-            probs = np.stack([_canonical(p, source) for p in probs])
-        else:
-            probs = self.class_probabilities(hu, spacing_zyx)
-        organ = np.stack([probs[values].sum(axis=0) for values in self.config["organ_labels"].values()])
-        return log_odds(organ)
+        # A whole CT reaches nnU-Net as its reader would read the file (SimpleITKIO, NibabelIO:
+        # as stored; NibabelIOWithReorient: RAS), prepared slices (held in the canonical LPS)
+        # likewise reoriented; the logits come back in the canonical orientation.
+        image = source.to_sitk() if source is not None else _image(hu, spacing_zyx)
+        orientation = checks.READERS[self.config["plans"].get("image_reader_writer", "SimpleITKIO")]
+        seen = sitk.DICOMOrient(image, orientation) if orientation else image
+        probs = self.class_probabilities(sitk.GetArrayFromImage(seen), tuple(reversed(seen.GetSpacing())))
+        logits = log_odds(np.stack([probs[values].sum(axis=0) for values in self.config["organ_labels"].values()]))
+        if source is None and orientation is None:
+            return logits  # already canonical
+        return np.stack([_canonical(channel, seen) for channel in logits])
 
 
-def _canonical(array: np.ndarray, source: Any) -> np.ndarray:
-    """An array on the source file's grid, in the zoo's canonical orientation."""
-    image = source.source.apply(sitk.GetImageFromArray(array))
+def _image(hu: np.ndarray, spacing_zyx: tuple[float, float, float]) -> sitk.Image:
+    """Canonical ``(Z, Y, X)`` HU as an image (identity direction: LPS)."""
+    image = sitk.GetImageFromArray(np.ascontiguousarray(hu, dtype=np.float32))
+    image.SetSpacing(tuple(float(s) for s in reversed(spacing_zyx)))
+    return image
+
+
+def _canonical(array: np.ndarray, like: sitk.Image) -> np.ndarray:
+    """``array`` on ``like``'s grid, in the zoo's canonical orientation."""
+    image = sitk.GetImageFromArray(np.ascontiguousarray(array))
+    image.CopyInformation(like)
     return sitk.GetArrayFromImage(sitk.DICOMOrient(image, _CANONICAL))

@@ -32,7 +32,9 @@ IMPORTABLE = {
 NORMALIZATIONS = ("CTNormalization", "ZScoreNormalization", "NoNormalization", "RescaleTo01Normalization", "RGBTo01Normalization")
 RESAMPLING = ("resample_data_or_seg_to_shape", "resample_data_or_seg_to_spacing", "resample_torch_fornnunet")
 PREPROCESSORS = ("DefaultPreprocessor",)
-READERS = ("SimpleITKIO",)
+#: nnU-Net's NIfTI readers and the orientation each reads an image in: None as stored in the
+#: file (SimpleITKIO and NibabelIO give one array), or reoriented (NibabelIOWithReorient: RAS).
+READERS = {"SimpleITKIO": None, "NibabelIO": None, "NibabelIOWithReorient": "RAS"}
 LABEL_MANAGERS = ("LabelManager",)
 MAX_STAGES = 10
 MAX_FEATURES = 2048
@@ -160,7 +162,7 @@ def check_architecture(arch: Any, dims: int, where: str) -> None:
 def check_plans(plans: Any, where: str = "plans.json") -> dict[str, Any]:
     """The plans' top-level fields nnU-Net reads when predicting."""
     plans = _dict(plans, where)
-    _one_of(plans.get("image_reader_writer", "SimpleITKIO"), READERS, f"{where}: image reader")
+    _one_of(plans.get("image_reader_writer", "SimpleITKIO"), tuple(READERS), f"{where}: image reader")
     _one_of(plans.get("label_manager", "LabelManager"), LABEL_MANAGERS, f"{where}: label manager")
     for key in ("transpose_forward", "transpose_backward"):
         v = plans.get(key, [0, 1, 2])
