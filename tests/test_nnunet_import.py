@@ -233,3 +233,31 @@ def test_with_a_reorienting_reader_the_storage_order_does_not_matter(imported, n
         volume = read_ct(tmp_path / f"{stored}.nii.gz")
         outputs.append(model.network.predict_volume(volume.array.astype(np.float32), volume.spacing_zyx, volume))
     np.testing.assert_allclose(outputs[0], outputs[1], atol=1e-4)
+
+
+def test_verify_a_cohort_and_dicom_seg_from_an_imported_model(imported, nnunet_model, tmp_path, run_cli):
+    """The commands every zoo model takes: verify (a dummy volume), a cohort, DICOM-SEG and
+    RTSTRUCT beside a DICOM series, and --organs."""
+    import highdicom as hd
+    from dicom_writer import write_ct_series
+
+    code, out, err = run_cli(["verify", f"local-dir:{imported.folder}"])
+    assert code == 0, err
+    assert "volume of raw HU gives finite logits (3, 24, 64, 64)" in " ".join(out.split())
+    ct = sitk.ReadImage(str(nnunet_model.parents[1] / "ct" / "case_0000.nii.gz"))
+    series = tmp_path / "series"
+    write_ct_series(sitk.Cast(ct, sitk.sitkInt16), series)
+    code, _, err = run_cli(["predict", str(imported.folder), str(series), "-o", str(tmp_path / "x.seg.dcm"), "--organs", "heart,aorta"])
+    assert code == 0, err
+    seg = hd.seg.segread(str(tmp_path / "x.seg.dcm"))
+    assert [s.SegmentLabel for s in seg.SegmentSequence] == ["heart", "aorta"]
+    code, _, err = run_cli(["predict", str(imported.folder), str(series), "-o", str(tmp_path / "x.rtstruct.dcm")])
+    assert code == 0, err and (tmp_path / "x.rtstruct.dcm").stat().st_size > 0
+    cohort = tmp_path / "cohort"
+    cohort.mkdir()
+    for name in ("a", "b"):
+        sitk.WriteImage(ct, str(cohort / f"{name}.nii.gz"))
+    code, _, err = run_cli(["predict", str(imported.folder), str(cohort), "-o", str(tmp_path / "out")])
+    assert code == 0, err
+    a, b = (sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "out" / f"{n}.nii.gz"))) for n in ("a", "b"))
+    assert np.array_equal(a, b) and set(np.unique(a)) <= {0, 1, 3, 7}
