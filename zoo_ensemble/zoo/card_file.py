@@ -71,24 +71,28 @@ def render_body(card: Card) -> str:
     """The prose part of a card: what, intended use, data, preprocessing, usage, metrics, licence."""
     lines = _intro(card) + _model_section(card) + _training_section(card) + _metrics_section(card)
     lines += ["", "## Usage", "", "```bash", f"zoo info {card.model_id}", f"zoo predict {card.model_id} ct.nii.gz -o labels.nii.gz", "```", ""]
-    lines += [
-        "Prediction sends only the axial slices that hold body (any voxel above -500 HU) through the network; "
-        "slices of air alone are background. Nothing inside the body changes. It runs in fp32 on a CPU and in "
-        "fp16 autocast on a GPU; `--precision bf16` is faster where the CPU has bf16 arithmetic (AMX, AVX512-BF16) "
-        "and may move an organ's Dice by a few thousandths.", "",
-    ]
+    if isinstance(card.extra_zoo.get("imported"), dict):
+        lines += ["Prediction runs the whole CT through the framework it was imported from, in its own precision.", ""]
+    else:
+        lines += [
+            "Prediction sends only the axial slices that hold body (any voxel above -500 HU) through the network; "
+            "slices of air alone are background. Nothing inside the body changes. It runs in fp32 on a CPU and in "
+            "fp16 autocast on a GPU; `--precision bf16` is faster where the CPU has bf16 arithmetic (AMX, AVX512-BF16) "
+            "and may move an organ's Dice by a few thousandths.", "",
+        ]
     lines += ["## Licence", "", f"{card.license}.", ""]
     return "\n".join(lines)
 
 
 def _intro(card: Card) -> list[str]:
     organs = ", ".join(o.replace("_", " ") for o in card.organs)
+    slices = "CT volumes, imported from another framework" if isinstance(card.extra_zoo.get("imported"), dict) else "axial CT slices"
     what = {
         "binary": f"a binary segmentation model for the **{organs}**",
-        "multiclass": f"a multi-organ segmentation model for the {organs} (one sigmoid channel per organ)",
+        "multiclass": f"a multi-organ segmentation model for the {organs} (one output channel per organ)",
         "ensemble": f"an ensemble ({card.method}) that segments the {organs}",
     }[card.kind]
-    lines = [f"# {card.model_id}", "", f"`{card.model_id}` is {what} on axial CT slices, made with "
+    lines = [f"# {card.model_id}", "", f"`{card.model_id}` is {what} on {slices}, made with "
              "[zoo-ensemble](https://pypi.org/project/zoo-ensemble/).", ""]
     return lines + ["## Intended use", "", "Research and method development only. This model is **not** a medical "
                     "device and must not be used for clinical decisions or treatment planning.", ""]
@@ -116,7 +120,10 @@ def _model_section(card: Card) -> list[str]:
             f"- Trained on scans with in-plane spacing {t.spacing[0]:g}-{t.spacing[1]:g} mm, slice thickness "
             f"{t.thickness[0]:g}-{t.thickness[1]:g} mm, field of view {t.fov[0]:.0f}-{t.fov[1]:.0f} mm"
         )
-    lines.append(f"- Output channels (sigmoid, threshold {card.threshold}): " + ", ".join(card.organs))
+    if isinstance(imported, dict):
+        lines.append(f"- Output channels (each organ's class probability, summed over its classes, as log-odds; threshold {card.threshold}): " + ", ".join(card.organs))
+    else:
+        lines.append(f"- Output channels (sigmoid, threshold {card.threshold}): " + ", ".join(card.organs))
     if card.postprocess.get("largest_component"):
         lines.append("- Post-processing: largest connected component kept for " + ", ".join(card.postprocess["largest_component"]))
     return lines
