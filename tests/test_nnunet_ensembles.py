@@ -99,3 +99,17 @@ def test_the_imported_member_s_weights_never_change_while_it_predicts(heart_nnun
     model.network.predict_volume(np.full((20, 40, 40), 40.0, dtype=np.float32), (5.0, 5.0, 5.0))
     after = model.network.state_dict()
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_organs_the_imported_member_does_not_give_do_not_run_it(heart_nnunet, in_member_zoo, cohort_a, tmp_path, monkeypatch):
+    from zoo_ensemble.adapters.nnunet.member import NnUNetMember
+
+    result = compose(ComposeRequest("argmax", ORGANS, [heart_nnunet, *NATIVE], [], out=tmp_path / "am"))
+    calls = []
+    original = NnUNetMember.predict_volume
+    monkeypatch.setattr(NnUNetMember, "predict_volume", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    volume = _case(cohort_a)
+    result.model.predict(volume, device="cpu", organs=["trachea"])
+    assert calls == []
+    result.model.predict(volume, device="cpu", organs=["heart"])
+    assert calls == [1]

@@ -302,7 +302,9 @@ class Predictor:
         """Each whole-volume member's ``(C, Z, Y, X)`` logits of ``volume``, run once per CT."""
         hu = None
         out = []
-        for member in volume_networks(self.model):
+        run = getattr(self.model, "members_run", None)  # an ensemble restricted to some organs runs only the members they need
+        members = volume_networks(self.model) if run is None else (m for i in run for m in volume_networks(self.model.ensemble.members[i]))
+        for member in members:
             if hu is None:
                 hu = volume.array.astype(np.float32)
             out.append((member, member.predict_volume(hu, volume.spacing_zyx, volume)))
