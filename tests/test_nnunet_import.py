@@ -106,6 +106,8 @@ def test_organ_mapping_is_checked(nnunet_model, tmp_path, organs, error, words):
 
 def test_folders_without_plans_or_checkpoint_are_refused(nnunet_model, tmp_path):
     folder = _copy(nnunet_model, tmp_path)
+    with pytest.raises(ZooError, match=f"holds several trained models; import one of them: {folder.name}"):
+        import_model(ImportRequest("nnunet", folder.parent, "heart=1", out=tmp_path / "m"))
     (folder / "plans.json").unlink()
     with pytest.raises(ZooError, match="no plans.json"):
         import_model(ImportRequest("nnunet", folder, "heart=1", out=tmp_path / "m"))

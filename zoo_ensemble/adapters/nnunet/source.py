@@ -10,6 +10,7 @@ is unpickled after the import.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import pickle
@@ -87,7 +88,8 @@ def read_checkpoint(path: Path, trust_pickle: bool) -> dict[str, Any]:
         if trust_pickle:
             data = torch.load(path, map_location="cpu", weights_only=False)
         else:
-            with torch.serialization.safe_globals(_safe_numpy_globals()):
+            allow = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5; before, numpy scalars need --trust-pickle
+            with allow(_safe_numpy_globals()) if allow else contextlib.nullcontext():
                 data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         what = re.search(r"GLOBAL ([\w.]+)", str(exc))
@@ -157,6 +159,7 @@ def read_folder(
         raise ImportRefused(f"{folder}: no such folder")
     if checkpoint not in CHECKPOINTS:
         raise ImportRefused(f"--checkpoint must be one of {', '.join(CHECKPOINTS)}, got {checkpoint!r}")
+    _check_is_a_trained_model_folder(folder)
     plans = checks.check_plans(_json(folder / "plans.json"))
     dataset = _json(folder / "dataset.json")
     labels = checks.check_dataset(dataset)
@@ -195,6 +198,15 @@ def read_folder(
         "mirroring": bool(mirroring), "sources": sources,
     }
     return ImportedModel(state, config, list(mapping), card, _suggest_name(list(mapping)))
+
+
+def _check_is_a_trained_model_folder(folder: Path) -> None:
+    """A dataset's results folder (several trainer folders) names the ones to choose from."""
+    if (folder / "plans.json").is_file():
+        return
+    inside = sorted(p.name for p in folder.iterdir() if p.is_dir() and (p / "plans.json").is_file())[:8]
+    if inside:
+        raise ImportRefused(f"{folder}: holds several trained models; import one of them: {', '.join(inside)}")
 
 
 def _suggest_name(organs: list[str]) -> str:
