@@ -70,7 +70,9 @@ def test_prediction_matches_nnunet_predict(imported, nnunet_model):
 
 
 def test_one_fold_and_the_best_checkpoint_are_choices(nnunet_model, tmp_path):
-    model = import_model(ImportRequest("nnunet", nnunet_model, "heart=1", folds="1", out=tmp_path / "m"))
+    import zoo_ensemble as zoo
+
+    model = zoo.import_model("nnunet", nnunet_model, "heart=1", folds="1", out=tmp_path / "m")  # the Python API
     assert model.model_id == "heart-nnunet" and model.kind == "binary"
     assert model.card.extra_zoo["imported"]["folds"] == [1]
     assert all(k.startswith("folds.0.") for k in load_file(tmp_path / "m" / "model.safetensors"))

@@ -51,7 +51,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(specs, name)
     # (not "compose": the package's compose module takes that attribute once it is imported)
-    if name in ("Segmentation", "ZooModel", "compose_ensemble", "from_pretrained"):
+    if name in ("Segmentation", "ZooModel", "compose_ensemble", "from_pretrained", "import_model"):
         from . import api
 
         return getattr(api, name)
@@ -59,10 +59,10 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # the lazy names, for type checkers and editors
-    from .api import Segmentation, ZooModel, compose_ensemble, from_pretrained
+    from .api import Segmentation, ZooModel, compose_ensemble, from_pretrained, import_model
     from .specs import ArchitectureSpec, DatasetSpec, ImportedModel, LabelMap, MemberAdapterSpec, MethodSpec, ModelSpec, Organ, Window
 
 __all__ = [
     "ArchitectureSpec", "DatasetSpec", "ImportedModel", "LabelMap", "MemberAdapterSpec", "MethodSpec", "ModelSpec", "Organ", "Segmentation", "Window", "ZooError", "ZooModel",
-    "compose_ensemble", "from_pretrained", "hookimpl", "list_models", "load_model",
+    "compose_ensemble", "from_pretrained", "hookimpl", "import_model", "list_models", "load_model",
 ]

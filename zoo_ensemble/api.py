@@ -21,7 +21,7 @@ from typing import Any
 from .zoo.model import ImageLike, ZooModel
 from .zoo.segmentation import Segmentation
 
-__all__ = ["ImageLike", "Segmentation", "ZooModel", "compose_ensemble", "from_pretrained"]
+__all__ = ["ImageLike", "Segmentation", "ZooModel", "compose_ensemble", "from_pretrained", "import_model"]
 
 
 def from_pretrained(model: str | Path, revision: str | None = None) -> ZooModel:
@@ -44,3 +44,14 @@ def compose_ensemble(method: str, *, data: Sequence[str | Path] = (), labels: st
     datasets = [open_dataset(p, label_map=labels) for p in data]
     result = run(ComposeRequest(method=method, data=datasets, options=options, **request))
     return result.model if result.model is not None else ZooModel.from_folder(result.folder)
+
+
+def import_model(framework: str, folder: str | Path, organs: str, **options: Any) -> ZooModel:
+    """Import another framework's trained model (``framework="nnunet"``: an nnU-Net v2
+    ``Trainer__Plans__configuration`` folder) as a zoo model: ``organs`` as ``zoo import
+    --organs`` takes it; ``name``, ``out``, ``folds``, ``checkpoint``, ``trust_pickle``,
+    ``mirroring``, ``license``, ``force``; see :class:`zoo_ensemble.zoo.importing.ImportRequest`."""
+    from .zoo.importing import ImportRequest
+    from .zoo.importing import import_model as run
+
+    return run(ImportRequest(framework, Path(folder), organs, **options))
