@@ -67,8 +67,8 @@ class VolumeNetwork(nn.Module):
         read it in the orientation its framework reads files in)."""
         raise NotImplementedError
 
-    def feed(self, logits: torch.Tensor) -> None:
-        """What the next ``forward`` returns: the logits of the next batch of slices."""
+    def feed(self, logits: torch.Tensor | None) -> None:
+        """What the next ``forward`` returns: the logits of the next batch of slices (None: nothing)."""
         self._fed = logits
 
     def forward(self, hu: torch.Tensor) -> torch.Tensor:
