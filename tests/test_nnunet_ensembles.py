@@ -113,3 +113,19 @@ def test_organs_the_imported_member_does_not_give_do_not_run_it(heart_nnunet, in
     assert calls == []
     result.model.predict(volume, device="cpu", organs=["heart"])
     assert calls == [1]
+
+
+def test_ensembles_evaluated_together_run_their_shared_imported_member_once_per_case(heart_nnunet, in_member_zoo, cohort_a, tmp_path, monkeypatch):
+    from zoo_ensemble.adapters.nnunet.member import NnUNetMember
+    from zoo_ensemble.evaluation import evaluate_pairs, evaluate_together
+    from zoo_ensemble.training.fit import SplitPlan
+
+    models = [compose(ComposeRequest("argmax", ORGANS, [heart_nnunet, *NATIVE], [], out=tmp_path / f"am{i}")).model for i in range(2)]
+    pairs = SplitPlan(seed=0).split([cohort_a], ORGANS).test
+    calls = []
+    original = NnUNetMember.predict_volume
+    monkeypatch.setattr(NnUNetMember, "predict_volume", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    together = evaluate_together({f"m{i}": m.predictor("cpu") for i, m in enumerate(models)}, pairs)
+    assert len(calls) == len(pairs)  # two ensembles, each member once per case
+    alone = evaluate_pairs(models[0].predictor("cpu"), pairs)
+    assert [(s.case, s.organ, s.dice) for s in together["m0"].scores] == [(s.case, s.organ, s.dice) for s in alone.scores]

@@ -18,6 +18,7 @@ from scipy import ndimage
 from torch import nn
 
 from .architectures.volume import ABSENT_LOGIT, VolumeNetwork, volume_networks
+from .ensembles.shared import volume_output
 from .input_range import InputRange, ScanGrid
 from .volumes import Volume
 from .preprocess import AIR_HU, ResampleInPlane, centre_box, crop_or_pad, model_window, paste_back, resize
@@ -299,16 +300,15 @@ class Predictor:
         return out
 
     def _whole_volume_logits(self, volume: Volume) -> list[tuple[VolumeNetwork, np.ndarray]]:
-        """Each whole-volume member's ``(C, Z, Y, X)`` logits of ``volume``, run once per CT."""
-        hu = None
-        out = []
+        """Each whole-volume member's ``(C, Z, Y, X)`` logits of ``volume``, run once per CT (and
+        once for all the ensembles evaluated together that hold it, ``ensembles.shared``)."""
         run = getattr(self.model, "members_run", None)  # an ensemble restricted to some organs runs only the members they need
         members = volume_networks(self.model) if run is None else (m for i in run for m in volume_networks(self.model.ensemble.members[i]))
-        for member in members:
-            if hu is None:
-                hu = volume.array.astype(np.float32)
-            out.append((member, member.predict_volume(hu, volume.spacing_zyx, volume)))
-        return out
+
+        def predict(member: VolumeNetwork) -> np.ndarray:
+            return member.predict_volume(volume.array.astype(np.float32), volume.spacing_zyx, volume)
+
+        return [(m, volume_output(m, volume.array, lambda m=m: predict(m))) for m in members]
 
     @torch.inference_mode()
     def predict(self, volume: Volume, probabilities: bool = False, progress: Callable[[int, int], None] | None = None) -> Prediction:

@@ -32,6 +32,9 @@ class _Store:
     # (id(module), part) -> (the module, kept so that its id is not reused; the part's sha256, None if not shareable)
     digests: dict[tuple[int, str], tuple[nn.Module, str | None]] = field(default_factory=dict)
     outputs: dict[tuple[str, str], list[tuple[torch.Tensor, Any]]] = field(default_factory=dict)
+    # whole-volume members: (digest, id of the volume's array) -> (the array, kept so that its id
+    # is not reused; the member's logits of it)
+    volumes: dict[tuple[str, int], tuple[Any, Any]] = field(default_factory=dict)
     runs: int = 0  # how many member computations actually ran (for tests and benchmarks)
     reused: int = 0
 
@@ -55,6 +58,29 @@ def forget_batches() -> None:
     store = _STORE.get()
     if store is not None:
         store.outputs.clear()
+        store.volumes.clear()
+
+
+def volume_output(module: nn.Module, volume: Any, compute: Callable[[], Any]) -> Any:
+    """``compute()``, a whole-volume member's logits of ``volume``, or what an equal member
+    already computed of the same volume object in the current :func:`sharing_members` block
+    (ensembles evaluated together that hold one imported model run it once per case)."""
+    store = _STORE.get()
+    if store is None:
+        return compute()
+    if (id(module), "volume") not in store.digests:
+        store.digests[id(module), "volume"] = (module, _digest(module, "volume", ()))
+    digest = store.digests[id(module), "volume"][1]
+    if digest is None:
+        return compute()
+    key = (digest, id(volume))
+    if key in store.volumes:
+        store.reused += 1
+        return store.volumes[key][1]
+    out = compute()
+    store.runs += 1
+    store.volumes[key] = (volume, out)
+    return out
 
 
 def _digest(module: nn.Module, part: str, leave_out: Sequence[nn.Module]) -> str | None:
