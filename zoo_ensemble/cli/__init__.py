@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 
 import typer
 
@@ -66,6 +67,19 @@ def _leave() -> None:
         leave()
 
 
+#: How long another process waits, after an error every process meets, before it exits.
+_GRACE_S = 5.0
+
+
+def _let_rank_zero_say_it() -> None:
+    """Every process met this error and rank 0 says it. Had this process exited at once,
+    torchrun could stop rank 0 before it printed (it would then say "stopped by torchrun", and
+    the error itself would be lost), so it waits a moment; torchrun ends it quietly when rank 0
+    has exited."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    time.sleep(_GRACE_S)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point. Under torchrun only rank 0 prints; an error every process
     meets is said once, by rank 0, and the other processes exit without repeating it."""
@@ -86,6 +100,8 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(0)
         if rank == 0 or type(exc).__name__ == "RankError":  # that one is this process's own
             _error(f"rank {rank}: {exc}" if rank else str(exc))
+        elif processes > 1:
+            _let_rank_zero_say_it()
         sys.exit(exc.exit_code)
     except (_ABORT, KeyboardInterrupt):
         err_console.print("[bold red]interrupted[/]")
@@ -94,6 +110,8 @@ def main(argv: list[str] | None = None) -> None:
         hint = f" (see {exc.ctx.command_path} --help)" if getattr(exc, "ctx", None) is not None else ""
         if rank == 0:
             _error(" ".join(exc.format_message().split()) + hint)
+        elif processes > 1:
+            _let_rank_zero_say_it()
         sys.exit(2)
     except OSError as exc:  # a file or disk problem no write site turned into a ZooError: still one line
         if os.environ.get("ZOO_DEBUG"):
