@@ -3,7 +3,8 @@
 A crash or an interrupt never leaves a half-written result under the final name, and a result
 that was reported written survives a power cut (the file and its folder are fsynced).
 Temporaries carry the writing process's id; the next write to the same target removes those
-of processes that no longer run (a killed run's leftovers), never a live writer's.
+of processes that no longer run (a killed run's leftovers), never a live writer's. Also the
+sha256 of a file on disk, which models, checkpoints and downloads are checked by.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import hashlib
 import os
 import re
 import shutil
@@ -247,3 +249,12 @@ def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -21,13 +21,13 @@ def import_(
     checkpoint: Annotated[str, typer.Option("--checkpoint", help="final, best or latest.")] = "final",
     name: opt.Name = None,
     out: opt.Out = None,
-    trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Read checkpoints that torch.load(weights_only=True) refuses; this runs code from the files. Only for models you trust.")] = False,
+    trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Read checkpoints that also hold objects beyond tensors (paths, a trainer's own classes): they are read as inert stand-ins, still without running code from the file. Only for models you trust.")] = False,
     no_mirroring: Annotated[bool, typer.Option("--no-mirroring", help="Predict without nnU-Net's test-time mirroring (about 8x faster for a 3D model).")] = False,
     license: Annotated[str, typer.Option("--license", help="The model's licence, as its card will say.")] = "other",
     force: opt.Force = False,
 ) -> None:
     """Import another framework's trained model as a zoo model (weights in safetensors; the
-    checkpoint is read once, here, and never unpickled again)."""
+    checkpoint is read once, here, by torch's weights-only unpickler, and never again)."""
     from ..zoo.importing import ImportRequest, import_model
 
     request = ImportRequest(

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from ..adapters import adapter_for
 from ..data.dataset import Dataset
 from ..data.registered import registered_for
 from ..distributed import current, main_first
@@ -180,14 +181,14 @@ def cache_member_outputs(member_refs: Sequence[str], method: str, splits: SplitC
     learned runs started side by side read it instead of computing the same outputs at once."""
     members, own, _ = choose_members("all", list(member_refs))
     ensemble = build(ComposeRequest(method, own, list(member_refs)), members, [m.provenance() for m in members], own)
-    grid = (grid_member(members).card.input_size, grid_member(members).card.spacing)
-    training_inputs(ensemble, splits, organs, grid, device, cached=True)
+    card = grid_member(members).card
+    training_inputs(ensemble, splits, organs, (card.input_size, card.spacing), device, cached=True)
 
 
 def train(request: ComposeRequest, ensemble: Ensemble, organs: list[str], splits: SplitCases | None, model_id: str) -> Fitted:
     """The learned part of the ensemble, through the same recipe as organ models."""
     assert splits is not None
-    card0 = next((i.config for i in ensemble.infos if "input_size" in i.config), None)  # see grid_member
+    card0 = next((i.config for i in ensemble.infos if adapter_for(i.config.get("architecture")) is None), None)  # as grid_member
     if card0 is None:
         raise ComposeError(f"{request.method} trains on slices at a member's grid; every member here is imported: add one of the zoo's own models, or use argmax")
     run_dir = Path(request.run_dir) if request.run_dir else zoo_home() / "runs" / model_id

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ..atomic import atomic_path, write_text
+from ..atomic import atomic_path, sha256_file, write_text
 from ..errors import DatasetError, ZooError
 from ..urls import redact
 
@@ -102,12 +102,9 @@ def download_wheel(folder: Path, progress: Progress | None = None, index: str | 
 def check_wheel(path: Path, expected_sha256: str = WHEEL_SHA256) -> None:
     if not path.is_file():
         raise SampleError(f"{path}: no such file")
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    if h.hexdigest() != expected_sha256:
-        raise SampleError(f"{path}: sha256 {h.hexdigest()[:12]}... is not the pinned {WHEEL}'s {expected_sha256[:12]}...")
+    found = sha256_file(path)
+    if found != expected_sha256:
+        raise SampleError(f"{path}: sha256 {found[:12]}... is not the pinned {WHEEL}'s {expected_sha256[:12]}...")
 
 
 def zoo_labels(mask: np.ndarray) -> np.ndarray:

@@ -4,6 +4,8 @@ that keeps the members' provenance. Self-contained: it runs offline, without its
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,6 @@ from ..architectures import ModelConfig, build_model
 from ..ensembles import get_method
 from ..ensembles.base import Ensemble, MemberRecord
 from ..errors import ModelFormatError
-from ..specs import MemberAdapterSpec
 from .cards import Card, check_model_id
 from .folder import build_within_limits, check_card_matches, load_state, read_weights, weights_header
 
@@ -55,7 +56,7 @@ def load_ensemble(folder: Path, card: Card, config: dict[str, Any]) -> Ensemble:
         raise ModelFormatError(f"{folder}/config.json: field 'options' must be a mapping")
 
     def build() -> Ensemble:
-        members = [build_member(cfg) for cfg, _ in records]
+        members = [make() for make, _ in records]
         return build_ensemble(config["method"], members, [record for _, record in records], list(config["organs"]), options)
 
     where = str(folder / "model.safetensors")
@@ -64,16 +65,9 @@ def load_ensemble(folder: Path, card: Card, config: dict[str, Any]) -> Ensemble:
     return ensemble.eval()
 
 
-def build_member(config: ModelConfig | tuple[MemberAdapterSpec, dict[str, Any]]) -> Any:
-    """A member's network from its checked config: one of ours, or an imported model's."""
-    if isinstance(config, tuple):
-        adapter, raw = config
-        return adapter.build(raw)
-    return build_model(config)
-
-
-def _member_records(members: Any, folder: Path) -> list[tuple[Any, MemberRecord]]:
-    """Each member's config and provenance, checked before any member is built."""
+def _member_records(members: Any, folder: Path) -> list[tuple[Callable[[], Any], MemberRecord]]:
+    """How to build each member (its config checked: one of ours, or an imported model's, which
+    its adapter checks as it builds) and its provenance, before any member is built."""
     if not (isinstance(members, list) and 0 < len(members) <= MAX_MEMBERS):
         raise ModelFormatError(f"{folder}/config.json: field 'members' must list 1 to {MAX_MEMBERS} members")
     out = []
@@ -82,6 +76,9 @@ def _member_records(members: Any, folder: Path) -> list[tuple[Any, MemberRecord]
             raise ModelFormatError(f"{folder}/config.json: member {i} needs model_id, organs and config")
         check_model_id(m["model_id"], f"{folder}/config.json: member {i}")
         adapter = adapter_for(m["config"].get("architecture"))
-        cfg = (adapter, m["config"]) if adapter is not None else ModelConfig.from_dict(m["config"])
-        out.append((cfg, MemberRecord(m["model_id"], list(m["organs"]), m["config"])))
+        if adapter is not None:
+            make = partial(adapter.build, m["config"])
+        else:
+            make = partial(build_model, ModelConfig.from_dict(m["config"]))
+        out.append((make, MemberRecord(m["model_id"], list(m["organs"]), m["config"])))
     return out

@@ -8,7 +8,6 @@ decided in :mod:`zoo_ensemble.zoo.loading`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -22,7 +21,7 @@ from safetensors.torch import load_file, save_file
 
 from ..architectures import SegmentationModel
 from ..architectures.limits import MAX_PARAMETERS
-from ..atomic import FILE_MODE, atomic_folder, write_text
+from ..atomic import FILE_MODE, atomic_folder, sha256_file, write_text
 from ..errors import ModelFormatError
 from .card_file import write_card
 from .cards import Card
@@ -32,14 +31,6 @@ CONFIG = "config.json"
 CARD = "README.md"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 MAX_CONFIG_BYTES = 4 << 20
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def write_folder(folder: str | Path, state: dict[str, torch.Tensor], config: dict[str, Any], card: Card) -> Path:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ...specs import MemberAdapterSpec
-from .member import ARCHITECTURE, EXTRA, NnUNetMember
+from .member import EXTRA, NnUNetMember
+from .plans import ARCHITECTURE
 from .source import read_folder
 
 

@@ -22,15 +22,13 @@ import torch
 from torch import nn
 
 from ...architectures.volume import VolumeNetwork, log_odds
-from ...errors import ModelFormatError, ZooError
+from ...errors import ZooError
+from ...volumes import CANONICAL
 from . import plans as checks
 
 log = logging.getLogger("zoo_ensemble")
 
-ARCHITECTURE = "nnunet-v2"
 EXTRA = "zoo-ensemble[nnunet]"
-#: The orientation zoo volumes are held in (volumes.CANONICAL), restated to keep this layer's imports.
-_CANONICAL = "LPS"
 
 
 class NnUNetMissing(ZooError):
@@ -49,42 +47,15 @@ def nnunet() -> Any:
     return nnunetv2
 
 
-def check_config(config: dict[str, Any], where: str = "config.json") -> dict[str, Any]:
-    """An imported model's config.json, every field typed and bounded (see :mod:`.plans`)."""
-    if config.get("architecture") != ARCHITECTURE:
-        raise ModelFormatError(f"{where}: architecture must be {ARCHITECTURE!r}")
-    labels = checks.check_dataset(config.get("dataset"), f"{where}: 'dataset'")
-    plans = checks.check_plans(config.get("plans"), f"{where}: 'plans'")
-    name = config.get("configuration")
-    checks.configuration(plans, name, f"{where}: 'plans'")
-    organs = config.get("organs")
-    mapping = config.get("organ_labels")
-    if not isinstance(organs, list) or not isinstance(mapping, dict) or list(mapping) != organs or not organs:
-        raise ModelFormatError(f"{where}: 'organ_labels' must map each of 'organs', in order, to label values")
-    for organ, values in mapping.items():
-        checks._ints(values, None, 1, checks.MAX_LABEL, f"{where}: labels of {organ[:40]!r}")
-        if any(v not in labels.values() for v in values):
-            raise ModelFormatError(f"{where}: labels of {organ[:40]!r} are not all in the dataset's labels")
-    folds = config.get("folds")
-    if not isinstance(folds, list) or not 1 <= len(folds) <= checks.MAX_FOLDS or not all(f == "all" or (isinstance(f, int) and 0 <= f < 100) for f in folds):
-        raise ModelFormatError(f"{where}: 'folds' must list 1 to {checks.MAX_FOLDS} fold numbers (or 'all')")
-    axes = config.get("mirroring_axes")
-    if axes is not None:
-        checks._ints(axes, None, 0, 2, f"{where}: 'mirroring_axes'") if axes else None
-    if not isinstance(config.get("mirroring", True), bool):
-        raise ModelFormatError(f"{where}: 'mirroring' must be true or false")
-    return config
-
-
-def build_network(config: dict[str, Any]) -> nn.Module:
-    """One fold's network, as nnU-Net builds it from the plans (no deep supervision)."""
+def build_network(architecture: dict[str, Any], classes: int) -> nn.Module:
+    """One fold's network, as nnU-Net builds it from the plans' (checked) architecture, without
+    deep supervision."""
     nnunet()
     from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
-    arch = checks.configuration(config["plans"], config["configuration"])["architecture"]
-    classes = len(config["dataset"]["labels"])
+    a = architecture
     return get_network_from_plans(
-        arch["network_class_name"], arch["arch_kwargs"], arch.get("_kw_requires_import", []), 1, classes, allow_init=False, deep_supervision=False,
+        a["network_class_name"], a["arch_kwargs"], a.get("_kw_requires_import", []), 1, classes, allow_init=False, deep_supervision=False,
     )
 
 
@@ -92,10 +63,11 @@ class NnUNetMember(VolumeNetwork):
     """Every fold's network (``folds.N``), predicted together as nnU-Net averages folds."""
 
     def __init__(self, config: dict[str, Any]):
-        check_config(config)
+        architecture = checks.check_config(config)["architecture"]
         super().__init__(config["organs"])
         self.config = config
-        self.folds = nn.ModuleList(build_network(config) for _ in config["folds"])
+        classes = len(config["dataset"]["labels"])
+        self.folds = nn.ModuleList(build_network(architecture, classes) for _ in config["folds"])
         self._predictor: Any = None
 
     def _nnunet_predictor(self) -> Any:
@@ -158,4 +130,4 @@ def _canonical(array: np.ndarray, like: sitk.Image) -> np.ndarray:
     """``array`` on ``like``'s grid, in the zoo's canonical orientation."""
     image = sitk.GetImageFromArray(np.ascontiguousarray(array))
     image.CopyInformation(like)
-    return sitk.GetArrayFromImage(sitk.DICOMOrient(image, _CANONICAL))
+    return sitk.GetArrayFromImage(sitk.DICOMOrient(image, CANONICAL))

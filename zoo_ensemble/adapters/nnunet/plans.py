@@ -36,6 +36,8 @@ PREPROCESSORS = ("DefaultPreprocessor",)
 #: file (SimpleITKIO and NibabelIO give one array), or reoriented (NibabelIOWithReorient: RAS).
 READERS = {"SimpleITKIO": None, "NibabelIO": None, "NibabelIOWithReorient": "RAS"}
 LABEL_MANAGERS = ("LabelManager",)
+#: What an imported nnU-Net model's card and config.json name as its architecture.
+ARCHITECTURE = "nnunet-v2"
 MAX_STAGES = 10
 MAX_FEATURES = 2048
 MAX_PATCH_VOXELS = 1 << 24
@@ -196,3 +198,28 @@ def check_dataset(dataset: Any, where: str = "dataset.json") -> dict[str, int]:
     if out.get("background") != 0:
         raise ModelFormatError(f"{where}: 'background' must be label 0")
     return out
+
+
+def check_config(config: dict[str, Any], where: str = "config.json") -> dict[str, Any]:
+    """An imported model's config.json, every field typed and bounded; returns its nnU-Net
+    configuration resolved (what builds the network)."""
+    if config.get("architecture") != ARCHITECTURE:
+        raise ModelFormatError(f"{where}: architecture must be {ARCHITECTURE!r}")
+    labels = check_dataset(config.get("dataset"), f"{where}: 'dataset'")
+    resolved = configuration(check_plans(config.get("plans"), f"{where}: 'plans'"), config.get("configuration"), f"{where}: 'plans'")
+    organs = config.get("organs")
+    mapping = config.get("organ_labels")
+    if not isinstance(organs, list) or not isinstance(mapping, dict) or list(mapping) != organs or not organs:
+        raise ModelFormatError(f"{where}: 'organ_labels' must map each of 'organs', in order, to label values")
+    for organ, values in mapping.items():
+        _ints(values, None, 1, MAX_LABEL, f"{where}: labels of {organ[:40]!r}")
+        if any(v not in labels.values() for v in values):
+            raise ModelFormatError(f"{where}: labels of {organ[:40]!r} are not all in the dataset's labels")
+    folds = config.get("folds")
+    if not isinstance(folds, list) or not 1 <= len(folds) <= MAX_FOLDS or not all(f == "all" or (isinstance(f, int) and 0 <= f < 100) for f in folds):
+        raise ModelFormatError(f"{where}: 'folds' must list 1 to {MAX_FOLDS} fold numbers (or 'all')")
+    if config.get("mirroring_axes"):
+        _ints(config["mirroring_axes"], None, 0, 2, f"{where}: 'mirroring_axes'")
+    if not isinstance(config.get("mirroring", True), bool):
+        raise ModelFormatError(f"{where}: 'mirroring' must be true or false")
+    return resolved

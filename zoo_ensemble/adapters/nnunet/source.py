@@ -2,16 +2,18 @@
 ``plans.json``, ``dataset.json`` and ``fold_N/checkpoint_*.pth``) into what a zoo model folder
 holds: one safetensors state (``folds.N.*``), a checked config, and the card's facts.
 
-The checkpoints are pickles. Each is read once, here, with ``torch.load(weights_only=True)``
-(tensors, plain containers and numpy scalars, which nnU-Net's trainer logs, and nothing that
-runs code); a file that needs more is refused unless the user passed ``trust_pickle``. Nothing
-is unpickled after the import.
+The checkpoints are pickles. Each is read once, here, and only ever with
+``torch.load(weights_only=True)``: tensors, plain containers and the numpy scalars nnU-Net's
+trainer logs, nothing that runs code. A file that names other objects (a path, a trainer's own
+class) is refused, unless the user passed ``trust_pickle``: those objects are then read as
+inert stand-ins (:class:`_Inert`: nothing of them is called or kept), still by the
+weights-only unpickler, and the weights must be plain tensors. Nothing is unpickled after the
+import.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import pickle
 import re
@@ -22,11 +24,12 @@ import numpy as np
 import torch
 
 from ...architectures.volume import drop_shared
+from ...atomic import sha256_file
 from ...errors import UnknownOrganError, ZooError
 from ...registry import get_registry
 from ...specs import ImportedModel
 from . import plans as checks
-from .member import ARCHITECTURE, check_config
+from .plans import ARCHITECTURE
 
 MAX_JSON_BYTES = 4 << 20
 CHECKPOINTS = {"final": "checkpoint_final.pth", "best": "checkpoint_best.pth", "latest": "checkpoint_latest.pth"}
@@ -80,39 +83,63 @@ def _safe_numpy_globals() -> list[Any]:
     return found
 
 
+class _Inert:
+    """What a checkpoint object that is not data reads as under ``trust_pickle``: it takes any
+    arguments and state and keeps none of it (torch's weights-only unpickler builds it in place
+    of the named class or function, so nothing from the file runs)."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> _Inert:
+        return object.__new__(cls)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+    def append(self, value: Any) -> None:
+        pass
+
+    def extend(self, values: Any) -> None:
+        pass
+
+
+#: Names a trusted checkpoint may stand in for, at most.
+MAX_STAND_INS = 32
+
+
 def read_checkpoint(path: Path, trust_pickle: bool) -> dict[str, Any]:
-    """One nnU-Net checkpoint, read without running code unless ``trust_pickle``."""
+    """One nnU-Net checkpoint, read by the weights-only unpickler; with ``trust_pickle``, the
+    objects it refuses become inert stand-ins, one name at a time."""
     if not path.is_file():
         raise ImportRefused(f"{path.parent}: no {path.name}")
-    try:
-        if trust_pickle:
-            data = torch.load(path, map_location="cpu", weights_only=False)
-        else:
-            allow = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5; before, numpy scalars need --trust-pickle
-            with allow(_safe_numpy_globals()) if allow else contextlib.nullcontext():
+    allow = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5; before, numpy scalars are refused too
+    stand_ins: list[Any] = []
+    while True:
+        try:
+            with allow(_safe_numpy_globals() + stand_ins) if allow else contextlib.nullcontext():
                 data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        what = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        raise ImportRefused(
-            f"{path}: torch.load(weights_only=True) refuses it (it needs {what.group(1) if what else 'objects beyond tensors'}); "
-            "if you trust who made it, import with --trust-pickle"
-        ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise ImportRefused(f"{path}: not a readable checkpoint ({str(exc).splitlines()[0][:100]})") from None
+            break
+        except pickle.UnpicklingError as exc:
+            what = re.search(r"GLOBAL ([\w.]+)", str(exc))
+            if trust_pickle and what and allow and len(stand_ins) < MAX_STAND_INS:
+                stand_ins.append((_Inert, what.group(1)))
+                continue
+            raise ImportRefused(
+                f"{path}: torch.load(weights_only=True) refuses it (it needs {what.group(1) if what else 'objects beyond tensors'}); "
+                "--trust-pickle reads such objects as inert stand-ins, if you trust who made it"
+            ) from None
+        except (RuntimeError, EOFError, OSError, ValueError) as exc:
+            raise ImportRefused(f"{path}: not a readable checkpoint ({str(exc).splitlines()[0][:100]})") from None
     if not isinstance(data, dict) or not isinstance(data.get("network_weights"), dict):
         raise ImportRefused(f"{path}: not an nnU-Net checkpoint (no network_weights)")
     weights = data["network_weights"]
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()):
         raise ImportRefused(f"{path}: network_weights must map names to tensors")
     return data
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def organ_labels(spec: str, labels: dict[str, int]) -> dict[str, list[int]]:
@@ -177,7 +204,7 @@ def read_folder(
         elif facts[:2] != first[:2]:
             raise ImportRefused(f"{path}: trained as {facts[0]} / {facts[1]}, fold {chosen[0]} as {first[0]} / {first[1]}")
         state.update({f"folds.{i}.{k}": v for k, v in drop_shared(data["network_weights"]).items()})
-        sources.append({"fold": fold, "file": f"fold_{fold}/{CHECKPOINTS[checkpoint]}", "sha256": _sha256(path)})
+        sources.append({"fold": fold, "file": f"fold_{fold}/{CHECKPOINTS[checkpoint]}", "sha256": sha256_file(path)})
     assert first is not None
     trainer, configuration, axes = first
     if not configuration:
@@ -189,7 +216,6 @@ def read_folder(
         "trainer": trainer, "folds": chosen, "checkpoint": checkpoint,
         "mirroring_axes": [int(a) for a in axes] if isinstance(axes, (list, tuple)) else None, "mirroring": bool(mirroring),
     }
-    check_config(config)
     card = {
         "configuration": configuration, "trainer": trainer, "plans": str(plans.get("plans_name", ""))[:128],
         "dataset": str(plans.get("dataset_name", dataset.get("name", "")))[:128], "folds": chosen, "checkpoint": checkpoint,
