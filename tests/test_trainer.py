@@ -189,3 +189,44 @@ def test_decay_per_steps_does_not_depend_on_the_epoch_length():
     assert ScheduleConfig().epoch_gamma(25) == 0.97  # without decay_steps: per epoch, as before
     old = TrainConfig().fingerprint()
     assert TrainConfig(schedule=ScheduleConfig(decay_steps=250)).fingerprint() != old
+
+
+def _layer_fusion(organs, member_seed=0):
+    """Layer fusion of one tiny U-Net per organ: frozen members whose last layers train."""
+    from zoo_ensemble.ensembles.base import MemberRecord
+    from zoo_ensemble.zoo.ensemble_folder import build_ensemble
+
+    members, records = [], []
+    for k, organ in enumerate(organs):
+        torch.manual_seed(member_seed + k)
+        cfg = make_config("unet", [organ], "tiny", input_size=[64, 64], spacing=[4.0, 4.0])
+        members.append(build_model(cfg))
+        records.append(MemberRecord(f"{organ}-unet", [organ], cfg.to_dict()))
+    torch.manual_seed(0)
+    return build_ensemble("layer_fusion", members, records, list(organs), {"init": "default"})
+
+
+def test_an_ensemble_checkpoint_leaves_its_frozen_members_out_and_resumes_exactly(tiny_slices, tmp_path):
+    train, val, organs = tiny_slices
+    config = TrainConfig(epochs=3, steps_per_epoch=2, batch_size=4, seed=1, augment=False)
+    straight = Trainer(_layer_fusion(organs), train, val, organs, config).fit()
+
+    ckpt = tmp_path / "e.safetensors"
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(_layer_fusion(organs), train, val, organs, config, ckpt, StopAt(epoch=1, step=1)).fit()
+    saved = load_checkpoint(ckpt)
+    ensemble = _layer_fusion(organs)
+    trainable = {n for n, p in ensemble.named_parameters() if p.requires_grad}
+    frozen = set(ensemble.state_dict()) - set(saved.model)
+    assert frozen == set(ensemble.frozen_state()) and len(frozen) > 20
+    assert all(k.startswith("members.") and k not in trainable for k in frozen)
+    assert any(k.startswith("members.") for k in trainable & set(saved.model))  # the unfrozen last layers are kept
+
+    resumed = Trainer(ensemble, train, val, organs, config, ckpt).fit(resume=True)
+    assert [h["val_loss"] for h in resumed.history] == [h["val_loss"] for h in straight.history]
+    assert set(resumed.best_state) == set(straight.best_state)
+    for key, value in straight.best_state.items():
+        assert torch.equal(value, resumed.best_state[key]), key
+
+    with pytest.raises(TrainingError, match="other frozen member weights"):
+        Trainer(_layer_fusion(organs, member_seed=7), train, val, organs, config, ckpt).fit(resume=True)

@@ -156,6 +156,13 @@ class Ensemble(nn.Module):
         finally:
             self._on_outputs = False
 
+    def frozen_state(self) -> list[str]:
+        """The state entries training never changes: every member tensor but those a method
+        unfreezes (members stay in evaluation mode, so their buffers never move either).
+        Training checkpoints leave them out; they come from the members' own files."""
+        trainable = {f"members.{name}" for name, p in self.members.named_parameters() if p.requires_grad}
+        return [k for k in self.state_dict() if k.startswith("members.") and k not in trainable]
+
     def restricted_to(self, organs: Sequence[str]) -> nn.Module:
         """A module producing only ``organs`` and running only the members they need."""
         return _Restricted(self, [self.organs.index(o) for o in organs], self.needed_members(organs))

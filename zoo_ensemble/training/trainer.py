@@ -34,7 +34,7 @@ from ..devices import resolve_precision
 from ..distributed import join, main_decides, sum_across, sum_across_with_grad
 from ..errors import TrainingError
 from ..inference import labels_from_probabilities
-from .checkpoint import TrainingState, load_checkpoint, save_checkpoint
+from .checkpoint import TrainingState, load_checkpoint, save_checkpoint, tensors_digest
 from .data_parallel import per_rank_batch, synced_batchnorm, validation_indices, wrap
 from .losses import MaskedDiceBCELoss
 from .schedule import Schedule, ScheduleConfig
@@ -159,6 +159,11 @@ class Trainer:
         self.sampler = EpochSampler(weights, config.steps_per_epoch * config.batch_size, config.seed, self.world.rank, self.world.size)
         self.loss_fn = MaskedDiceBCELoss()
         self.model.to(self.device)
+        # an ensemble's frozen members stay out of every epoch's checkpoint (they are most of its
+        # bytes and never change); the checkpoint keeps their digest, which a resume compares
+        frozen = getattr(model, "frozen_state", None)
+        self.frozen = set(frozen()) if callable(frozen) else set()
+        self.frozen_digest = tensors_digest(self.model.state_dict(), self.frozen) if self.frozen else None
         self.net = wrap(self.model, self.device) if self.world.active else self.model
         params = [p for p in self.model.parameters() if p.requires_grad]
         if not params:
@@ -270,12 +275,16 @@ class Trainer:
 
     # --- the run -------------------------------------------------------------------------
     def _state(self, epoch: int, best: dict[str, torch.Tensor], best_loss: float, best_epoch: int, history: list[dict[str, Any]], elapsed: float) -> TrainingState:
+        def kept(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            return {k: v for k, v in state.items() if k not in self.frozen}
+
         return TrainingState(
             epoch=epoch,
-            model=self.model.state_dict(),
-            best=best,
+            model=kept(self.model.state_dict()),
+            best=kept(best),
             optimizer=self.optimizer.state_dict(),
             meta={
+                "frozen": self.frozen_digest,
                 "schedule": self.schedule.state_dict(),
                 "scaler": self.scaler.state_dict(),
                 "best_val_loss": best_loss,
@@ -293,11 +302,15 @@ class Trainer:
         st = load_checkpoint(self.checkpoint)
         if st.meta.get("fingerprint") != self.config.fingerprint():
             raise TrainingError(f"{self.checkpoint}: made with different training settings; start a new run instead of --resume")
+        if st.meta.get("frozen", self.frozen_digest) != self.frozen_digest:
+            raise TrainingError(f"{self.checkpoint}: made with other frozen member weights; start a new run instead of --resume")
+        own = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items() if k in self.frozen}
         try:
-            self.model.load_state_dict(st.model)
+            self.model.load_state_dict({**own, **st.model})
             load_optimizer_state(self.optimizer, st.optimizer)
         except (RuntimeError, ValueError, KeyError) as exc:
             raise TrainingError(f"{self.checkpoint}: does not fit this model ({str(exc).splitlines()[0]})") from None
+        best = {**own, **st.best} if st.best else {}
         self.schedule.load_state_dict(st.meta["schedule"])
         self.scaler.load_state_dict(st.meta["scaler"])
         torch.set_rng_state(torch.tensor(st.meta["torch_rng"], dtype=torch.uint8))
@@ -307,7 +320,7 @@ class Trainer:
                 f"resuming a run of {before} process(es) with {self.world.size}: each step still trains on the same "
                 f"{self.config.batch_size} slices, now {self.rank_batch} per process"
             )
-        return st.epoch, st.best, st.meta["best_val_loss"], st.meta["best_epoch"], st.meta["history"], st.meta["elapsed"]
+        return st.epoch, best, st.meta["best_val_loss"], st.meta["best_epoch"], st.meta["history"], st.meta["elapsed"]
 
     def fit(self, resume: bool = False) -> TrainResult:
         with synced_batchnorm(self.model, self.device) if self.world.active else nullcontext():
