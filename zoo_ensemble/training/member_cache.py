@@ -121,19 +121,28 @@ def _check_room(cache_dir: Path, todo: list[tuple[int, int]], cases: Sequence[Ca
         )
 
 
-@torch.inference_mode()
 def _compute(ensemble: Ensemble, i: int, case: CaseSlices, path: Path, device: torch.device, batch: int) -> None:
     """What the cache keeps of member ``i`` over one case's slices, in fp32 on ``device``, kept as float16."""
     member = ensemble.members[i].to(device).eval()
     if isinstance(member, VolumeNetwork):  # an imported model predicts the case's slices as one volume
         x, y, z = case.spacing
-        logits = member.predict_volume(np.asarray(case.image, dtype=np.float32), (z, y, x)).swapaxes(0, 1)
+        with torch.inference_mode():
+            logits = member.predict_volume(np.asarray(case.image, dtype=np.float32), (z, y, x)).swapaxes(0, 1)
         _save(np.clip(logits, -6e4, 6e4).astype(OUTPUT_DTYPE), path)
         return
-    chunks = []
-    for z in range(0, case.image.shape[0], batch):
-        hu = torch.from_numpy(np.asarray(case.image[z : z + batch], dtype=np.float32))[:, None].to(device)
-        chunks.append(ensemble.cache_member(i, hu).clamp(-6e4, 6e4).cpu().numpy().astype(OUTPUT_DTYPE))  # float16 ends at 65504
+    # channels-last, as prediction runs the members (about 1.4x faster on a CPU: 10.5 against
+    # 7.2 ms a 160-pixel slice of an SE-ResUNet); the layout is given back for training, and both
+    # changes are made outside inference mode (weights re-laid out there could not train again)
+    member.to(memory_format=torch.channels_last)
+    try:
+        with torch.inference_mode():
+            chunks = []
+            for z in range(0, case.image.shape[0], batch):
+                hu = torch.from_numpy(np.asarray(case.image[z : z + batch], dtype=np.float32))[:, None].to(device)
+                out = ensemble.cache_member(i, hu.contiguous(memory_format=torch.channels_last))
+                chunks.append(out.clamp(-6e4, 6e4).contiguous().cpu().numpy().astype(OUTPUT_DTYPE))  # float16 ends at 65504
+    finally:
+        member.to(memory_format=torch.contiguous_format)
     _save(np.concatenate(chunks), path)
 
 
