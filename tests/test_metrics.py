@@ -95,3 +95,27 @@ def test_hd95_in_voxels_is_the_distance_on_a_unit_grid():
     assert z_shift.hd95 == pytest.approx(5.0) and z_shift.hd95_voxels == pytest.approx(2.0)
     missed = metrics.score(np.zeros(shape, bool), ref, SPACING)
     assert missed.hd95_empty and missed.hd95_voxels == pytest.approx(math.sqrt(20**2 + 40**2 + 40**2))
+
+
+def test_a_reference_surface_made_once_scores_every_prediction_as_alone():
+    """An evaluation of many models makes each reference organ's surface and KD-trees once:
+    the scores equal those of each prediction scored on its own, also where a mask touches
+    the grid's edge (its surface there is the same on any box)."""
+    rng = np.random.default_rng(3)
+    zz, yy, xx = np.mgrid[:16, :40, :36]
+    ref = ((zz - 3) / 5.0) ** 2 + ((yy - 20) / 12.0) ** 2 + ((xx - 18) / 9.0) ** 2 <= 1  # cut by the first slice
+    surface = metrics.Surface(ref)
+    for _ in range(4):
+        c = rng.uniform([2, 14, 12], [8, 26, 24])
+        pred = ((zz - c[0]) / 4.0) ** 2 + ((yy - c[1]) / 10.0) ** 2 + ((xx - c[2]) / 8.0) ** 2 <= 1
+        shared = metrics.score(pred, ref, SPACING, reference=surface)
+        alone = metrics.score(pred, ref, SPACING)
+        assert shared.hd95 == pytest.approx(alone.hd95, rel=1e-12) and shared.hd95_voxels == pytest.approx(alone.hd95_voxels, rel=1e-12)
+        assert shared.dice == alone.dice
+    assert len(surface._trees) == 2  # millimetres and voxels, built once for the four predictions
+    union_box = metrics.hd95(pred, ref, SPACING)
+    on_whole_grid = max(
+        metrics.directed_hd95(metrics.surface_points(pred, SPACING), metrics.surface_points(ref, SPACING)),
+        metrics.directed_hd95(metrics.surface_points(ref, SPACING), metrics.surface_points(pred, SPACING)),
+    )
+    assert union_box == pytest.approx(on_whole_grid, rel=1e-12)

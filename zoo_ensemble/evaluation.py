@@ -22,7 +22,7 @@ from .ensembles.shared import forget_batches, sharing_members
 from .inference import Predictor
 from .volumes import IMAGE_SUFFIXES, Volume, read_labels, strip_image_suffix
 from .labelmaps import LabelMap
-from .metrics import OrganScore, score
+from .metrics import OrganScore, Surface, score
 from .spreadsheet import csv_text
 from .statistics import PairedDifference, paired_difference
 
@@ -107,9 +107,14 @@ class Report:
         return j, c
 
 
-def score_masks(pred: dict[str, np.ndarray], ref: dict[str, np.ndarray], spacing_zyx: tuple[float, float, float], case: str, organs: Sequence[str]) -> list[OrganScore]:
-    """Scores for every organ that the reference annotates (others are unknown, not scored)."""
-    return [score(pred[o], ref[o], spacing_zyx, case=case, organ=o) for o in organs if o in ref]
+def score_masks(
+    pred: dict[str, np.ndarray], ref: dict[str, np.ndarray], spacing_zyx: tuple[float, float, float], case: str, organs: Sequence[str],
+    surfaces: Mapping[str, Surface] | None = None,
+) -> list[OrganScore]:
+    """Scores for every organ that the reference annotates (others are unknown, not scored);
+    ``surfaces``: the reference organs' surfaces, where several predictions are scored against them."""
+    surfaces = surfaces or {}
+    return [score(pred[o], ref[o], spacing_zyx, case=case, organ=o, reference=surfaces.get(o)) for o in organs if o in ref]
 
 
 def _pairs(pred: Path, gt: Path) -> list[tuple[str, Path, Path]]:
@@ -201,12 +206,13 @@ def evaluate_together(
         for i, (ds, case) in enumerate(pairs, start=1):
             wanted = list(dict.fromkeys(o for p in predictors.values() for o in p.organs if ds.annotates(o)))
             volume, ref = ds.load(case, wanted)
+            surfaces = {o: Surface(m) for o, m in ref.items() if m.any()}  # each made once, not once per model
             for name, predictor in predictors.items():
                 scored = [o for o in predictor.organs if ds.annotates(o)]
                 pred = predictor.predict(volume)
                 report = reports[name]
                 report.extra["contested"] = int(report.extra["contested"]) + pred.contested
-                report.scores.extend(score_masks(pred.masks(), ref, volume.spacing_zyx, f"{ds.name}/{case.case_id}", scored))
+                report.scores.extend(score_masks(pred.masks(), ref, volume.spacing_zyx, f"{ds.name}/{case.case_id}", scored, surfaces))
             forget_batches()
             if progress:
                 progress(i, len(pairs))
