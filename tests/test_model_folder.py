@@ -32,6 +32,36 @@ def test_saved_model_loads_back_with_identical_outputs(trained_heart):
     assert len(card.weights_sha256) == 64
 
 
+def test_a_loaded_network_holds_its_files_weights_without_being_built_twice(trained_heart, monkeypatch):
+    """The network is built once, on the meta device without random init, then given memory
+    that the weights fill: every tensor is the file's, and torch's initialisers are restored."""
+    from zoo_ensemble.zoo import folder
+
+    inits = dict(vars(torch.nn.init))
+    saved = load_file(str(trained_heart / "model.safetensors"))
+    built = []
+    monkeypatch.setattr(folder, "_filled_by_its_weights", lambda m: built.append(m) or True)
+    network = ZooModel.from_folder(trained_heart).network
+    assert len(built) == 1
+    state = network.state_dict()
+    assert set(state) == set(saved) and all(torch.equal(state[k], saved[k]) for k in saved)
+    assert all(p.device.type == "cpu" for p in network.parameters())
+    assert dict(vars(torch.nn.init)) == inits
+
+
+def test_a_network_whose_weights_do_not_set_every_tensor_is_built_again():
+    from zoo_ensemble.zoo.folder import _filled_by_its_weights
+
+    assert _filled_by_its_weights(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2)))
+    buffered = torch.nn.Linear(2, 2)
+    buffered.register_buffer("table", torch.zeros(3), persistent=False)
+    plain = torch.nn.Linear(2, 2)
+    plain.scale = torch.ones(1)
+    shared = torch.nn.Linear(2, 2)
+    tied = torch.nn.Sequential(shared, shared)
+    assert not any(_filled_by_its_weights(m) for m in (buffered, plain, tied))
+
+
 def test_missing_and_pickled_weights(trained_heart, tmp_path):
     m = _copy(trained_heart, tmp_path)
     (m / "model.safetensors").unlink()
