@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
@@ -230,3 +231,29 @@ def test_an_ensemble_checkpoint_leaves_its_frozen_members_out_and_resumes_exactl
 
     with pytest.raises(TrainingError, match="other frozen member weights"):
         Trainer(_layer_fusion(organs, member_seed=7), train, val, organs, config, ckpt).fit(resume=True)
+
+
+def test_member_outputs_reach_the_combiner_channels_last_on_a_cpu(tiny_slices):
+    """Several-channel inputs (member outputs) are laid out as prediction lays them out, in
+    training and validation; a one-channel HU slice is left as it is."""
+    from dataclasses import replace
+
+    train, val, organs = tiny_slices
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, len(organs), 1)
+
+        def forward(self, x):
+            seen.append((x.shape[1], x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()))
+            return self.conv(x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x)
+
+    three = [replace(c, image=np.repeat(np.asarray(c.image)[:, None], 3, axis=1)) for c in train + val]
+    config = TrainConfig(epochs=1, steps_per_epoch=2, batch_size=2, seed=0, augment=False)
+    Trainer(Spy(), three[: len(train)], three[len(train) :], organs, config).fit()
+    assert seen and all(layout for channels, layout in seen)
+    seen.clear()
+    Trainer(Spy(), train, val, organs, config).fit()
+    assert seen and all(channels == 1 for channels, _ in seen)

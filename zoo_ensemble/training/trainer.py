@@ -188,6 +188,16 @@ class Trainer:
             persistent_workers=self.config.num_workers > 0,  # items do not change between epochs
         )
 
+    def _laid_out(self, image: torch.Tensor) -> torch.Tensor:
+        """Inputs of several channels (an ensemble's member outputs) channels-last on a CPU, as
+        prediction lays them out: oneDNN's NCHW kernels are slower there (a meta U-Net's step on
+        160-pixel slices 1.3x, its forward pass 1.7x), and an NCHW 1 x 1 convolution of 18
+        channels falls off a cliff at batch 16 (24 ms against 1.4 ms at batch 8). A one-channel
+        HU slice has one layout either way."""
+        if self.device.type == "cpu" and image.dim() == 4 and image.shape[1] > 1:
+            return image.contiguous(memory_format=torch.channels_last)
+        return image
+
     def _autocast(self) -> Any:
         return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype or torch.float32, enabled=self.amp)
 
@@ -207,6 +217,7 @@ class Trainer:
             if self.augmenter is not None:  # on the device, the whole batch at once
                 seeds = [sample_seed(self.config.seed, epoch, int(i)) for i in batch["index"]]
                 image, mask = self.augmenter(image, mask, seeds)
+            image = self._laid_out(image)
             self.optimizer.zero_grad(set_to_none=True)
             with self._autocast():
                 logits = self.net(image)
@@ -245,7 +256,7 @@ class Trainer:
             mine = Subset(self.val_set, validation_indices(len(self.val_set), self.config.val_batch_size, self.world))
             self._val_loader = self._loader(mine, None, self.config.val_batch_size)
         for batch in self._val_loader:
-            image = batch["image"].to(self.device)
+            image = self._laid_out(batch["image"].to(self.device))
             mask = batch["mask"].to(self.device)
             annotated = batch["annotated"].to(self.device)
             with self._autocast():
