@@ -111,7 +111,7 @@ class LayerFusionEnsemble(Ensemble):
             pieces = []
             for shape in shapes[i]:
                 n = math.prod(shape)
-                pieces.append(flat[:, offset : offset + n].reshape(-1, *shape))
+                pieces.append(_laid_out(flat[:, offset : offset + n].reshape(-1, *shape)))
                 offset += n
             part = F.conv2d(member.finish(tuple(pieces), size), self.fuse.weight[:, start[i] : start[i] + widths[i]])
             out = part if out is None else out.add_(part)
@@ -124,6 +124,15 @@ class LayerFusionEnsemble(Ensemble):
         member = self.members[i]
         trunk = member_output(member, hu, member.trunk_of, part="trunk", leave_out=(member.last_layer(), member.head))
         return member.finish(trunk, tuple(hu.shape[-2:]))
+
+
+def _laid_out(piece: torch.Tensor) -> torch.Tensor:
+    """A cached trunk map channels-last on a CPU, as prediction runs the members (its last
+    layers train faster so on oneDNN, as the trainer's inputs do; the copy is made either way,
+    a column range of the flattened batch being no tensor of its own)."""
+    if piece.device.type == "cpu" and piece.dim() == 4 and piece.shape[1] > 1:
+        return piece.contiguous(memory_format=torch.channels_last)
+    return piece
 
 
 @register_method("layer_fusion", trainable=True, description="members' last feature layers fused by a 1 x 1 convolution")
