@@ -62,6 +62,19 @@ def test_a_network_whose_weights_do_not_set_every_tensor_is_built_again():
     assert not any(_filled_by_its_weights(m) for m in (buffered, plain, tied))
 
 
+def test_initialisers_are_skipped_on_the_meta_device_only():
+    from zoo_ensemble.zoo.folder import _NoRandomFillOnMeta
+
+    with _NoRandomFillOnMeta():
+        real = torch.zeros(64)
+        torch.nn.init.kaiming_uniform_(real[None])
+        filled = torch.zeros(64).normal_()
+        with torch.device("meta"):
+            skeleton = torch.nn.Conv2d(3, 4, 3)
+    assert real.abs().sum() > 0 and filled.abs().sum() > 0  # tensors with memory are initialised as ever
+    assert skeleton.weight.is_meta and skeleton.weight.shape == (4, 3, 3, 3)
+
+
 def test_missing_and_pickled_weights(trained_heart, tmp_path):
     m = _copy(trained_heart, tmp_path)
     (m / "model.safetensors").unlink()

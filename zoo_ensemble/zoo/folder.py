@@ -8,17 +8,17 @@ decided in :mod:`zoo_ensemble.zoo.loading`.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
+from torch.overrides import TorchFunctionMode
 
 from ..architectures import SegmentationModel
 from ..architectures.limits import MAX_PARAMETERS
@@ -82,7 +82,7 @@ def build_within_limits(build: Callable[[], torch.nn.Module], header: dict[str, 
     """Build a network from an untrusted config: first on the ``meta`` device (no memory), where
     its size is bounded and every tensor shape is compared with the weights' header, then for real."""
     try:
-        with torch.device("meta"), _no_random_init():
+        with torch.device("meta"), _NoRandomFillOnMeta():
             skeleton = build()
     except (TypeError, ValueError, RuntimeError, AssertionError, IndexError, KeyError, ZeroDivisionError) as exc:
         raise ModelFormatError(f"{where}: the config does not build a network ({str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__})") from None
@@ -99,23 +99,21 @@ def build_within_limits(build: Callable[[], torch.nn.Module], header: dict[str, 
     return build()
 
 
-@contextlib.contextmanager
-def _no_random_init() -> Iterator[None]:
-    """``torch.nn.init``'s initialisers as no-ops for a while: on the meta device they only cost
-    time (dispatched through torch's Python references, as long as the rest of the build).
-    transformers' ``no_init_weights`` does the same; torch has no switch for it."""
-    saved = {name: fn for name, fn in vars(torch.nn.init).items() if name.endswith("_") and not name.startswith("_") and callable(fn)}
+class _NoRandomFillOnMeta(TorchFunctionMode):
+    """Initialisers of meta tensors skipped: ``torch.nn.init``'s functions, and the random fills
+    (``uniform_``, ``normal_``) that timm's own initialisers call. On the meta device they change
+    nothing and cost as much as the rest of the build, dispatched through torch's Python
+    references. A function mode is thread-local, unlike patching ``torch.nn.init`` as
+    transformers' ``no_init_weights`` does."""
 
-    def keep(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        return tensor
+    FILLS = frozenset({"uniform_", "normal_"})
 
-    try:
-        for name in saved:
-            setattr(torch.nn.init, name, keep)
-        yield
-    finally:
-        for name, fn in saved.items():
-            setattr(torch.nn.init, name, fn)
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
+        name, module = getattr(func, "__name__", ""), getattr(func, "__module__", "")
+        initialiser = module == "torch.nn.init" and name.endswith("_") or name in self.FILLS
+        if initialiser and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
+            return args[0]
+        return func(*args, **(kwargs or {}))
 
 
 def _filled_by_its_weights(module: torch.nn.Module) -> bool:
