@@ -81,11 +81,9 @@ def _tree(points: np.ndarray) -> cKDTree:
     return cKDTree(points, balanced_tree=False, compact_nodes=False)
 
 
-def directed_hd95(from_points: np.ndarray, to_points: np.ndarray | cKDTree) -> float:
-    """95th percentile of the distances from each point of one surface to the other surface
-    (its points, or a KD-tree of them)."""
-    tree = to_points if isinstance(to_points, cKDTree) else _tree(to_points)
-    distances, _ = tree.query(from_points, k=1)
+def directed_hd95(from_points: np.ndarray, to_points: np.ndarray) -> float:
+    """95th percentile of the distances from each point of one surface to the other surface."""
+    distances, _ = _tree(to_points).query(from_points, k=1)
     return float(np.percentile(distances, 95))
 
 

@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..architectures.volume import VolumeNetwork
+from ..devices import cpu_layout
 from ..errors import ModelFormatError
 from .base import Ensemble, register_method
 from .shared import member_output
@@ -111,7 +112,7 @@ class LayerFusionEnsemble(Ensemble):
             pieces = []
             for shape in shapes[i]:
                 n = math.prod(shape)
-                pieces.append(_laid_out(flat[:, offset : offset + n].reshape(-1, *shape)))
+                pieces.append(cpu_layout(flat[:, offset : offset + n].reshape(-1, *shape)))  # the copy is made either way
                 offset += n
             part = F.conv2d(member.finish(tuple(pieces), size), self.fuse.weight[:, start[i] : start[i] + widths[i]])
             out = part if out is None else out.add_(part)
@@ -124,15 +125,6 @@ class LayerFusionEnsemble(Ensemble):
         member = self.members[i]
         trunk = member_output(member, hu, member.trunk_of, part="trunk", leave_out=(member.last_layer(), member.head))
         return member.finish(trunk, tuple(hu.shape[-2:]))
-
-
-def _laid_out(piece: torch.Tensor) -> torch.Tensor:
-    """A cached trunk map channels-last on a CPU, as prediction runs the members (its last
-    layers train faster so on oneDNN, as the trainer's inputs do; the copy is made either way,
-    a column range of the flattened batch being no tensor of its own)."""
-    if piece.device.type == "cpu" and piece.dim() == 4 and piece.shape[1] > 1:
-        return piece.contiguous(memory_format=torch.channels_last)
-    return piece
 
 
 @register_method("layer_fusion", trainable=True, description="members' last feature layers fused by a 1 x 1 convolution")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,16 +83,22 @@ def volume_output(module: nn.Module, volume: Any, compute: Callable[[], Any]) ->
     return out
 
 
+def tensors_sha256(named: Iterable[tuple[str, torch.Tensor]], salt: str = "") -> str:
+    """sha256 of named tensors (each name, dtype, shape and bytes, in name order): what a set of
+    weights computes, whatever file or module it came from."""
+    h = hashlib.sha256(salt.encode())
+    for name, t in sorted(named, key=lambda kv: kv[0]):
+        h.update(f"{name}{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 def _digest(module: nn.Module, part: str, leave_out: Sequence[nn.Module]) -> str | None:
     skip = {id(t) for m in leave_out for t in [*m.parameters(), *m.buffers()]}
     tensors = [(n, t) for n, t in [*module.named_parameters(), *module.named_buffers()] if id(t) not in skip]
     if any(t.requires_grad for _, t in tensors):
         return None
-    h = hashlib.sha256(f"{type(module).__qualname__}/{part}".encode())
-    for name, t in sorted(tensors, key=lambda kv: kv[0]):
-        h.update(f"{name}{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
+    return tensors_sha256(tensors, f"{type(module).__qualname__}/{part}")
 
 
 def member_output(

@@ -7,9 +7,7 @@ Written atomically after every epoch, so an interrupted run resumes from the las
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,17 +27,6 @@ class TrainingState:
     best: dict[str, torch.Tensor]
     optimizer: dict[str, Any]
     meta: dict[str, Any] = field(default_factory=dict)  # schedule, scaler, history, best loss, fingerprint
-
-
-def tensors_digest(state: dict[str, torch.Tensor], keys: Collection[str]) -> str:
-    """sha256 of the ``keys`` entries of ``state`` (names, shapes, bytes): what a checkpoint that
-    leaves those entries out was trained with."""
-    h = hashlib.sha256()
-    for key in sorted(keys):
-        t = state[key].detach().cpu().contiguous()
-        h.update(f"{key}{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
 
 
 def _split_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -29,6 +29,7 @@ from ..atomic import atomic_path
 from ..data.slices import CaseSlices
 from ..devices import resolve_device
 from ..ensembles.base import Ensemble
+from ..ensembles.shared import tensors_sha256
 from ..errors import TrainingError
 
 log = logging.getLogger("zoo_ensemble")
@@ -65,11 +66,7 @@ def member_digest(ensemble: Ensemble, i: int) -> str:
     recorded = ensemble.infos[i].card.get("sha256") if ensemble.infos[i].card else None
     if isinstance(recorded, str) and len(recorded) == 64:
         return recorded
-    h = hashlib.sha256()
-    for name, tensor in sorted(ensemble.members[i].state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
+    return tensors_sha256(ensemble.members[i].state_dict().items())
 
 
 def slices_digest(case: CaseSlices) -> str:

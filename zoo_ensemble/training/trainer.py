@@ -30,11 +30,12 @@ from torch.utils.data import DataLoader, Subset
 
 from ..data.augment import Augmenter, sample_seed
 from ..data.slices import CaseSlices, EpochSampler, SliceDataset, slice_weights
-from ..devices import resolve_precision
+from ..devices import cpu_layout, resolve_precision
 from ..distributed import join, main_decides, sum_across, sum_across_with_grad
 from ..errors import TrainingError
 from ..inference import labels_from_probabilities
-from .checkpoint import TrainingState, load_checkpoint, save_checkpoint, tensors_digest
+from ..ensembles.shared import tensors_sha256
+from .checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from .data_parallel import per_rank_batch, synced_batchnorm, validation_indices, wrap
 from .losses import MaskedDiceBCELoss
 from .schedule import Schedule, ScheduleConfig
@@ -163,7 +164,8 @@ class Trainer:
         # bytes and never change); the checkpoint keeps their digest, which a resume compares
         frozen = getattr(model, "frozen_state", None)
         self.frozen = set(frozen()) if callable(frozen) else set()
-        self.frozen_digest = tensors_digest(self.model.state_dict(), self.frozen) if self.frozen else None
+        state = self.model.state_dict()
+        self.frozen_digest = tensors_sha256((k, state[k]) for k in self.frozen) if self.frozen and self.checkpoint else None
         self.net = wrap(self.model, self.device) if self.world.active else self.model
         params = [p for p in self.model.parameters() if p.requires_grad]
         if not params:
@@ -188,16 +190,6 @@ class Trainer:
             persistent_workers=self.config.num_workers > 0,  # items do not change between epochs
         )
 
-    def _laid_out(self, image: torch.Tensor) -> torch.Tensor:
-        """Inputs of several channels (an ensemble's member outputs) channels-last on a CPU, as
-        prediction lays them out: oneDNN's NCHW kernels are slower there (a meta U-Net's step on
-        160-pixel slices 1.3x, its forward pass 1.7x), and an NCHW 1 x 1 convolution of 18
-        channels falls off a cliff at batch 16 (24 ms against 1.4 ms at batch 8). A one-channel
-        HU slice has one layout either way."""
-        if self.device.type == "cpu" and image.dim() == 4 and image.shape[1] > 1:
-            return image.contiguous(memory_format=torch.channels_last)
-        return image
-
     def _autocast(self) -> Any:
         return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype or torch.float32, enabled=self.amp)
 
@@ -217,7 +209,7 @@ class Trainer:
             if self.augmenter is not None:  # on the device, the whole batch at once
                 seeds = [sample_seed(self.config.seed, epoch, int(i)) for i in batch["index"]]
                 image, mask = self.augmenter(image, mask, seeds)
-            image = self._laid_out(image)
+            image = cpu_layout(image)  # member outputs as prediction lays them out
             self.optimizer.zero_grad(set_to_none=True)
             with self._autocast():
                 logits = self.net(image)
@@ -256,7 +248,7 @@ class Trainer:
             mine = Subset(self.val_set, validation_indices(len(self.val_set), self.config.val_batch_size, self.world))
             self._val_loader = self._loader(mine, None, self.config.val_batch_size)
         for batch in self._val_loader:
-            image = self._laid_out(batch["image"].to(self.device))
+            image = cpu_layout(batch["image"].to(self.device))
             mask = batch["mask"].to(self.device)
             annotated = batch["annotated"].to(self.device)
             with self._autocast():
@@ -315,7 +307,7 @@ class Trainer:
             raise TrainingError(f"{self.checkpoint}: made with different training settings; start a new run instead of --resume")
         if st.meta.get("frozen", self.frozen_digest) != self.frozen_digest:
             raise TrainingError(f"{self.checkpoint}: made with other frozen member weights; start a new run instead of --resume")
-        own = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items() if k in self.frozen}
+        own = {k: v.detach().cpu() for k, v in self.model.state_dict().items() if k in self.frozen}  # never change: no copy
         try:
             self.model.load_state_dict({**own, **st.model})
             load_optimizer_state(self.optimizer, st.optimizer)
